@@ -1,0 +1,47 @@
+"""mmlightning: multimodal models on PyTorch Lightning, built from plugins.
+
+The stable API is the names in ``__all__``. They load on first use, so ``import mmlightning`` (and with it
+``mmlightning --help``) does not pay for importing torch or Lightning.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from mmlightning.hookspecs import hookimpl
+
+__version__ = "0.1.0"
+__all__ = [
+    "Batch",
+    "Encoder",
+    "Features",
+    "Fusion",
+    "Head",
+    "HeadOutput",
+    "MultimodalDataModule",
+    "MultimodalModule",
+    "Processor",
+    "hookimpl",
+]
+_LAZY = {
+    "Batch": "mmlightning.contracts",
+    "Encoder": "mmlightning.contracts",
+    "Fusion": "mmlightning.contracts",
+    "Head": "mmlightning.contracts",
+    "HeadOutput": "mmlightning.contracts",
+    "Processor": "mmlightning.contracts",
+    "Features": "mmlightning.features",
+    "MultimodalModule": "mmlightning.module",
+    "MultimodalDataModule": "mmlightning.data.datamodule",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'mmlightning' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,1 @@
+"""The ``mmlightning`` / ``mml`` command line."""

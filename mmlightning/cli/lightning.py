@@ -1,0 +1,87 @@
+"""The training commands, on LightningCLI."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.loggers import WandbLogger
+
+from mmlightning.callbacks import PredictionWriter, SamplePredictions
+from mmlightning.data.datamodule import MultimodalDataModule
+from mmlightning.module import MultimodalModule
+from mmlightning.plugins import plugin_versions
+from mmlightning.wandb import default_logger_config
+
+log = logging.getLogger(__name__)
+
+
+def run_dir(trainer: Trainer) -> Path:
+    """Where a run's checkpoints go (and its config is saved): ``save_dir/project/run id`` under W&B."""
+    logger = trainer.logger
+    if isinstance(logger, WandbLogger):
+        return Path(logger.save_dir or ".") / str(logger.name) / str(logger.version)
+    return Path(trainer.log_dir or trainer.default_root_dir)
+
+
+class SaveConfig(SaveConfigCallback):
+    """Saves the full config (class paths, plugin versions) beside the run's checkpoints, and in W&B."""
+
+    def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if stage == "fit":  # the run's config, beside its checkpoints, to validate/test/predict with later
+            directory = run_dir(trainer)
+            directory.mkdir(parents=True, exist_ok=True)
+            self.parser.save(self.config, directory / self.config_filename, skip_none=False, overwrite=True, multifile=False)
+            log.info("config saved to %s", directory / self.config_filename)
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
+                logger.experiment.config.update({"cli": config, "plugins": plugin_versions()}, allow_val_change=True)
+
+
+class MultimodalCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser: Any) -> None:
+        parser.add_argument("--predictions_path", type=str, default="predictions.jsonl", help="predict: where to write one JSON line per input row")
+        parser.add_argument("--plugin_versions", type=dict[str, str] | None, default=None, help="filled in automatically: the plugins this config was made with")
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        current = plugin_versions()
+        saved = config.get("plugin_versions") or {}
+        changed = {k: (v, current.get(k, "not installed")) for k, v in saved.items() if current.get(k) != v}
+        for name, (was, now) in changed.items():
+            log.warning("this config was made with plugin %s %s; installed now: %s", name, was, now)
+        config["plugin_versions"] = current
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        trainer = super().instantiate_trainer(**kwargs)
+        if any(isinstance(logger, WandbLogger) for logger in trainer.loggers):
+            trainer.callbacks.append(SamplePredictions())
+        if self.subcommand == "predict":
+            trainer.callbacks.append(PredictionWriter(self.config["predict"]["predictions_path"]))
+        return trainer
+
+    def after_fit(self) -> None:
+        best = self.trainer.checkpoint_callback.best_model_path if self.trainer.checkpoint_callback else ""
+        log.info("run saved in %s%s", run_dir(self.trainer), f" (checkpoint {best})" if best else "")
+
+
+def run(argv: list[str]) -> int:
+    import sys
+
+    os.environ.setdefault("WANDB_SILENT", "true")
+    MultimodalCLI(
+        MultimodalModule,
+        MultimodalDataModule,
+        args=None if argv == sys.argv[1:] else argv,
+        save_config_callback=SaveConfig,
+        save_config_kwargs={"overwrite": True, "save_to_log_dir": False},
+        trainer_defaults={"logger": default_logger_config("runs")},
+        auto_configure_optimizers=False,
+    )
+    return 0

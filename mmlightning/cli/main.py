@@ -1,0 +1,80 @@
+"""Entry point: light commands answer without importing Lightning; the rest go to LightningCLI."""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import sys
+
+from mmlightning import __version__
+
+TRAINING = ("fit", "validate", "test", "predict")
+USAGE = f"""usage: mmlightning COMMAND [ARGS]    (also: mml)
+
+Multimodal models on PyTorch Lightning, built from plugins. (version {__version__})
+
+training (LightningCLI: YAML configs, --print_config, every Trainer flag; `mmlightning fit --help`):
+  fit          train a model:  mmlightning fit --config config.yaml
+  validate     evaluate on the val manifest
+  test         evaluate on the test manifest
+  predict      write one prediction per input row (--predictions_path, default predictions.jsonl)
+
+plugins:
+  plugins      list installed plugins, their versions, what they register, and skipped ones  [--json]
+  components   list components with their modality and summary  [encoder|fusion|head|datamodule]
+
+Components are chosen by class name with their own arguments, e.g.
+  --model.encoders.image=TimmEncoder --model.encoders.image.model_name=resnet18 --model.fusion=CrossAttentionFusion
+Environment: MMLIGHTNING_PLUGINS=a,b loads only those plugins; MMLIGHTNING_STRICT_PLUGINS=1 fails on a broken one.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _setup_logging()
+    if not argv or argv[0] in {"-h", "--help", "help"}:
+        print(USAGE)
+        return 0
+    if argv[0] in {"-V", "--version"}:
+        print(f"mmlightning {__version__}")
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command in {"plugins", "components"}:
+        from mmlightning.cli import listing
+
+        return listing.plugins(rest) if command == "plugins" else listing.components(rest)
+    if command in TRAINING:
+        return _train(argv)
+    close = difflib.get_close_matches(command, [*TRAINING, "plugins", "components"], n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    print(f"mmlightning: unknown command '{command}'.{hint} See `mmlightning --help`.", file=sys.stderr)
+    return 2
+
+
+def _train(argv: list[str]) -> int:
+    from mmlightning.cli.names import check_names
+    from mmlightning.plugins import get_registry
+    from mmlightning.registry import UnknownComponentError
+
+    try:
+        check_names(argv, get_registry())
+    except (UnknownComponentError, FileNotFoundError, ValueError) as err:
+        print(f"mmlightning: {err}", file=sys.stderr)
+        return 2
+    from mmlightning.cli.lightning import run
+
+    return run(argv)
+
+
+def _setup_logging() -> None:
+    logger = logging.getLogger("mmlightning")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("mmlightning: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+if __name__ == "__main__":
+    sys.exit(main())

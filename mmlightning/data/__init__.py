@@ -1,0 +1,1 @@
+"""Manifests, row validation and the generic multimodal datamodule."""

@@ -1,0 +1,93 @@
+"""Reading manifests (JSONL, CSV, Parquet): one row per sample, each with the line it came from."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Row:
+    line: int
+    values: dict[str, Any]
+
+
+@dataclass
+class BadRow:
+    file: str
+    line: int
+    reason: str
+    values: Any = None
+
+    def describe(self) -> str:
+        return f"  {self.file}:{self.line}: {self.reason}"
+
+
+@dataclass
+class Manifest:
+    path: Path
+    rows: list[Row]
+    bad: list[BadRow]
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    def columns(self) -> set[str]:
+        return {key for row in self.rows for key in row.values}
+
+
+def read_manifest(path: str | Path) -> Manifest:
+    """Read a manifest; a line that cannot be parsed becomes a :class:`BadRow`, never vanishes."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Manifest not found: {path} (expected a .jsonl, .csv or .parquet file)")
+    readers = {".jsonl": _read_jsonl, ".json": _read_jsonl, ".csv": _read_csv, ".parquet": _read_parquet}
+    reader = readers.get(path.suffix.lower())
+    if reader is None:
+        raise ValueError(f"Manifest {path} has suffix '{path.suffix}'; expected one of {', '.join(sorted(readers))}")
+    rows, bad = reader(path)
+    return Manifest(path, rows, bad)
+
+
+def _read_jsonl(path: Path) -> tuple[list[Row], list[BadRow]]:
+    rows, bad = [], []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                values = json.loads(line)
+            except json.JSONDecodeError as err:
+                bad.append(BadRow(str(path), number, f"malformed JSON ({err.msg} at column {err.colno})", line.rstrip("\n")))
+                continue
+            if not isinstance(values, dict):
+                bad.append(BadRow(str(path), number, f"expected a JSON object per line, got {type(values).__name__}", line.rstrip("\n")))
+                continue
+            rows.append(Row(number, values))
+    return rows, bad
+
+
+def _read_csv(path: Path) -> tuple[list[Row], list[BadRow]]:
+    rows, bad = [], []
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        for values in reader:
+            number = reader.line_num
+            if None in values or any(v is None for v in values.values()):
+                bad.append(BadRow(str(path), number, f"expected {len(reader.fieldnames or [])} columns ({', '.join(reader.fieldnames or [])})", values))
+                continue
+            rows.append(Row(number, {k: (None if v == "" else v) for k, v in values.items()}))  # an empty cell is a missing value
+    return rows, bad
+
+
+def _read_parquet(path: Path) -> tuple[list[Row], list[BadRow]]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as err:
+        raise ImportError(f"Reading {path} needs pyarrow: pip install pyarrow (or convert the manifest to JSONL or CSV)") from err
+    table = pq.read_table(path).to_pylist()
+    return [Row(i + 1, values) for i, values in enumerate(table)], []

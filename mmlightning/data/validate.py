@@ -1,0 +1,89 @@
+"""Checking every row before training, and the report that names each bad one."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from mmlightning.data.manifest import BadRow, Manifest, Row
+
+log = logging.getLogger(__name__)
+Check = Callable[[Any], None]  # raises ValueError saying what is wrong
+
+
+class BadRowsError(ValueError):
+    """A manifest has rows that cannot be used; the message lists each with file, line and reason."""
+
+
+def check_rows(manifest: Manifest, inputs: Mapping[str, Check], targets: Mapping[str, Check], progress: bool = False) -> tuple[list[Row], list[BadRow]]:
+    """Split rows into good and bad. ``inputs``/``targets`` map a column to its check.
+
+    A missing input value is allowed (a missing modality); a missing target is not.
+    """
+    _check_columns(manifest, list(inputs) + list(targets))
+    good, bad = [], list(manifest.bad)
+    for row in _progress(manifest.rows, progress, f"checking {manifest.path.name}"):
+        reasons = [reason for reason in _row_reasons(row, inputs, targets) if reason]
+        if reasons:
+            bad.append(BadRow(str(manifest.path), row.line, "; ".join(reasons), row.values))
+        else:
+            good.append(row)
+    return good, bad
+
+
+def _row_reasons(row: Row, inputs: Mapping[str, Check], targets: Mapping[str, Check]):
+    for column, check in inputs.items():
+        value = row.values.get(column)
+        if value is not None:
+            yield _reason(column, value, check)
+    for column, check in targets.items():
+        value = row.values.get(column)
+        yield f"field '{column}': missing target" if value is None else _reason(column, value, check)
+
+
+def _reason(column: str, value: Any, check: Check) -> str | None:
+    try:
+        check(value)
+    except (ValueError, OSError) as err:
+        return f"field '{column}': {err}"
+    return None
+
+
+def _check_columns(manifest: Manifest, columns: list[str]) -> None:
+    present = manifest.columns()
+    absent = [column for column in columns if column not in present]
+    if absent and manifest.rows:
+        raise BadRowsError(
+            f"Manifest {manifest.path} has no column {', '.join(repr(c) for c in absent)}; its columns are "
+            f"{', '.join(sorted(present))}. Map names with --data.columns (e.g. '{{\"{absent[0]}\": \"my_column\"}}')."
+        )
+
+
+def report(bad: list[BadRow], total: int, limit: int = 50) -> str:
+    lines = [row.describe() for row in bad[:limit]]
+    more = f"\n  ... and {len(bad) - limit} more" if len(bad) > limit else ""
+    return f"{len(bad)} bad row(s) of {total}:\n" + "\n".join(lines) + more
+
+
+def handle_bad_rows(bad: list[BadRow], total: int, policy: str, skipped_file: Path) -> None:
+    """Stop with the report (policy 'stop'), or write the bad rows to ``skipped_file`` (policy 'skip')."""
+    if not bad:
+        return
+    if policy == "stop":
+        raise BadRowsError(f"{report(bad, total)}\nFix these rows, or pass --data.on_bad_rows=skip to leave them out (they are then written to a file).")
+    skipped_file.parent.mkdir(parents=True, exist_ok=True)
+    with skipped_file.open("a", encoding="utf-8") as handle:
+        for row in bad:
+            handle.write(json.dumps({"file": row.file, "line": row.line, "reason": row.reason, "row": row.values}, default=str) + "\n")
+    log.warning("skipped %s; they are listed in %s", report(bad, total, limit=5), skipped_file)
+
+
+def _progress(items: list, enabled: bool, desc: str):
+    if not enabled or len(items) < 2000:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, leave=False)

@@ -1,0 +1,60 @@
+"""`Features`: what every encoder and fusion hands on, token-level."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class Features:
+    """A batch of token sequences with their padding mask and one pooled vector per sample.
+
+    Attributes:
+        tokens: ``(B, N, D)`` a sequence per sample; ``N == 1`` for a pooled-only encoder.
+        mask: ``(B, N)`` bool, True where a token is real (padding and missing samples are False).
+        pooled: ``(B, D)`` one vector per sample (zeros where the sample lacks this modality).
+        present: ``(B,)`` bool, False where the sample lacks this modality.
+        spans: which token positions came from which modality (set by fusions).
+    """
+
+    tokens: Tensor
+    mask: Tensor
+    pooled: Tensor
+    present: Tensor
+    spans: dict[str, slice] = field(default_factory=dict)
+
+    @classmethod
+    def from_tokens(cls, tokens: Tensor, mask: Tensor, present: Tensor | None = None, pooled: Tensor | None = None) -> Features:
+        """Build features from tokens; masks out absent samples and mean-pools the real tokens."""
+        batch = tokens.shape[0]
+        if present is None:
+            present = torch.ones(batch, dtype=torch.bool, device=tokens.device)
+        mask = mask.bool() & present[:, None]  # (B, N)
+        tokens = tokens * mask[..., None].to(tokens.dtype)  # (B, N, D)
+        if pooled is None:
+            pooled = masked_mean(tokens, mask)  # (B, D)
+        pooled = pooled * present[:, None].to(pooled.dtype)
+        return cls(tokens=tokens, mask=mask, pooled=pooled, present=present)
+
+    @classmethod
+    def from_pooled(cls, pooled: Tensor, present: Tensor | None = None) -> Features:
+        """Build features for a pooled-only encoder (one token per sample)."""
+        return cls.from_tokens(pooled[:, None, :], torch.ones(pooled.shape[:1] + (1,), dtype=torch.bool, device=pooled.device), present, pooled)
+
+    @property
+    def dim(self) -> int:
+        return self.tokens.shape[-1]
+
+    def index(self, rows: Tensor) -> Features:
+        """The features of some samples only (``rows``: indices or a bool mask)."""
+        return Features(self.tokens[rows], self.mask[rows], self.pooled[rows], self.present[rows], dict(self.spans))
+
+
+def masked_mean(tokens: Tensor, mask: Tensor) -> Tensor:
+    """Mean of the real tokens per sample, zeros where a sample has none. ``(B, N, D), (B, N) -> (B, D)``."""
+    weights = mask.to(tokens.dtype)[..., None]  # (B, N, 1)
+    total = (tokens * weights).sum(1)  # (B, D)
+    return total / weights.sum(1).clamp(min=1.0)

@@ -1,0 +1,202 @@
+"""`MultimodalModule`: encoders -> fusion -> heads, as a LightningModule."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from lightning.pytorch import LightningModule
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor, nn
+
+from mmlightning.contracts import Batch, Encoder, Fusion, Head, HeadOutput, Processor
+from mmlightning.optim import WarmupCosine, param_groups
+
+log = logging.getLogger(__name__)
+FusionFactory = Callable[[dict[str, int]], Fusion]
+HeadFactory = Callable[[int], Head]
+STAGES = ("train", "val", "test")
+
+
+class MultimodalModule(LightningModule):
+    """A multimodal model: one encoder per input field, one fusion, one or more task heads.
+
+    Args:
+        encoders: encoder per key; the key is the manifest column it reads.
+        fusion: a fusion class (or factory) built with the encoders' dims.
+        heads: a head class (or factory) per key, built with the fused dim; several heads = multi-task.
+        loss_weights: weight per head key (default 1.0 each); the total loss is the weighted sum.
+        optimizer: built with the parameter groups (weight decay kept off norms and biases); AdamW by default.
+        lr_scheduler: built with the optimizer, e.g. ``mmlightning.optim.WarmupCosine``.
+    """
+
+    def __init__(
+        self,
+        encoders: dict[str, Encoder],
+        fusion: FusionFactory,
+        heads: dict[str, HeadFactory],
+        loss_weights: dict[str, float] | None = None,
+        optimizer: OptimizerCallable = torch.optim.AdamW,
+        lr_scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=None if _from_cli() else ["encoders", "fusion", "heads"])
+        if not encoders or not heads:
+            raise ValueError("A model needs at least one encoder and one head (--model.encoders.KEY=..., --model.heads.KEY=...)")
+        self.encoders = nn.ModuleDict(dict(sorted(encoders.items())))
+        self.fusion = fusion({key: enc.dim for key, enc in self.encoders.items()})
+        self.heads = nn.ModuleDict({key: make(self.fusion.dim) for key, make in sorted(heads.items())})
+        for key, head in self.heads.items():
+            head.name = key
+        unknown = set(loss_weights or {}) - set(self.heads)
+        if unknown:
+            raise ValueError(f"loss_weights names {sorted(unknown)}, which are not heads; heads are {sorted(self.heads)}")
+        self.loss_weights = {key: float((loss_weights or {}).get(key, 1.0)) for key in self.heads}
+        self.optimizer_factory, self.scheduler_factory = optimizer, lr_scheduler
+        self.metrics = nn.ModuleDict()
+        self._processors: dict[str, Processor] = {}
+
+    # --- what the data knows ------------------------------------------------------------------
+    def components(self) -> dict[str, Encoder | Head]:
+        return {**{f"encoders.{k}": v for k, v in self.encoders.items()}, **{f"heads.{k}": v for k, v in self.heads.items()}}
+
+    @property
+    def is_fitted(self) -> bool:
+        return all(c.is_fitted for c in self.components().values())
+
+    def fit_data(self, datamodule: Any) -> None:
+        """Learn vocabularies, label sets, ... from the datamodule's training split."""
+        for name, component in self.components().items():
+            if not component.is_fitted:
+                key = name.split(".", 1)[1]
+                uses_data = isinstance(component, Encoder) or component.uses_target
+                component.fit(datamodule.column(key) if uses_data else [])
+                log.info("fitted %s from the training data", name)
+
+    def setup(self, stage: str) -> None:
+        datamodule = self.trainer.datamodule if self._trainer else None
+        if datamodule is not None and hasattr(datamodule, "attach"):
+            datamodule.attach(self)
+        if stage == "fit":  # the optimizer needs every parameter; a resumed run's checkpoint then overrides
+            self.ensure_fitted(datamodule)
+
+    def ensure_fitted(self, datamodule: Any) -> None:
+        """Fit whatever has not learnt from data yet (validate/test/predict: called after a checkpoint loads)."""
+        if self.is_fitted:
+            return
+        if datamodule is None or not getattr(datamodule, "paths", {}).get("train"):
+            missing = ", ".join(k for k, c in self.components().items() if not c.is_fitted)
+            raise RuntimeError(f"{missing} must learn from data first: pass --ckpt_path with a checkpoint from `mmlightning fit`, or a training manifest with --data.train")
+        self.fit_data(datamodule)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        from mmlightning.plugins import plugin_versions
+
+        checkpoint["mmlightning"] = {"fitted": {k: c.fitted for k, c in self.components().items()}, "plugins": plugin_versions()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        fitted = checkpoint.get("mmlightning", {}).get("fitted", {})
+        for name, component in self.components().items():
+            if name in fitted and fitted[name] is not None:
+                component.set_fitted(fitted[name])
+
+    def processors(self) -> dict[str, Processor]:
+        """Each encoder's processor, made once."""
+        if set(self._processors) != set(self.encoders):
+            self._processors = {key: enc.processor() for key, enc in self.encoders.items()}
+        return self._processors
+
+    # --- the forward pass -------------------------------------------------------------------------
+    def forward(self, batch: Batch) -> dict[str, HeadOutput]:
+        encoded = {key: encoder(batch.inputs[key]) for key, encoder in self.encoders.items()}
+        fused = self.fusion(encoded)
+        return {key: head(fused, encoded, batch) for key, head in self.heads.items()}
+
+    def _step(self, batch: Batch, stage: str) -> tuple[Tensor | None, dict[str, HeadOutput]]:
+        for head in self.heads.values():
+            batch = head.prepare_batch(batch, stage)
+        outputs = self(batch)
+        losses = {key: out.loss for key, out in outputs.items() if out.loss is not None}
+        size, on_step = len(batch), stage == "train"
+        for key, loss in losses.items():
+            self.log(f"{stage}/{key}/loss", loss, batch_size=size, on_step=on_step, on_epoch=True)
+            self._update_metrics(stage, key, outputs[key], batch)
+        total = sum(self.loss_weights[key] * loss for key, loss in losses.items()) if losses else None
+        if total is not None:
+            self.log(f"{stage}/loss", total, batch_size=size, on_step=on_step, on_epoch=True, prog_bar=True)
+        return total, outputs
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        total, _ = self._step(batch, "train")
+        if total is None:
+            raise ValueError("No head produced a loss on this training batch: does every head have its target column?")
+        return total
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> dict[str, HeadOutput]:
+        return self._step(batch, "val")[1]
+
+    def test_step(self, batch: Batch, batch_idx: int) -> dict[str, HeadOutput]:
+        return self._step(batch, "test")[1]
+
+    def predict_step(self, batch: Batch, batch_idx: int) -> list[dict[str, Any]]:
+        outputs = self(batch)
+        decoded = {key: self.heads[key].decode(out) for key, out in outputs.items()}
+        return [{"id": ident, **{key: values[i] for key, values in decoded.items()}} for i, ident in enumerate(batch.ids)]
+
+    # --- metrics ----------------------------------------------------------------------------------
+    def _metrics(self, stage: str, key: str) -> nn.ModuleDict:
+        name = f"{stage}_{key}"
+        if name not in self.metrics:
+            self.metrics[name] = nn.ModuleDict(self.heads[key].make_metrics()).to(self.device)
+        return self.metrics[name]
+
+    def _update_metrics(self, stage: str, key: str, output: HeadOutput, batch: Batch) -> None:
+        metrics = self._metrics(stage, key)
+        if len(metrics):
+            preds, target = self.heads[key].metric_inputs(output, batch)
+            for metric in metrics.values():
+                metric.update(preds, target)
+
+    def _log_epoch_metrics(self, stage: str) -> None:
+        for key, head in self.heads.items():
+            name = f"{stage}_{key}"
+            if name not in self.metrics:
+                continue
+            for metric_name, metric in self.metrics[name].items():
+                if metric.update_count:
+                    for label, value in head.metric_values(metric_name, metric.compute()).items():
+                        self.log(f"{stage}/{key}/{label}", value)
+                metric.reset()
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch_metrics("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch_metrics("test")
+
+    # --- optimisation -----------------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(param_groups(self))
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer)
+        if isinstance(scheduler, WarmupCosine):
+            if scheduler.total_steps is None:
+                scheduler.total_steps = int(self.trainer.estimated_stepping_batches)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss"}}
+
+
+def _from_cli() -> bool:
+    """Under LightningCLI the hyperparameters are the config (class paths), which ``load_from_checkpoint``
+    can rebuild; built in Python they are module objects, which are not saved as hyperparameters."""
+    try:
+        from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
+    except ImportError:  # a Lightning without it: keep the safe choice
+        return False
+    return _given_hyperparameters.get() is not None

@@ -1,0 +1,111 @@
+"""Finding and loading plugins: entry points in group ``mmlightning``, one at a time, in sorted order.
+
+``MMLIGHTNING_PLUGINS=a,b`` loads only the named plugins; ``MMLIGHTNING_STRICT_PLUGINS=1`` turns a broken
+plugin into an error instead of a skipped line.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+
+import pluggy
+
+from mmlightning import hookspecs
+from mmlightning.registry import KINDS, Component, Registry
+
+log = logging.getLogger(__name__)
+GROUP = "mmlightning"
+
+
+class PluginError(RuntimeError):
+    """A plugin failed to load in strict mode."""
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    distribution: str
+    version: str
+    registered: list[Component] = field(default_factory=list)
+    skipped: str | None = None  # the reason, when it was skipped
+
+
+def _strict() -> bool:
+    return os.environ.get("MMLIGHTNING_STRICT_PLUGINS", "").lower() in {"1", "true", "yes"}
+
+
+def _allowed() -> set[str] | None:
+    value = os.environ.get("MMLIGHTNING_PLUGINS")
+    return None if value is None else {name.strip() for name in value.split(",") if name.strip()}
+
+
+def _info(ep: EntryPoint) -> PluginInfo:
+    dist = ep.dist
+    return PluginInfo(ep.name, dist.name if dist else "?", dist.version if dist else "?")
+
+
+def _collect(pm: pluggy.PluginManager, module: object, plugin: str) -> list[Component]:
+    """Call the plugin's own hooks; each registration is checked in the plugin's frame."""
+    found: list[Component] = []
+    for kind, base in KINDS.items():
+        def register(cls: type, kind: str = kind, base: type = base) -> None:
+            if not (isinstance(cls, type) and issubclass(cls, base)):
+                raise TypeError(f"register_{kind}s got {cls!r}; expected a subclass of {base.__module__}.{base.__name__}")
+            found.append(Component(kind, cls, plugin))
+        for impl in getattr(pm.hook, f"register_{kind}s").get_hookimpls():
+            if impl.plugin is module:
+                impl.function(register=register)
+    return found
+
+
+def load_plugins(registry: Registry | None = None) -> tuple[Registry, list[PluginInfo]]:
+    """Load every allowed plugin into a registry; broken ones are skipped with their reason."""
+    registry = registry or Registry()
+    pm = pluggy.PluginManager(GROUP)
+    pm.add_hookspecs(hookspecs)
+    allowed, strict, infos = _allowed(), _strict(), []
+    for ep in sorted(entry_points(group=GROUP), key=lambda ep: (ep.name, ep.value)):
+        if allowed is not None and ep.name not in allowed:
+            continue
+        info = _info(ep)
+        infos.append(info)
+        module = None
+        try:
+            module = ep.load()
+            pm.register(module, name=ep.name)
+            pm.check_pending()
+            info.registered = _collect(pm, module, ep.name)
+        except Exception as err:  # a broken plugin never takes the CLI down
+            info.skipped = f"{type(err).__name__}: {err}"
+            if module is not None and pm.is_registered(module):
+                pm.unregister(module)
+            if strict:
+                raise PluginError(f"plugin {info.name} ({info.distribution} {info.version}) failed: {info.skipped}") from err
+            log.warning("skipped plugin %s (%s %s): %s", info.name, info.distribution, info.version, info.skipped)
+            continue
+        for component in info.registered:
+            registry.add(component)
+    return registry, infos
+
+
+_loaded: tuple[Registry, list[PluginInfo]] | None = None
+
+
+def get_registry() -> Registry:
+    """The registry of installed plugins, loaded once per process."""
+    return loaded()[0]
+
+
+def loaded() -> tuple[Registry, list[PluginInfo]]:
+    global _loaded
+    if _loaded is None:
+        _loaded = load_plugins()
+    return _loaded
+
+
+def plugin_versions() -> dict[str, str]:
+    """``{plugin name: "distribution version"}`` for every loaded plugin (saved with configs and runs)."""
+    return {i.name: f"{i.distribution} {i.version}" for i in loaded()[1] if i.skipped is None}

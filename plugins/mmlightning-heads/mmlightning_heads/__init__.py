@@ -1,0 +1,5 @@
+"""Task heads for mmlightning."""
+
+from mmlightning_heads.classification import ClassificationHead
+
+__all__ = ["ClassificationHead"]

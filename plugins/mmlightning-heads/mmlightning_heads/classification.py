@@ -1,0 +1,77 @@
+"""Multi-class classification on the fused pooled vector."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmlightning import Batch, Features, Head, HeadOutput
+
+
+class ClassificationHead(Head):
+    """Multi-class classification with accuracy, macro/weighted F1 and a per-class report."""
+
+    def __init__(self, dim: int, labels: list[Any] | None = None, hidden: int | None = None, dropout: float = 0.1, label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        self.in_dim, self.hidden, self.dropout, self.label_smoothing = dim, hidden, dropout, label_smoothing
+        self.classifier: nn.Module | None = None
+        if labels:
+            self.set_fitted({"labels": list(labels)})
+
+    def fit(self, values: Sequence[Any]) -> None:
+        labels = sorted(set(values), key=lambda v: (not isinstance(v, (int, float)), v if isinstance(v, (int, float)) else str(v)))
+        if len(labels) < 2:
+            raise ValueError(f"head '{self.name}' found {len(labels)} distinct label(s) in the training split; classification needs at least 2")
+        self.set_fitted({"labels": labels})
+
+    def set_fitted(self, state: dict[str, Any]) -> None:
+        super().set_fitted(state)
+        self.labels = list(state["labels"])
+        self.index = {**{str(label): i for i, label in enumerate(self.labels)}, **{label: i for i, label in enumerate(self.labels)}}
+        layers: list[nn.Module] = [nn.Dropout(self.dropout)]
+        width = self.in_dim
+        if self.hidden:
+            layers += [nn.Linear(width, self.hidden), nn.GELU(), nn.Dropout(self.dropout)]
+            width = self.hidden
+        self.classifier = nn.Sequential(*layers, nn.Linear(width, len(self.labels)))
+
+    def encode_target(self, value: Any) -> Tensor:
+        key = value if value in self.index else str(value)
+        if key not in self.index:
+            shown = ", ".join(map(repr, self.labels[:20]))
+            raise ValueError(f"label {value!r} is not one of the {len(self.labels)} known labels ({shown}); labels are learnt from the training split or set with labels=[...]")
+        return torch.tensor(self.index[key], dtype=torch.long)
+
+    def forward(self, fused: Features, encoded: Mapping[str, Features], batch: Batch) -> HeadOutput:
+        logits = self.classifier(fused.pooled)  # (B, C)
+        target = batch.targets.get(self.name)  # (B,) or None when predicting
+        loss = None if target is None else F.cross_entropy(logits, target, label_smoothing=self.label_smoothing)
+        return HeadOutput(loss=loss, predictions=logits.argmax(-1), logits=logits)
+
+    def make_metrics(self) -> dict[str, nn.Module]:
+        from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassPrecision, MulticlassRecall
+
+        n = len(self.labels)
+        return {
+            "acc": MulticlassAccuracy(n, average="micro"),
+            "f1_macro": MulticlassF1Score(n, average="macro"),
+            "f1_weighted": MulticlassF1Score(n, average="weighted"),
+            "precision": MulticlassPrecision(n, average=None),
+            "recall": MulticlassRecall(n, average=None),
+            "f1": MulticlassF1Score(n, average=None),
+        }
+
+    def metric_values(self, name: str, value: Tensor) -> dict[str, float]:
+        if value.numel() == 1:
+            return {name: float(value)}
+        return {f"{name}/{label}": float(v) for label, v in zip(self.labels, value.tolist())}
+
+    def decode(self, output: HeadOutput) -> list[Any]:
+        return [self.labels[i] for i in output.predictions.tolist()]
+
+    def example_targets(self, count: int) -> list[Any]:
+        return [("cat", "dog", "bird")[i % 3] for i in range(count)]

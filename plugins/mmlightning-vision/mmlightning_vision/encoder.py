@@ -1,0 +1,81 @@
+"""`TimmEncoder`: any timm model as a token-level image encoder."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from mmlightning import Encoder, Features
+from mmlightning_vision.processor import ImageProcessor
+
+
+class TimmEncoder(Encoder):
+    """Any timm image model: patch tokens for ViTs, feature-map cells as tokens for CNNs."""
+
+    modality = "image"
+
+    def __init__(
+        self,
+        model_name: str = "resnet18",
+        checkpoint_path: str | None = None,
+        image_size: int | None = None,
+        dim: int | None = None,
+        augment: bool = True,
+        augment_args: dict[str, Any] | None = None,
+        model_args: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        import timm
+
+        self.model = _create(timm, model_name, checkpoint_path, image_size, dict(model_args or {}))
+        overrides = {"input_size": (3, image_size, image_size)} if image_size else {}
+        self.data_config = timm.data.resolve_data_config(overrides, model=self.model)
+        self.augment, self.augment_args = augment, augment_args
+        width = self.model.num_features
+        self.proj = nn.Linear(width, dim) if dim and dim != width else nn.Identity()
+        self.dim = dim or width
+        self.channels_last = getattr(self.model, "output_fmt", "NCHW") == "NHWC"
+        self.set_fitted({})  # nothing to learn from the data
+
+    def processor(self) -> ImageProcessor:
+        return ImageProcessor(self.data_config, self.augment, self.augment_args)
+
+    def forward(self, inputs: Mapping[str, Tensor]) -> Features:
+        feats = self.model.forward_features(inputs["pixels"])  # (B, C, H, W) for CNNs, (B, N, C) for ViTs
+        pooled = self.proj(self.model.forward_head(feats, pre_logits=True))  # (B, D)
+        if feats.ndim == 4:
+            feats = feats.flatten(1, 2) if self.channels_last else feats.flatten(2).transpose(1, 2)  # (B, H*W, C)
+        tokens = self.proj(feats)  # (B, N, D)
+        mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)  # (B, N)
+        return Features.from_tokens(tokens, mask, inputs.get("present"), pooled)
+
+    def example_values(self, root: Path, count: int) -> list[Any]:
+        from PIL import Image
+
+        size = self.data_config["input_size"][-1]
+        values = []
+        for i in range(count):
+            name = f"example_{i}.png"
+            Image.new("RGB", (size + 7 * i, size), color=(40 * i % 255, 90, 160)).save(Path(root) / name)
+            values.append(name)
+        return values
+
+
+def _create(timm: Any, name: str, checkpoint: str | None, image_size: int | None, kwargs: dict[str, Any]) -> nn.Module:
+    if checkpoint:
+        if not Path(checkpoint).is_file():
+            raise FileNotFoundError(f"checkpoint_path {checkpoint} does not exist (pretrained weights load from local files only)")
+        kwargs.update(pretrained=True, pretrained_cfg_overlay={"file": str(checkpoint)})
+    if name not in timm.list_models() and name.split(".")[0] not in timm.list_models():
+        close = timm.list_models(f"*{name[:4]}*")[:8]
+        raise ValueError(f"timm has no model named '{name}'. Similar: {', '.join(close) or 'none'} (see timm.list_models())")
+    if image_size:
+        try:
+            return timm.create_model(name, num_classes=0, img_size=image_size, **kwargs)
+        except TypeError:  # a CNN takes any size and has no img_size argument
+            pass
+    return timm.create_model(name, num_classes=0, **kwargs)

@@ -1,0 +1,67 @@
+"""Image path -> normalised pixels, with timm's transforms for the model."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+
+from mmlightning import Processor
+
+
+def resolve(value: Any, root: Path) -> Path:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"expected an image path, got {value!r}")
+    path = Path(value) if Path(value).is_absolute() else Path(root) / value
+    if not path.is_file():
+        raise ValueError(f"image file not found: {value} (looked for {path})")
+    return path
+
+
+class ImageProcessor(Processor):
+    """Decodes an image with PIL (RGB) and applies the train or eval transform."""
+
+    def __init__(self, data_config: dict[str, Any], augment: bool = True, augment_args: dict[str, Any] | None = None) -> None:
+        self.data_config, self.augment, self.augment_args = dict(data_config), augment, dict(augment_args or {})
+        self._transforms: dict[bool, Any] = {}
+
+    def transform(self, train: bool) -> Any:
+        train = train and self.augment
+        if train not in self._transforms:
+            from timm.data import create_transform
+
+            self._transforms[train] = create_transform(**self.data_config, is_training=train, **(self.augment_args if train else {}))
+        return self._transforms[train]
+
+    def check(self, value: Any, root: Path) -> None:
+        path = resolve(value, root)
+        try:
+            with Image.open(path) as image:
+                image.verify()
+        except (UnidentifiedImageError, OSError, SyntaxError) as err:
+            raise ValueError(f"unreadable image {path}: {err}") from err
+
+    def __call__(self, value: Any, root: Path, train: bool) -> dict[str, Tensor]:
+        path = resolve(value, root)
+        try:
+            with Image.open(path) as image:
+                rgb = image.convert("RGB")
+        except (UnidentifiedImageError, OSError) as err:
+            raise ValueError(f"unreadable image {path}: {err}") from err
+        return {"pixels": self.transform(train)(rgb)}  # (3, H, W)
+
+    def blank(self) -> dict[str, Tensor]:
+        return {"pixels": torch.zeros(self.data_config["input_size"])}
+
+    def collate(self, items: Sequence[dict[str, Tensor]]) -> dict[str, Tensor]:
+        return {"pixels": torch.stack([item["pixels"] for item in items])}  # (B, 3, H, W)
+
+    def preview(self, value: Any, root: Path) -> Any:
+        with Image.open(resolve(value, root)) as image:
+            thumb = image.convert("RGB")
+        thumb.thumbnail((256, 256))
+        return thumb
