@@ -78,7 +78,7 @@ class Registry:
 
     def _unknown(self, kind: str, name: str) -> str:
         names = self.names(kind)
-        close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.75)
         hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         return f"No {kind} named '{name}'.{hint} Installed: {', '.join(names) or 'none'} (see `mmlightning components {kind}`)."
 

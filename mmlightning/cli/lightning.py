@@ -75,7 +75,7 @@ def run(argv: list[str]) -> int:
     import sys
 
     os.environ.setdefault("WANDB_SILENT", "true")
-    MultimodalCLI(
+    cli = MultimodalCLI(
         MultimodalModule,
         MultimodalDataModule,
         args=None if argv == sys.argv[1:] else argv,
@@ -84,4 +84,15 @@ def run(argv: list[str]) -> int:
         trainer_defaults={"logger": default_logger_config("runs")},
         auto_configure_optimizers=False,
     )
+    finish_wandb(cli.trainer)
     return 0
+
+
+def finish_wandb(trainer: Trainer) -> None:
+    """Close the W&B run so its files are complete when the command returns, and say where it is."""
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger) and logger._experiment is not None:
+            run = logger.experiment
+            folder, offline = Path(run.dir).parent, run.settings.mode == "offline"
+            run.finish()
+            log.info("W&B run saved in %s%s", folder, f"; upload it with `wandb sync {folder}`" if offline else "")

@@ -1,0 +1,165 @@
+"""The testing kit for plugin authors: the checks every encoder, fusion and head must pass.
+
+Call them from your plugin's tests (nothing here is a pytest plugin, so nothing runs unasked)::
+
+    from mmlightning.testing import check_encoder, check_fusion, check_head
+
+    def test_my_fusion():
+        check_fusion(MyFusion, dims={"text": 32, "image": 48})
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from mmlightning.contracts import Batch, Encoder, Fusion, Head
+from mmlightning.features import Features
+
+
+class ContractError(AssertionError):
+    """A component broke its contract; the message says which rule."""
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ContractError(message)
+
+
+def random_features(batch: int, length: int, dim: int, missing: Sequence[int] = (), seed: int = 0) -> Features:
+    """Features with random padding; samples listed in ``missing`` lack the modality."""
+    g = torch.Generator().manual_seed(seed)
+    tokens = torch.randn(batch, length, dim, generator=g)  # (B, N, D)
+    lengths = torch.randint(1, length + 1, (batch,), generator=g)
+    mask = torch.arange(length)[None] < lengths[:, None]  # (B, N)
+    present = torch.ones(batch, dtype=torch.bool)
+    present[list(missing)] = False
+    return Features.from_tokens(tokens, mask, present)
+
+
+def check_features(features: Features, batch: int, dim: int, what: str) -> None:
+    _require(isinstance(features, Features), f"{what} must return Features, got {type(features).__name__}")
+    b, n, d = features.tokens.shape
+    _require((b, d) == (batch, dim), f"{what} tokens are {tuple(features.tokens.shape)}; expected ({batch}, N, {dim})")
+    _require(features.mask.shape == (batch, n) and features.mask.dtype == torch.bool, f"{what} mask must be bool (B, N)")
+    _require(features.pooled.shape == (batch, dim), f"{what} pooled is {tuple(features.pooled.shape)}; expected ({batch}, {dim})")
+    _require(features.present.shape == (batch,), f"{what} present must be (B,)")
+    for name in ("tokens", "pooled"):
+        _require(bool(torch.isfinite(getattr(features, name)).all()), f"{what} {name} has NaN or inf")
+    absent = ~features.present
+    _require(not features.mask[absent].any(), f"{what}: a sample without the modality has real tokens in its mask")
+
+
+def _backward(module: torch.nn.Module, *outputs: Tensor) -> None:
+    sum(out.float().pow(2).mean() for out in outputs).backward()
+    grads = [p.grad for p in module.parameters() if p.requires_grad]
+    _require(any(g is not None for g in grads), f"{type(module).__name__}: no parameter got a gradient")
+    _require(all(torch.isfinite(g).all() for g in grads if g is not None), f"{type(module).__name__}: non-finite gradient")
+
+
+def check_encoder(encoder: Encoder, values: Sequence[Any], root: Path) -> Features:
+    """Fit, process, collate (with one missing sample), encode, backward, determinism, picklable processor."""
+    if not encoder.is_fitted:
+        encoder.fit([v for v in values if v is not None])
+    processor = encoder.processor()
+    pickle.loads(pickle.dumps(processor))  # DataLoader workers get a copy
+    for value in values:
+        processor.check(value, root)
+    items = [processor(v, root, train=True) for v in values] + [None]
+    batch = processor.batch(items)
+    _require(batch["present"].tolist() == [True] * len(values) + [False], "processor.batch must set present")
+    encoder.train()
+    features = encoder(batch)
+    check_features(features, len(items), encoder.dim, type(encoder).__name__)
+    _require(bool((features.pooled[-1] == 0).all()), f"{type(encoder).__name__}: a missing sample's pooled vector must be zeros")
+    _backward(encoder, features.tokens, features.pooled)
+    encoder.eval()
+    eval_batch = processor.batch([processor(v, root, train=False) for v in values])
+    with torch.no_grad():
+        first, second = encoder(eval_batch), encoder(eval_batch)
+    _require(torch.allclose(first.pooled, second.pooled), f"{type(encoder).__name__} is not deterministic in eval mode")
+    return features
+
+
+def check_fusion(fusion_cls: type[Fusion], dims: Mapping[str, int] | None = None, batch: int = 4, **kwargs: Any) -> Fusion:
+    """Shapes, backward, key-order independence, determinism, and missing modalities (no NaN, no leakage)."""
+    dims = dict(dims or {"a": 12, "b": 20})
+    torch.manual_seed(0)
+    fusion = fusion_cls(dims, **kwargs)
+    name = fusion_cls.__name__
+    keys = sorted(dims)
+    features = {k: random_features(batch, 3 + 2 * i, dims[k], seed=i) for i, k in enumerate(keys)}
+    fusion.train()
+    out = fusion(features)
+    check_features(out, batch, fusion.dim, name)
+    _backward(fusion, out.tokens, out.pooled)
+    fusion.eval()
+    with torch.no_grad():
+        forward, backward = fusion(features), fusion(dict(reversed(list(features.items()))))
+        _require(torch.allclose(forward.pooled, backward.pooled, atol=1e-6), f"{name}: the result depends on the key order")
+        _require(torch.allclose(forward.pooled, fusion(features).pooled), f"{name} is not deterministic in eval mode")
+        _check_missing(fusion, dims, batch, keys)
+    return fusion
+
+
+def _check_missing(fusion: Fusion, dims: Mapping[str, int], batch: int, keys: list[str]) -> None:
+    name = type(fusion).__name__
+    missing = {k: [i for i in range(batch) if i % len(keys) == j and i > 0] for j, k in enumerate(keys)}
+    features = {k: random_features(batch, 3 + 2 * j, dims[k], missing[k], seed=j) for j, k in enumerate(keys)}
+    out = fusion(features)
+    check_features(out, batch, fusion.dim, f"{name} (with missing modalities)")
+    complete = torch.tensor([all(i not in missing[k] for k in keys) for i in range(batch)])
+    alone = fusion({k: f.index(complete) for k, f in features.items()})
+    _require(torch.allclose(out.pooled[complete], alone.pooled, atol=1e-5), f"{name}: complete samples change when incomplete ones share the batch")
+    changed = {k: f for k, f in features.items()}
+    first = keys[0]
+    noisy = changed[first].tokens.clone()
+    noisy[missing[first]] += 100.0  # values behind a missing modality must not matter
+    changed[first] = Features(noisy, changed[first].mask, changed[first].pooled, changed[first].present)
+    _require(torch.allclose(fusion(changed).pooled, out.pooled, atol=1e-5), f"{name}: a sample takes something from a modality it lacks")
+
+
+def check_head(head_cls: type[Head], dim: int = 16, batch: int = 6, **kwargs: Any) -> Head:
+    """Fit on example targets, loss and backward, metrics, decode, no loss without targets, a tiny fit."""
+    torch.manual_seed(0)
+    head = head_cls(dim, **kwargs)
+    head.name = "task"
+    name = head_cls.__name__
+    targets = {}
+    if head.uses_target:
+        raw = head.example_targets(batch)
+        head.fit(raw)
+        targets = {"task": torch.stack([head.encode_target(v) for v in raw])}
+    fused = random_features(batch, 5, dim)
+    encoded = {"a": random_features(batch, 4, dim, seed=1), "b": random_features(batch, 3, dim, seed=2)}
+    data = Batch(inputs={}, targets=targets, ids=[str(i) for i in range(batch)])
+    out = head(fused, encoded, data)
+    _require(out.loss is not None and out.loss.ndim == 0 and bool(torch.isfinite(out.loss)), f"{name}: loss must be a finite scalar")
+    _backward(head, out.loss)
+    _require(len(head.decode(out)) == batch, f"{name}: decode must give one value per sample")
+    for metric in head.make_metrics().values():
+        metric.update(*head.metric_inputs(out, data))
+        for value in head.metric_values("m", metric.compute()).values():
+            _require(isinstance(value, float), f"{name}: metric values must flatten to floats")
+    if head.uses_target:
+        _require(head(fused, encoded, Batch(inputs={}, ids=data.ids)).loss is None, f"{name}: without targets the loss must be None")
+    _tiny_fit(head, fused, encoded, data)
+    return head
+
+
+def _tiny_fit(head: Head, fused: Features, encoded: Mapping[str, Features], batch: Batch) -> None:
+    optimizer = torch.optim.Adam(head.parameters(), lr=1e-2)
+    head.train()
+    first = None
+    for _ in range(30):
+        optimizer.zero_grad()
+        loss = head(fused, encoded, batch).loss
+        first = float(loss.detach()) if first is None else first
+        loss.backward()
+        optimizer.step()
+    _require(float(loss) < first, f"{type(head).__name__}: 30 steps on one batch did not lower the loss ({first:.4f} -> {float(loss):.4f})")

@@ -1,0 +1,74 @@
+"""Plugin discovery: sorted loading, broken plugins skipped with their reason, strict mode, allowlist."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import make_plugin
+from mmlightning.plugins import PluginError, load_plugins
+
+GOOD = """
+from mmlightning import hookimpl, Fusion
+
+class FakeFusion(Fusion):
+    '''A fusion for tests.'''
+
+@hookimpl
+def register_fusions(register):
+    register(FakeFusion)
+"""
+BROKEN_IMPORT = "import package_that_does_not_exist\n"
+WRONG_KIND = """
+from mmlightning import hookimpl
+
+@hookimpl
+def register_encoders(register):
+    register(int)
+"""
+
+
+def by_name(infos):
+    return {info.name: info for info in infos}
+
+
+def test_first_party_plugins_load():
+    registry, infos = load_plugins()
+    names = by_name(infos)
+    assert {"text", "vision", "fusions", "heads"} <= set(names)
+    assert all(names[n].skipped is None and names[n].version == "0.1.0" for n in ("text", "vision", "fusions", "heads"))
+    assert registry.resolve("encoder", "TextEncoder").plugin == "text"
+    assert [i.name for i in infos] == sorted(i.name for i in infos)
+
+
+def test_broken_plugins_are_skipped_with_reason(plugin_site):
+    make_plugin(plugin_site, "fake_good", GOOD)
+    make_plugin(plugin_site, "fake_broken", BROKEN_IMPORT, version="2.3")
+    make_plugin(plugin_site, "fake_wrong", WRONG_KIND)
+    registry, infos = load_plugins()
+    names = by_name(infos)
+    assert "ModuleNotFoundError" in names["fake_broken"].skipped and names["fake_broken"].version == "2.3"
+    assert "expected a subclass of mmlightning.contracts.Encoder" in names["fake_wrong"].skipped
+    assert names["fake_good"].skipped is None
+    assert registry.resolve("fusion", "FakeFusion").plugin == "fake_good"
+    assert registry.resolve("encoder", "TextEncoder")  # everything else keeps working
+
+
+def test_strict_mode_raises(plugin_site, monkeypatch):
+    make_plugin(plugin_site, "fake_broken", BROKEN_IMPORT)
+    monkeypatch.setenv("MMLIGHTNING_STRICT_PLUGINS", "1")
+    with pytest.raises(PluginError, match="fake_broken .*failed: ModuleNotFoundError"):
+        load_plugins()
+
+
+def test_allowlist_selects_plugins(plugin_site, monkeypatch):
+    make_plugin(plugin_site, "fake_broken", BROKEN_IMPORT)
+    monkeypatch.setenv("MMLIGHTNING_PLUGINS", "text,heads")
+    registry, infos = load_plugins()
+    assert [i.name for i in infos] == ["heads", "text"]
+    assert registry.names("fusion") == []
+
+
+def test_misspelt_hook_is_skipped(plugin_site):
+    make_plugin(plugin_site, "fake_typo", "from mmlightning import hookimpl\n\n@hookimpl\ndef register_encoder(register):\n    pass\n")
+    _, infos = load_plugins()
+    assert "register_encoder" in by_name(infos)["fake_typo"].skipped

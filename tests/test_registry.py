@@ -1,0 +1,42 @@
+"""The registry's answers: suggestions for typos, both paths for a shared name, full paths always work."""
+
+from __future__ import annotations
+
+import pytest
+
+from mmlightning import Encoder
+from mmlightning.registry import Component, Registry, UnknownComponentError
+
+
+class TextEncoder(Encoder):
+    """A second TextEncoder, from another plugin."""
+
+
+def test_unknown_name_suggests(tmp_path):
+    from mmlightning.plugins import get_registry
+
+    with pytest.raises(UnknownComponentError) as err:
+        get_registry().resolve("encoder", "TextEncodr")
+    assert "Did you mean 'TextEncoder'?" in str(err.value)
+    assert "Installed: TextEncoder, TimmEncoder" in str(err.value)
+
+
+def test_shared_name_lists_both_paths():
+    from mmlightning.plugins import load_plugins
+
+    registry, _ = load_plugins()
+    registry.add(Component("encoder", TextEncoder, "other"))
+    with pytest.raises(UnknownComponentError) as err:
+        registry.resolve("encoder", "TextEncoder")
+    message = str(err.value)
+    assert "mmlightning_text.encoder.TextEncoder  (plugin text)" in message
+    assert "test_registry.TextEncoder  (plugin other)" in message
+    assert registry.resolve("encoder", "mmlightning_text.encoder.TextEncoder").plugin == "text"
+    assert registry.resolve("encoder", "test_registry.TextEncoder").plugin == "other"
+
+
+def test_full_import_path_of_unregistered_class():
+    registry = Registry()
+    assert registry.resolve("encoder", "test_registry.TextEncoder").cls is TextEncoder
+    with pytest.raises(UnknownComponentError, match="Cannot import"):
+        registry.resolve("encoder", "no_such_module.Thing")
