@@ -1,0 +1,65 @@
+"""mmlightning-text: tokenizer training and loading, processing, padding masks, the encoder contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from mmlightning.testing import check_encoder
+from mmlightning_text import TextEncoder
+from mmlightning_text.tokenizer import train_tokenizer
+
+TEXTS = ["the cat sat on the mat", "a dog ran in the park", "cats and dogs play", "the park is green and large"] * 5
+
+
+@pytest.mark.parametrize("kind", ["wordpiece", "bpe"])
+def test_trained_tokenizer_wraps_texts_in_cls_and_sep(kind):
+    tokenizer = train_tokenizer(TEXTS, kind, vocab_size=120)
+    tokens = tokenizer.encode("the cat ran").tokens
+    assert tokens[0] == "[CLS]" and tokens[-1] == "[SEP]" and len(tokens) >= 5
+    assert tokenizer.token_to_id("[PAD]") == 0
+
+
+@pytest.mark.parametrize("positions", ["learned", "sinusoidal"])
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_encoder_contract(tmp_path, positions, pooling):
+    encoder = TextEncoder(dim=16, layers=1, heads=2, vocab_size=100, positions=positions, pooling=pooling)
+    check_encoder(encoder, TEXTS[:4], tmp_path)
+
+
+def test_vocabulary_learnt_from_data_sizes_the_embedding():
+    encoder = TextEncoder(dim=8, layers=1, heads=2, vocab_size=5000)
+    encoder.fit(TEXTS)
+    assert encoder.embed.num_embeddings == encoder.tokenizer.get_vocab_size() < 5000
+
+
+def test_tokenizer_file_is_loaded(tmp_path):
+    path = tmp_path / "tokenizer.json"
+    train_tokenizer(TEXTS, "wordpiece", 90).save(str(path))
+    encoder = TextEncoder(dim=8, layers=1, heads=2, tokenizer_file=str(path))
+    assert encoder.is_fitted and encoder.embed.num_embeddings == encoder.tokenizer.get_vocab_size()
+
+
+def test_processor_pads_truncates_and_rejects_empty_text():
+    encoder = TextEncoder(dim=8, layers=1, heads=2, vocab_size=100, max_length=6)
+    encoder.fit(TEXTS)
+    processor = encoder.processor()
+    batch = processor.batch([processor("the cat", Path("."), False), processor("the park is green and large and more", Path("."), False)])
+    assert batch["ids"].shape == (2, 6) and batch["mask"].sum(1).tolist() == [4, 6]
+    assert (batch["ids"][0, 4:] == 0).all()
+    for bad, reason in [("", "empty text"), ("   ", "empty text"), (3, "expected text, got int")]:
+        with pytest.raises(ValueError, match=reason):
+            processor.check(bad, Path("."))
+
+
+def test_padding_does_not_change_the_encoding():
+    torch.manual_seed(0)
+    encoder = TextEncoder(dim=16, layers=2, heads=2, vocab_size=100).eval()
+    encoder.fit(TEXTS)
+    processor = encoder.processor()
+    short = processor("the cat", Path("."), False)
+    alone = encoder(processor.batch([short])).pooled
+    padded = encoder(processor.batch([short, processor("a dog ran in the park and more", Path("."), False)])).pooled[:1]
+    assert torch.allclose(alone, padded, atol=1e-5)

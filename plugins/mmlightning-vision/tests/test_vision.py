@@ -1,0 +1,61 @@
+"""mmlightning-vision: timm models as token encoders, transforms, bad images, local weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from mmlightning.testing import check_encoder
+from mmlightning_vision import TimmEncoder
+
+
+@pytest.mark.parametrize("name, tokens", [("test_vit", 17), ("test_resnet", 4)])
+def test_tokens_for_vits_and_cnns(tmp_path, name, tokens):
+    encoder = TimmEncoder(name, image_size=64, dim=24)
+    features = check_encoder(encoder, encoder.example_values(tmp_path, 3), tmp_path)
+    assert features.tokens.shape == (4, tokens, 24)  # ViT: 16 patches + class token; CNN: a 2x2 feature map
+
+
+def test_train_and_eval_transforms(tmp_path):
+    encoder = TimmEncoder("test_resnet", image_size=48, augment_args={"scale": (0.5, 1.0)})
+    name = encoder.example_values(tmp_path, 1)[0]
+    processor = encoder.processor()
+    assert processor(name, tmp_path, train=True)["pixels"].shape == (3, 48, 48)
+    evaluated = [processor(name, tmp_path, train=False)["pixels"] for _ in range(2)]
+    assert torch.equal(*evaluated)  # evaluation is deterministic
+    assert "RandomResizedCrop" in repr(processor.transform(True)) and "RandomResizedCrop" not in repr(processor.transform(False))
+
+
+def test_bad_images_say_what_is_wrong(tmp_path):
+    processor = TimmEncoder("test_resnet").processor()
+    (tmp_path / "fake.jpg").write_bytes(b"\x00" * 20)
+    with pytest.raises(ValueError, match="image file not found: nope.png"):
+        processor.check("nope.png", tmp_path)
+    with pytest.raises(ValueError, match="unreadable image"):
+        processor.check("fake.jpg", tmp_path)
+    with pytest.raises(ValueError, match="expected an image path"):
+        processor.check(7, tmp_path)
+
+
+def test_weights_from_a_local_file(tmp_path):
+    source = TimmEncoder("test_resnet")
+    path = tmp_path / "weights.pth"
+    torch.save(source.model.state_dict(), path)
+    loaded = TimmEncoder("test_resnet", checkpoint_path=str(path))
+    for key, value in source.model.state_dict().items():
+        assert torch.equal(value, loaded.model.state_dict()[key]), key
+    with pytest.raises(FileNotFoundError, match="load from local files only"):
+        TimmEncoder("test_resnet", checkpoint_path=str(tmp_path / "missing.pth"))
+
+
+def test_unknown_model_name():
+    with pytest.raises(ValueError, match="timm has no model named 'resnet_18'"):
+        TimmEncoder("resnet_18")
+
+
+def test_preview_is_an_image(tmp_path):
+    Image.new("RGB", (600, 300)).save(tmp_path / "big.png")
+    assert TimmEncoder("test_resnet").processor().preview("big.png", Path(tmp_path)).size == (256, 128)
