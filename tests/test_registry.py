@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import gc
+import sys
+
 import pytest
 
 from mmlightning import Encoder
 from mmlightning.registry import Component, Registry, UnknownComponentError
 
 
-class TextEncoder(Encoder):
-    """A second TextEncoder, from another plugin."""
+@pytest.fixture()
+def clash(monkeypatch):
+    """A second TextEncoder, as another plugin would bring; gone after the test (jsonargparse sees subclasses)."""
+
+    class TextEncoder(Encoder):
+        """A second TextEncoder, from another plugin."""
+
+    TextEncoder.__module__, TextEncoder.__qualname__ = __name__, "TextEncoder"
+    monkeypatch.setattr(sys.modules[__name__], "TextEncoder", TextEncoder, raising=False)
+    yield TextEncoder
+    del TextEncoder
+    monkeypatch.undo()
+    gc.collect()
 
 
 def test_unknown_name_suggests(tmp_path):
@@ -21,11 +35,11 @@ def test_unknown_name_suggests(tmp_path):
     assert "Installed: TextEncoder, TimmEncoder" in str(err.value)
 
 
-def test_shared_name_lists_both_paths():
+def test_shared_name_lists_both_paths(clash):
     from mmlightning.plugins import load_plugins
 
     registry, _ = load_plugins()
-    registry.add(Component("encoder", TextEncoder, "other"))
+    registry.add(Component("encoder", clash, "other"))
     with pytest.raises(UnknownComponentError) as err:
         registry.resolve("encoder", "TextEncoder")
     message = str(err.value)
@@ -35,8 +49,8 @@ def test_shared_name_lists_both_paths():
     assert registry.resolve("encoder", "test_registry.TextEncoder").plugin == "other"
 
 
-def test_full_import_path_of_unregistered_class():
+def test_full_import_path_of_unregistered_class(clash):
     registry = Registry()
-    assert registry.resolve("encoder", "test_registry.TextEncoder").cls is TextEncoder
+    assert registry.resolve("encoder", "test_registry.TextEncoder").cls is clash
     with pytest.raises(UnknownComponentError, match="Cannot import"):
         registry.resolve("encoder", "no_such_module.Thing")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -47,6 +48,7 @@ class SaveConfig(SaveConfigCallback):
 class MultimodalCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: Any) -> None:
         parser.add_argument("--predictions_path", type=str, default="predictions.jsonl", help="predict: where to write one JSON line per input row")
+        parser.add_argument("--results_path", type=str | None, default=None, help="fit/validate/test: write the final metrics to this JSON file")
         parser.add_argument("--plugin_versions", type=dict[str, str] | None, default=None, help="filled in automatically: the plugins this config was made with")
 
     def before_instantiate_classes(self) -> None:
@@ -69,6 +71,21 @@ class MultimodalCLI(LightningCLI):
     def after_fit(self) -> None:
         best = self.trainer.checkpoint_callback.best_model_path if self.trainer.checkpoint_callback else ""
         log.info("run saved in %s%s", run_dir(self.trainer), f" (checkpoint {best})" if best else "")
+        self.write_results({"checkpoint": best, "run_dir": str(run_dir(self.trainer))})
+
+    def after_validate(self) -> None:
+        self.write_results({})
+
+    def after_test(self) -> None:
+        self.write_results({})
+
+    def write_results(self, extra: dict[str, Any]) -> None:
+        path = self.config[self.subcommand].get("results_path")
+        if path:
+            metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items() if v.numel() == 1}
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(json.dumps({**metrics, **extra, "epochs": self.trainer.current_epoch}, indent=2, sort_keys=True))
+            log.info("metrics written to %s", path)
 
 
 def run(argv: list[str]) -> int:
