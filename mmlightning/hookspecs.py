@@ -6,7 +6,10 @@ A plugin is a module named by an entry point in the group ``mmlightning``::
 
     @hookimpl
     def register_encoders(register):
-        register(MyEncoder)
+        register(MyEncoder)                         # a class: checked at once
+        register("my_plugin.encoders:BigEncoder")   # or an import path: imported when first used
+
+Registering by import path keeps ``mmlightning plugins`` fast when a component's module imports heavy things.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import pluggy
 hookspec = pluggy.HookspecMarker("mmlightning")
 hookimpl = pluggy.HookimplMarker("mmlightning")
 
-Register = Callable[[type], None]
+Register = Callable[[type | str], None]
 
 
 @hookspec

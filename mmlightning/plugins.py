@@ -14,7 +14,7 @@ from importlib.metadata import EntryPoint, entry_points
 import pluggy
 
 from mmlightning import hookspecs
-from mmlightning.registry import KINDS, Component, Registry
+from mmlightning.registry import KINDS, Component, Registry, check_class
 
 log = logging.getLogger(__name__)
 GROUP = "mmlightning"
@@ -48,13 +48,17 @@ def _info(ep: EntryPoint) -> PluginInfo:
 
 
 def _collect(pm: pluggy.PluginManager, module: object, plugin: str) -> list[Component]:
-    """Call the plugin's own hooks; each registration is checked in the plugin's frame."""
+    """Call the plugin's own hooks. A class is checked at once, in the plugin's frame; an import path
+    (``"pkg.module:Class"``) is checked when it is first imported, so listing plugins stays fast."""
     found: list[Component] = []
-    for kind, base in KINDS.items():
-        def register(cls: type, kind: str = kind, base: type = base) -> None:
-            if not (isinstance(cls, type) and issubclass(cls, base)):
-                raise TypeError(f"register_{kind}s got {cls!r}; expected a subclass of {base.__module__}.{base.__name__}")
-            found.append(Component(kind, cls, plugin))
+    for kind in KINDS:
+        def register(target: type | str, kind: str = kind) -> None:
+            if isinstance(target, str):
+                if ":" not in target:
+                    raise TypeError(f"register_{kind}s got {target!r}; an import path looks like 'package.module:ClassName'")
+            else:
+                check_class(target, kind, f"register_{kind}s")
+            found.append(Component(kind, target, plugin))
         for impl in getattr(pm.hook, f"register_{kind}s").get_hookimpls():
             if impl.plugin is module:
                 impl.function(register=register)

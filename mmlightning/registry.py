@@ -1,37 +1,60 @@
 """The registry: every component the plugins registered, by kind and class name.
 
-It does not instantiate anything (jsonargparse does); it validates names and explains mistakes.
+It does not instantiate anything (jsonargparse does); it validates names and explains mistakes. A component
+registered by import path (``"pkg.module:Class"``) is imported only when something needs the class, so listing
+plugins does not pay for importing torch.
 """
 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
 
-from mmlightning.contracts import Encoder, Fusion, Head
-
-
-# Datamodules are checked only for being classes: Lightning is not imported here, to keep start-up fast.
-KINDS: dict[str, type] = {"encoder": Encoder, "fusion": Fusion, "head": Head, "datamodule": object}
+KINDS: dict[str, str] = {"encoder": "Encoder", "fusion": "Fusion", "head": "Head", "datamodule": ""}
 
 
 class UnknownComponentError(LookupError):
     """A component name that no installed plugin provides, or that several provide."""
 
 
-@dataclass(frozen=True)
+def base_class(kind: str) -> type:
+    """The class a component of this kind must subclass (datamodules: any class; Lightning stays unimported)."""
+    if not KINDS[kind]:
+        return object
+    from mmlightning import contracts
+
+    return getattr(contracts, KINDS[kind])
+
+
+@dataclass(eq=False)
 class Component:
+    """One registered component: its kind, its class (or where to import it from) and its plugin."""
+
     kind: str
-    cls: type
+    target: type | str
     plugin: str
+    _cls: type | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
-        return self.cls.__name__
+        return self.target.__name__ if isinstance(self.target, type) else self.target.replace(":", ".").rsplit(".", 1)[-1]
 
     @property
     def path(self) -> str:
-        return f"{self.cls.__module__}.{self.cls.__qualname__}"
+        if isinstance(self.target, type):
+            return f"{self.target.__module__}.{self.target.__qualname__}"
+        return self.target.replace(":", ".")
+
+    @property
+    def cls(self) -> type:
+        """The class, imported on first use and checked against its kind's base class."""
+        if self._cls is None:
+            cls = self.target if isinstance(self.target, type) else _import(self.path, self.kind)
+            check_class(cls, self.kind, f"plugin {self.plugin}")
+            self._cls = cls
+        return self._cls
 
     @property
     def summary(self) -> str:
@@ -41,6 +64,12 @@ class Component:
     @property
     def modality(self) -> str:
         return getattr(self.cls, "modality", "any")
+
+
+def check_class(cls: Any, kind: str, where: str) -> None:
+    base = base_class(kind)
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise TypeError(f"{where} registered {cls!r} as a {kind}; expected a subclass of {base.__module__}.{base.__name__}")
 
 
 class Registry:
@@ -60,6 +89,16 @@ class Registry:
 
     def names(self, kind: str) -> list[str]:
         return sorted(self._by_kind[kind])
+
+    def import_all(self) -> list[tuple[Component, Exception]]:
+        """Import every component (so jsonargparse can find them by name); returns those that failed."""
+        failed = []
+        for component in self.components():
+            try:
+                component.cls
+            except (TypeError, UnknownComponentError) as err:
+                failed.append((component, err))
+        return failed
 
     def resolve(self, kind: str, name: str) -> Component:
         """The component a name means: a class name, or a full import path."""
@@ -84,10 +123,8 @@ class Registry:
 
 
 def _import(path: str, kind: str) -> type:
-    import importlib
-
-    module_name, _, attr = path.rpartition(".")
+    module_name, _, attr = path.replace(":", ".").rpartition(".")
     try:
         return getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as err:
+    except (ImportError, AttributeError, ValueError) as err:
         raise UnknownComponentError(f"Cannot import {kind} '{path}': {err}") from err

@@ -72,3 +72,33 @@ def test_misspelt_hook_is_skipped(plugin_site):
     make_plugin(plugin_site, "fake_typo", "from mmlightning import hookimpl\n\n@hookimpl\ndef register_encoder(register):\n    pass\n")
     _, infos = load_plugins()
     assert "register_encoder" in by_name(infos)["fake_typo"].skipped
+
+
+LAZY = """
+from mmlightning import hookimpl
+
+@hookimpl
+def register_heads(register):
+    register("fake_lazy_missing:NoSuchHead")
+"""
+
+
+def test_registration_by_import_path_is_checked_when_used(plugin_site):
+    from mmlightning.registry import UnknownComponentError
+
+    make_plugin(plugin_site, "fake_lazy", LAZY)
+    make_plugin(plugin_site, "fake_nocolon", "from mmlightning import hookimpl\n\n@hookimpl\ndef register_heads(register):\n    register('just.a.path')\n")
+    registry, infos = load_plugins()
+    names = by_name(infos)
+    assert names["fake_lazy"].skipped is None and "import path looks like 'package.module:ClassName'" in names["fake_nocolon"].skipped
+    component = registry.resolve("head", "NoSuchHead")
+    with pytest.raises(UnknownComponentError, match="Cannot import head 'fake_lazy_missing.NoSuchHead'"):
+        component.cls
+    assert [c.name for c, _ in registry.import_all()] == ["NoSuchHead"]
+
+
+def test_a_path_to_the_wrong_kind_of_class_is_refused(plugin_site):
+    make_plugin(plugin_site, "fake_kind", "from mmlightning import hookimpl\n\n@hookimpl\ndef register_fusions(register):\n    register('mmlightning_heads.classification:ClassificationHead')\n")
+    registry, _ = load_plugins()
+    with pytest.raises(TypeError, match="plugin fake_kind registered .*ClassificationHead.* as a fusion"):
+        registry.resolve("fusion", "ClassificationHead").cls

@@ -37,5 +37,9 @@ def components(argv: list[str]) -> int:
     if not found:
         print(f"No {args.kind or 'component'}s installed (see `mmlightning plugins`).")
     for c in found:
-        print(f"{c.kind:<10} {c.name:<24} {c.modality:<6} {c.plugin:<10} {c.summary}")
+        try:
+            modality, summary = c.modality, c.summary
+        except (TypeError, LookupError) as err:  # registered by a path that does not import, or a wrong class
+            modality, summary = "?", f"UNUSABLE: {err}"
+        print(f"{c.kind:<10} {c.name:<24} {modality:<6} {c.plugin:<10} {summary}")
     return 0

@@ -56,11 +56,14 @@ def _train(argv: list[str]) -> int:
     from mmlightning.plugins import get_registry
     from mmlightning.registry import UnknownComponentError
 
+    registry = get_registry()
     try:
-        check_names(argv, get_registry())
-    except (UnknownComponentError, FileNotFoundError, ValueError) as err:
+        check_names(argv, registry)
+    except (UnknownComponentError, FileNotFoundError, ValueError, TypeError) as err:
         print(f"mmlightning: {err}", file=sys.stderr)
         return 2
+    for component, err in registry.import_all():  # jsonargparse finds components among imported classes
+        logging.getLogger("mmlightning").warning("%s %s from plugin %s is unusable: %s", component.kind, component.name, component.plugin, err)
     from mmlightning.cli.lightning import run
 
     return run(argv)

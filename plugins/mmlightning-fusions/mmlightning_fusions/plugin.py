@@ -1,11 +1,10 @@
-"""The entry point: registers the fusions."""
+"""The entry point: registers the fusions (by import path, so torch loads only when one is used)."""
 
 from mmlightning import hookimpl
 
 
 @hookimpl
 def register_fusions(register):
-    from mmlightning_fusions import ConcatFusion, CrossAttentionFusion, SingleStreamFusion
-
-    for fusion in (ConcatFusion, CrossAttentionFusion, SingleStreamFusion):
-        register(fusion)
+    register("mmlightning_fusions.concat:ConcatFusion")
+    register("mmlightning_fusions.cross_attention:CrossAttentionFusion")
+    register("mmlightning_fusions.single_stream:SingleStreamFusion")

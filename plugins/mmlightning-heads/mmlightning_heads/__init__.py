@@ -1,5 +1,15 @@
-"""Task heads for mmlightning."""
+"""Task heads for mmlightning.
 
-from mmlightning_heads.classification import ClassificationHead
+The names load on first use, so loading the plugin (its entry point) stays cheap.
+"""
+
+import importlib
 
 __all__ = ["ClassificationHead"]
+_WHERE = {"ClassificationHead": "mmlightning_heads.classification"}
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

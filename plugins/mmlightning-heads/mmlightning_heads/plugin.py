@@ -1,10 +1,8 @@
-"""The entry point: registers the heads."""
+"""The entry point: registers the classification head by import path, so torch and friends load only when it is used."""
 
 from mmlightning import hookimpl
 
 
 @hookimpl
 def register_heads(register):
-    from mmlightning_heads.classification import ClassificationHead
-
-    register(ClassificationHead)
+    register("mmlightning_heads.classification:ClassificationHead")

@@ -1,6 +1,15 @@
-"""Text encoders for mmlightning."""
+"""Text encoders for mmlightning.
 
-from mmlightning_text.encoder import TextEncoder
-from mmlightning_text.processor import TextProcessor
+The names load on first use, so loading the plugin (its entry point) stays cheap.
+"""
+
+import importlib
 
 __all__ = ["TextEncoder", "TextProcessor"]
+_WHERE = {"TextEncoder": "mmlightning_text.encoder", "TextProcessor": "mmlightning_text.processor"}
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

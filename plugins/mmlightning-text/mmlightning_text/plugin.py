@@ -1,10 +1,8 @@
-"""The entry point: registers the text encoder."""
+"""The entry point: registers the text encoder by import path, so torch and friends load only when it is used."""
 
 from mmlightning import hookimpl
 
 
 @hookimpl
 def register_encoders(register):
-    from mmlightning_text.encoder import TextEncoder
-
-    register(TextEncoder)
+    register("mmlightning_text.encoder:TextEncoder")

@@ -1,6 +1,15 @@
-"""Image encoders for mmlightning."""
+"""Image encoders for mmlightning.
 
-from mmlightning_vision.encoder import TimmEncoder
-from mmlightning_vision.processor import ImageProcessor
+The names load on first use, so loading the plugin (its entry point) stays cheap.
+"""
+
+import importlib
 
 __all__ = ["ImageProcessor", "TimmEncoder"]
+_WHERE = {"TimmEncoder": "mmlightning_vision.encoder", "ImageProcessor": "mmlightning_vision.processor"}
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,10 +1,8 @@
-"""The entry point: registers the timm image encoder (timm itself loads only when one is built)."""
+"""The entry point: registers the timm image encoder by import path, so torch and friends load only when it is used."""
 
 from mmlightning import hookimpl
 
 
 @hookimpl
 def register_encoders(register):
-    from mmlightning_vision.encoder import TimmEncoder
-
-    register(TimmEncoder)
+    register("mmlightning_vision.encoder:TimmEncoder")
