@@ -40,7 +40,7 @@ def fitted(shapes_data, tmp_path_factory):
     cwd = Path.cwd()
     os.chdir(work)
     try:
-        assert main(["fit", "--config", str(config)]) == 0
+        assert main(["fit", "--config", str(config), f"--results_path={work / 'fit.json'}"]) == 0
     finally:
         os.chdir(cwd)
         os.environ.pop("WANDB_MODE") if old is None else os.environ.__setitem__("WANDB_MODE", old)
@@ -54,6 +54,14 @@ def test_fit_saves_config_with_class_paths_and_plugin_versions(fitted):
     assert saved["model"]["encoders"]["text"]["class_path"] == "mmlightning_text.TextEncoder"
     assert saved["model"]["fusion"]["class_path"] == "mmlightning_fusions.CrossAttentionFusion"
     assert saved["plugin_versions"]["vision"] == "mmlightning-vision 0.1.0"
+    assert saved["results_path"] is None  # a later validate from this config must not overwrite fit.json
+
+
+def test_results_path_holds_the_final_metrics(fitted):
+    work, run, ckpt = fitted
+    results = json.loads((work / "fit.json").read_text())
+    assert Path(results["checkpoint"]).name == ckpt.name and results["epochs"] == 2
+    assert 0.0 <= results["val/label/acc"] <= 1.0 and "val/label/f1_macro" in results
 
 
 def test_wandb_run_holds_config_metrics_and_samples(fitted, shapes_data):

@@ -30,10 +30,17 @@ def run_dir(trainer: Trainer) -> Path:
     return Path(trainer.log_dir or trainer.default_root_dir)
 
 
+PER_COMMAND = ("results_path", "predictions_path")
+
+
 class SaveConfig(SaveConfigCallback):
     """Saves the full config (class paths, plugin versions) beside the run's checkpoints, and in W&B."""
 
     def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        self.config = self.config.clone()
+        for key in PER_COMMAND:  # where this command writes is not part of the run's config
+            if key in self.config:
+                self.config[key] = None if key == "results_path" else "predictions.jsonl"
         if stage == "fit":  # the run's config, beside its checkpoints, to validate/test/predict with later
             directory = run_dir(trainer)
             directory.mkdir(parents=True, exist_ok=True)
@@ -71,7 +78,7 @@ class MultimodalCLI(LightningCLI):
     def after_fit(self) -> None:
         best = self.trainer.checkpoint_callback.best_model_path if self.trainer.checkpoint_callback else ""
         log.info("run saved in %s%s", run_dir(self.trainer), f" (checkpoint {best})" if best else "")
-        self.write_results({"checkpoint": best, "run_dir": str(run_dir(self.trainer))})
+        self.write_results({"checkpoint": best, "run_dir": str(run_dir(self.trainer)), "epochs": self.trainer.current_epoch})
 
     def after_validate(self) -> None:
         self.write_results({})
@@ -84,7 +91,7 @@ class MultimodalCLI(LightningCLI):
         if path:
             metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items() if v.numel() == 1}
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            Path(path).write_text(json.dumps({**metrics, **extra, "epochs": self.trainer.current_epoch}, indent=2, sort_keys=True))
+            Path(path).write_text(json.dumps({**metrics, **extra}, indent=2, sort_keys=True))
             log.info("metrics written to %s", path)
 
 

@@ -42,7 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     if command in {"plugins", "components"}:
         from mmlightning.cli import listing
 
-        return listing.plugins(rest) if command == "plugins" else listing.components(rest)
+        try:
+            return listing.plugins(rest) if command == "plugins" else listing.components(rest)
+        except BrokenPipeError:  # e.g. `mmlightning components | head`
+            sys.stderr.close()
+            return 0
     if command in TRAINING:
         return _train(argv)
     close = difflib.get_close_matches(command, [*TRAINING, "plugins", "components"], n=1)
