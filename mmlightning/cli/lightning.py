@@ -105,7 +105,7 @@ def run(argv: list[str]) -> int:
         args=None if argv == sys.argv[1:] else argv,
         save_config_callback=SaveConfig,
         save_config_kwargs={"overwrite": True, "save_to_log_dir": False},
-        trainer_defaults={"logger": default_logger_config("runs")},
+        trainer_defaults={"logger": default_logger_config("runs"), "default_root_dir": "runs"},
         auto_configure_optimizers=False,
     )
     finish_wandb(cli.trainer)
