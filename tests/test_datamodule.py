@@ -64,6 +64,7 @@ def test_skip_policy_writes_skipped_rows(model, bad_manifest, tmp_path):
     written = [json.loads(line) for line in skipped.read_text().splitlines()]
     assert sorted(r["line"] for r in written) == [2, 3, 4, 5, 6, 7]
     assert all(r["file"].endswith("val.jsonl") and r["reason"] for r in written)
+    assert dm.dataset("val") is data and len(skipped.read_text().splitlines()) == 6  # checked and written once
 
 
 def test_batches_carry_present_masks(model, tmp_path):

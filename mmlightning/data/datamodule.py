@@ -54,6 +54,7 @@ class MultimodalDataModule(LightningDataModule):
         self.num_workers, self.pin_memory = num_workers, pin_memory
         self.on_bad_rows, self.skipped_rows_file = on_bad_rows, skipped_rows_file
         self.manifests: dict[str, Manifest] = {}
+        self.datasets: dict[str, ManifestDataset] = {}  # checked once per split and model
         self.model: Any = None
 
     def setup(self, stage: str | None = None) -> None:
@@ -75,10 +76,14 @@ class MultimodalDataModule(LightningDataModule):
 
     def attach(self, model: Any) -> None:
         """Use this model's encoders' processors and heads' targets (done for you under a Trainer)."""
+        if model is not self.model:
+            self.datasets = {}
         self.model = model
 
     def dataset(self, split: str) -> ManifestDataset:
         """The checked rows of one split; bad rows stop here with a report, or are skipped and written out."""
+        if split in self.datasets:
+            return self.datasets[split]
         model = self.model or (self.trainer.lightning_module if self.trainer else None)
         if model is None:
             raise RuntimeError("The datamodule has no model: call datamodule.attach(model) or run under a Trainer")
@@ -95,7 +100,8 @@ class MultimodalDataModule(LightningDataModule):
         checks_out = {col: encode for col, encode in fields.targets.values()}
         good, bad = check_rows(manifest, checks_in, checks_out, progress=True)
         handle_bad_rows(bad, len(manifest.rows) + len(manifest.bad), self.on_bad_rows, self._skipped_file())
-        return ManifestDataset(good, root, str(manifest.path), fields, train=split == "train")
+        self.datasets[split] = ManifestDataset(good, root, str(manifest.path), fields, train=split == "train")
+        return self.datasets[split]
 
     def _fields(self, model: Any, with_targets: bool) -> Fields:
         inputs = {key: (self.columns.get(key, key), enc.processor()) for key, enc in model.encoders.items()}
