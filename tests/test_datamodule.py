@@ -104,3 +104,16 @@ def test_unknown_manifest_type(tmp_path):
         read_manifest(tmp_path / "data.txt")
     with pytest.raises(FileNotFoundError, match="Manifest not found"):
         read_manifest(tmp_path / "nope.jsonl")
+
+
+def test_parquet_manifest(model, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    image = write_image(tmp_path / "a.png")
+    rows = [{"id": "1", "text": "hello", "image": image, "label": "pos"}, {"id": "2", "text": None, "image": image, "label": "neg"}]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "val.parquet")
+    dm = MultimodalDataModule(val=str(tmp_path / "val.parquet"))
+    dm.attach(model)
+    data = dm.dataset("val")
+    assert [data[i]["id"] for i in range(2)] == ["1", "2"] and data[1]["inputs"]["text"] is None
