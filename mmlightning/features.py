@@ -58,3 +58,19 @@ def masked_mean(tokens: Tensor, mask: Tensor) -> Tensor:
     weights = mask.to(tokens.dtype)[..., None]  # (B, N, 1)
     total = (tokens * weights).sum(1)  # (B, D)
     return total / weights.sum(1).clamp(min=1.0)
+
+
+def drop_modalities(features: dict[str, Features], rate: float) -> dict[str, Features]:
+    """Modality dropout: mark each sample's modality absent with probability ``rate``, never all of a sample's."""
+    keys = sorted(features)
+    present = torch.stack([features[k].present for k in keys], 1)  # (B, M)
+    keep = present & (torch.rand(present.shape, device=present.device) >= rate)  # (B, M)
+    none_left = ~keep.any(1)
+    keep[none_left] = present[none_left]  # a sample keeps what it had rather than lose everything
+    out = {}
+    for i, key in enumerate(keys):
+        f = features[key]
+        dropped = Features.from_tokens(f.tokens, f.mask, keep[:, i], f.pooled)
+        dropped.spans = dict(f.spans)
+        out[key] = dropped
+    return out

@@ -12,6 +12,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from mmlightning.contracts import Batch, Encoder, Fusion, Head, HeadOutput, Processor
+from mmlightning.features import drop_modalities
 from mmlightning.optim import WarmupCosine, param_groups
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,8 @@ class MultimodalModule(LightningModule):
         loss_weights: weight per head key (default 1.0 each); the total loss is the weighted sum.
         optimizer: built with the parameter groups (weight decay kept off norms and biases); AdamW by default.
         lr_scheduler: built with the optimizer, e.g. ``mmlightning.optim.WarmupCosine``.
+        modality_dropout: while training, the chance that a sample loses each modality (never all of them),
+            so the model learns to cope with missing inputs.
     """
 
     def __init__(
@@ -40,6 +43,7 @@ class MultimodalModule(LightningModule):
         loss_weights: dict[str, float] | None = None,
         optimizer: OptimizerCallable = torch.optim.AdamW,
         lr_scheduler: LRSchedulerCallable | None = None,
+        modality_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=None if _from_cli() else ["encoders", "fusion", "heads"])
@@ -54,7 +58,9 @@ class MultimodalModule(LightningModule):
         if unknown:
             raise ValueError(f"loss_weights names {sorted(unknown)}, which are not heads; heads are {sorted(self.heads)}")
         self.loss_weights = {key: float((loss_weights or {}).get(key, 1.0)) for key in self.heads}
-        self.optimizer_factory, self.scheduler_factory = optimizer, lr_scheduler
+        if not 0.0 <= modality_dropout < 1.0:
+            raise ValueError(f"modality_dropout must be in [0, 1), got {modality_dropout}")
+        self.optimizer_factory, self.scheduler_factory, self.modality_dropout = optimizer, lr_scheduler, modality_dropout
         self.metrics = nn.ModuleDict()
         self._processors: dict[str, Processor] = {}
 
@@ -111,6 +117,8 @@ class MultimodalModule(LightningModule):
     # --- the forward pass -------------------------------------------------------------------------
     def forward(self, batch: Batch) -> dict[str, HeadOutput]:
         encoded = {key: encoder(batch.inputs[key]) for key, encoder in self.encoders.items()}
+        if self.training and self.modality_dropout > 0:
+            encoded = drop_modalities(encoded, self.modality_dropout)
         fused = self.fusion(encoded)
         return {key: head(fused, encoded, batch) for key, head in self.heads.items()}
 

@@ -117,9 +117,16 @@ class Registry:
 
     def _unknown(self, kind: str, name: str) -> str:
         names = self.names(kind)
-        close = difflib.get_close_matches(name, names, n=3, cutoff=0.75)
+        close = _closest(name, names)
         hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         return f"No {kind} named '{name}'.{hint} Installed: {', '.join(names) or 'none'} (see `mmlightning components {kind}`)."
+
+
+def _closest(name: str, names: list[str], cutoff: float = 0.75) -> list[str]:
+    """The names nearly as close to ``name`` as the closest one (so one clear typo gets one suggestion)."""
+    scores = {n: difflib.SequenceMatcher(None, name.lower(), n.lower()).ratio() for n in names}
+    best = max(scores.values(), default=0.0)
+    return sorted((n for n, s in scores.items() if s >= cutoff and s >= best - 0.05), key=lambda n: -scores[n])[:3]
 
 
 def _import(path: str, kind: str) -> type:

@@ -57,3 +57,19 @@ def test_features_from_tokens_masks_missing_samples():
 def test_sinusoidal_positions():
     table = sinusoidal_positions(10, 6)
     assert table.shape == (10, 6) and torch.allclose(table[0, 1::2], torch.ones(3))
+
+
+def test_modality_dropout_never_drops_every_modality():
+    from mmlightning.features import drop_modalities
+
+    torch.manual_seed(0)
+    full = torch.ones(1000, 3, dtype=torch.bool)
+    features = {k: Features.from_tokens(torch.randn(1000, 2, 4), full[:, :2], full[:, 0]) for k in ("a", "b", "c")}
+    features["c"] = Features.from_tokens(torch.randn(1000, 2, 4), full[:, :2], torch.arange(1000) % 2 == 0)
+    dropped = drop_modalities(features, 0.5)
+    kept = torch.stack([dropped[k].present for k in "abc"], 1)
+    assert kept.any(1).all()  # every sample keeps at least one modality
+    assert not (kept[:, 2] & ~features["c"].present).any()  # a missing modality never comes back
+    # the rate asked for, less the samples that would have lost everything: 0.5 - 0.5 / 8 - 0.5 / 4 = 0.31
+    assert 0.26 < 1 - kept[:, 0].float().mean() < 0.36
+    assert (dropped["a"].pooled[~kept[:, 0]] == 0).all() and not dropped["a"].mask[~kept[:, 0]].any()

@@ -88,3 +88,21 @@ def test_warmup_cosine_schedule():
         schedule.step()
     assert rates[0] == pytest.approx(0.5) and rates[1] == pytest.approx(1.0)
     assert rates[2] > rates[5] > rates[9] >= 0.1
+
+
+def test_modality_dropout_only_while_training(shapes_data):
+    model = build(modality_dropout=0.5)
+    dm = MultimodalDataModule(train=str(shapes_data / "train.jsonl"), batch_size=32)
+    dm.attach(model)
+    model.fit_data(dm)
+    batch = next(iter(dm._loader("train", shuffle=False)))
+    seen = []
+    model.fusion.register_forward_pre_hook(lambda module, args: seen.append(torch.stack([f.present for f in args[0].values()], 1)))
+    model.train()
+    model(batch)
+    model.eval()
+    model(batch)
+    assert not seen[0].all() and seen[0].any(1).all()  # some modalities dropped, never all of a sample's
+    assert seen[1].all()  # evaluation sees everything
+    with pytest.raises(ValueError, match="modality_dropout must be in"):
+        build(modality_dropout=1.0)

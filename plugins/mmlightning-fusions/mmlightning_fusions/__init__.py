@@ -5,8 +5,20 @@ The names load on first use, so loading the plugin (its entry point) stays cheap
 
 import importlib
 
-__all__ = ["ConcatFusion", "CrossAttentionFusion", "SingleStreamFusion"]
-_WHERE = {"ConcatFusion": "mmlightning_fusions.concat", "CrossAttentionFusion": "mmlightning_fusions.cross_attention", "SingleStreamFusion": "mmlightning_fusions.single_stream"}
+__all__ = ["AttentionPoolFusion", "BottleneckFusion", "CoAttentionFusion", "ConcatFusion", "CrossAttentionFusion", "CrossModalEncoderFusion", "GatedCrossAttentionFusion", "GatedFusion", "LowRankTensorFusion", "SingleStreamFusion", "TensorFusion"]
+_WHERE = {
+    "ConcatFusion": "mmlightning_fusions.concat",
+    "GatedFusion": "mmlightning_fusions.gated",
+    "AttentionPoolFusion": "mmlightning_fusions.gated",
+    "TensorFusion": "mmlightning_fusions.tensor",
+    "LowRankTensorFusion": "mmlightning_fusions.tensor",
+    "SingleStreamFusion": "mmlightning_fusions.single_stream",
+    "CrossAttentionFusion": "mmlightning_fusions.cross_attention",
+    "CoAttentionFusion": "mmlightning_fusions.co_attention",
+    "CrossModalEncoderFusion": "mmlightning_fusions.co_attention",
+    "GatedCrossAttentionFusion": "mmlightning_fusions.gated_cross_attention",
+    "BottleneckFusion": "mmlightning_fusions.bottleneck",
+}
 
 
 def __getattr__(name):

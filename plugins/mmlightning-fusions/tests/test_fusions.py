@@ -6,15 +6,46 @@ import pytest
 import torch
 
 from mmlightning.testing import check_fusion, random_features
-from mmlightning_fusions import ConcatFusion, CrossAttentionFusion, SingleStreamFusion
+import mmlightning_fusions
+from mmlightning_fusions import BottleneckFusion, ConcatFusion, CrossAttentionFusion, GatedCrossAttentionFusion, SingleStreamFusion, TensorFusion
+from mmlightning_fusions.plugin import FUSIONS
 
 DIMS = {"text": 12, "image": 20, "audio": 8}
+ALL = [getattr(mmlightning_fusions, name) for name in mmlightning_fusions.__all__]
 
 
-@pytest.mark.parametrize("fusion", [ConcatFusion, SingleStreamFusion, CrossAttentionFusion])
+def test_every_fusion_is_registered_and_exported():
+    assert sorted(path.split(":")[1] for path in FUSIONS) == sorted(mmlightning_fusions.__all__) and len(ALL) == 11
+
+
+@pytest.mark.parametrize("fusion", ALL, ids=lambda f: f.__name__)
 def test_contract(fusion):
     check_fusion(fusion, DIMS, dim=16)
     check_fusion(fusion, {"text": 12, "image": 20}, dim=16)
+
+
+def test_gated_cross_attention_starts_as_the_query_alone():
+    fusion = GatedCrossAttentionFusion({"text": 16, "image": 20}, dim=16, query="text").eval()
+    features = {"text": random_features(2, 5, 16), "image": random_features(2, 7, 20)}
+    out = fusion(features)
+    assert torch.allclose(out.tokens[:, out.spans["text"]], fusion.project["text"](features["text"].tokens) * features["text"].mask[..., None])
+    with torch.no_grad():
+        fusion.blocks[0].gate_attn.fill_(1.0)
+    assert not torch.allclose(fusion(features).tokens[:, out.spans["text"]], out.tokens[:, out.spans["text"]])
+
+
+def test_bottleneck_modalities_meet_only_through_the_latents():
+    fusion = BottleneckFusion({"text": 8, "image": 8}, dim=8, bottlenecks=2, layers=1, heads=2).eval()
+    features = {"text": random_features(2, 3, 8), "image": random_features(2, 4, 8)}
+    out = fusion(features)
+    other = dict(features, image=random_features(2, 4, 8, seed=9))
+    # with one layer, text tokens are computed before the averaged latents exist: the image cannot reach them
+    assert torch.allclose(fusion(other).tokens[:, out.spans["text"]], out.tokens[:, out.spans["text"]], atol=1e-6)
+
+
+def test_tensor_fusion_size_grows_with_modalities():
+    assert TensorFusion({"a": 4, "b": 4}, dim=8, factor_dim=3).out[1].in_features == 16
+    assert TensorFusion({"a": 4, "b": 4, "c": 4}, dim=8, factor_dim=3).out[1].in_features == 64
 
 
 def test_single_stream_spans_cover_each_modality():
