@@ -140,7 +140,7 @@ def test_plugins_lists_a_broken_plugin_as_skipped(tmp_path):
     assert result.returncode == 0
     lines = result.stdout.splitlines()
     assert any("fake_broken" in line and "fake_broken 9.9" in line and "SKIPPED: RuntimeError: this plugin is broken on purpose" in line for line in lines)
-    for plugin in ("text", "vision", "fusions", "heads"):
+    for plugin in ("text", "vision", "audio", "fusions", "heads"):
         assert any(line.startswith(plugin) and f"mmlightning-{plugin} 0.1.0" in line for line in lines)
     assert "skipped plugin fake_broken (fake_broken 9.9)" in result.stderr
     as_json = json.loads(run_cli("plugins", "--json", env={"PYTHONPATH": str(tmp_path)}).stdout)

@@ -34,8 +34,8 @@ def by_name(infos):
 def test_first_party_plugins_load():
     registry, infos = load_plugins()
     names = by_name(infos)
-    assert {"text", "vision", "fusions", "heads"} <= set(names)
-    assert all(names[n].skipped is None and names[n].version == "0.1.0" for n in ("text", "vision", "fusions", "heads"))
+    assert {"text", "vision", "audio", "fusions", "heads"} <= set(names)
+    assert all(names[n].skipped is None and names[n].version == "0.1.0" for n in ("text", "vision", "audio", "fusions", "heads"))
     assert registry.resolve("encoder", "TextEncoder").plugin == "text"
     assert [i.name for i in infos] == sorted(i.name for i in infos)
 

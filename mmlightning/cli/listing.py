@@ -20,7 +20,7 @@ def plugins(argv: list[str]) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     if not infos:
-        print("No plugins installed. First-party ones: pip install -e plugins/mmlightning-text (and -vision, -fusions, -heads).")
+        print("No plugins installed. First-party ones: pip install -e plugins/mmlightning-text (and -vision, -audio, -fusions, -heads).")
     for info in infos:
         what = ", ".join(f"{c.kind} {c.name}" for c in info.registered)
         status = f"SKIPPED: {info.skipped}" if info.skipped else what or "(registers nothing)"

@@ -1,0 +1,73 @@
+"""WAV path -> normalised log-mel frames (with SpecAugment-style masking when training); batches padded with a mask."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from mmlightning import Processor
+from mmlightning_audio.features import log_mel, mel_filterbank, read_wav, resample
+
+
+def resolve(value: Any, root: Path) -> Path:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"expected an audio file path, got {value!r}")
+    path = Path(value) if Path(value).is_absolute() else Path(root) / value
+    if not path.is_file():
+        raise ValueError(f"audio file not found: {value} (looked for {path})")
+    return path
+
+
+class AudioProcessor(Processor):
+    """Reads a WAV file, resamples, computes log-mel frames, normalises them per clip, crops to ``max_seconds``."""
+
+    def __init__(self, sample_rate: int, n_mels: int, n_fft: int, hop: int, max_seconds: float, augment: bool) -> None:
+        self.sample_rate, self.n_mels, self.n_fft, self.hop = sample_rate, n_mels, n_fft, hop
+        self.max_frames, self.augment = int(max_seconds * sample_rate / hop) + 1, augment
+        self.filters = mel_filterbank(n_fft, n_mels, sample_rate)
+
+    def check(self, value: Any, root: Path) -> None:
+        waveform, _ = read_wav(resolve(value, root))
+        if not waveform.abs().max() > 0:
+            raise ValueError(f"{value}: the clip is silent (all samples are zero)")
+
+    def __call__(self, value: Any, root: Path, train: bool) -> dict[str, Tensor]:
+        waveform, rate = read_wav(resolve(value, root))
+        mel = log_mel(resample(waveform, rate, self.sample_rate), self.filters, self.n_fft, self.hop)  # (T, n_mels)
+        if mel.shape[0] > self.max_frames:
+            start = int(torch.randint(0, mel.shape[0] - self.max_frames + 1, ())) if train else 0
+            mel = mel[start : start + self.max_frames]
+        mel = (mel - mel.mean()) / mel.std().clamp(min=1e-5)
+        if train and self.augment:
+            mel = _mask(_mask(mel, 0, max(1, mel.shape[0] // 8)), 1, max(1, self.n_mels // 8))
+        return {"mel": mel}
+
+    def blank(self) -> dict[str, Tensor]:
+        return {"mel": torch.zeros(1, self.n_mels)}
+
+    def collate(self, items: Sequence[dict[str, Tensor]]) -> dict[str, Tensor]:
+        longest = max(item["mel"].shape[0] for item in items)
+        mel = torch.zeros(len(items), longest, self.n_mels)  # (B, T, n_mels)
+        mask = torch.zeros(len(items), longest, dtype=torch.bool)  # (B, T)
+        for row, item in enumerate(items):
+            mel[row, : item["mel"].shape[0]] = item["mel"]
+            mask[row, : item["mel"].shape[0]] = True
+        return {"mel": mel, "mask": mask}
+
+    def preview(self, value: Any, root: Path) -> Any:
+        waveform, rate = read_wav(resolve(value, root))
+        return waveform.numpy(), rate
+
+
+def _mask(mel: Tensor, axis: int, width: int) -> Tensor:
+    """Zero one random band of up to ``width`` frames (axis 0) or mel bins (axis 1)."""
+    size = mel.shape[axis]
+    span = int(torch.randint(0, width + 1, ()))
+    start = int(torch.randint(0, max(1, size - span + 1), ()))
+    mel = mel.clone()
+    mel.narrow(axis, start, min(span, size - start)).zero_()
+    return mel
