@@ -31,14 +31,18 @@ class CrossAttentionFusion(Fusion):
     def __init__(self, dims: Mapping[str, int], dim: int = 256, layers: int = 1, heads: int = 4, dropout: float = 0.1, query: str | None = None) -> None:
         super().__init__(dims)
         if len(self.dims) < 2:
-            raise ValueError("CrossAttentionFusion needs at least two modalities")
+            raise ValueError(f"{type(self).__name__} needs at least two modalities")
         self.query = query or next(iter(self.dims))
         if self.query not in self.dims:
             raise ValueError(f"query '{self.query}' is not one of the encoders: {sorted(self.dims)}")
         self.dim = dim
         self.project = projections(self.dims, dim)
-        self.blocks = nn.ModuleList(CrossAttentionBlock(dim, heads, dropout) for _ in range(layers))
+        self.blocks = nn.ModuleList(self.block(dim, heads, dropout) for _ in range(layers))
         self.norm = nn.LayerNorm(dim)
+
+    def block(self, dim: int, heads: int, dropout: float) -> nn.Module:
+        """One cross-attention layer (subclasses swap in another kind)."""
+        return CrossAttentionBlock(dim, heads, dropout)
 
     def forward(self, features: Mapping[str, Features]) -> Features:
         check_keys(self.dims, features)

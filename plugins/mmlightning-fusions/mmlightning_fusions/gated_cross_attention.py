@@ -7,9 +7,8 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from mmlightning import Features, Fusion
 from mmlightning.layers import FeedForward, MultiHeadAttention
-from mmlightning_fusions.common import any_present, check_keys, concat_tokens, pool_spans, projections
+from mmlightning_fusions.cross_attention import CrossAttentionFusion
 
 
 class GatedCrossAttentionBlock(nn.Module):
@@ -26,29 +25,12 @@ class GatedCrossAttentionBlock(nn.Module):
         return x + torch.tanh(self.gate_ff) * self.ff(self.norm_ff(x))  # (B, N, D)
 
 
-class GatedCrossAttentionFusion(Fusion):
+class GatedCrossAttentionFusion(CrossAttentionFusion):
     """The query modality attends to the others through tanh gates that start closed (Flamingo)."""
 
     def __init__(self, dims: Mapping[str, int], dim: int = 256, layers: int = 1, heads: int = 4, dropout: float = 0.1, query: str | None = None) -> None:
-        super().__init__(dims)
-        if len(self.dims) < 2:
-            raise ValueError("GatedCrossAttentionFusion needs at least two modalities")
-        self.query = query or next(iter(self.dims))
-        if self.query not in self.dims:
-            raise ValueError(f"query '{self.query}' is not one of the encoders: {sorted(self.dims)}")
-        self.dim = dim
-        self.project = projections(self.dims, dim)
-        self.blocks = nn.ModuleList(GatedCrossAttentionBlock(dim, heads, dropout) for _ in range(layers))
+        super().__init__(dims, dim, layers, heads, dropout, query)
+        self.norm = nn.Identity()  # with closed gates the query passes through unchanged
 
-    def forward(self, features: Mapping[str, Features]) -> Features:
-        check_keys(self.dims, features)
-        tokens = {k: self.project[k](features[k].tokens) for k in self.dims}  # (B, N_k, D)
-        masks = {k: features[k].mask for k in self.dims}
-        others = [k for k in self.dims if k != self.query]
-        context, context_mask, _ = concat_tokens({k: tokens[k] for k in others}, {k: masks[k] for k in others})  # (B, M, D)
-        for block in self.blocks:
-            tokens[self.query] = block(tokens[self.query], context, context_mask)  # (B, N_q, D)
-        out, mask, spans = concat_tokens(tokens, masks)
-        fused = Features.from_tokens(out, mask, any_present(features), pool_spans(out, mask, spans))
-        fused.spans = spans
-        return fused
+    def block(self, dim: int, heads: int, dropout: float) -> nn.Module:
+        return GatedCrossAttentionBlock(dim, heads, dropout)
