@@ -63,6 +63,17 @@ class Processor:
         """What a dashboard shows for a value: a string, or a PIL image, or a (waveform, rate) pair."""
         return str(value)
 
+    @staticmethod
+    def resolve(value: Any, root: Path, what: str = "media") -> Path:
+        """A media path from a manifest, relative to ``root`` (or absolute); ``ValueError`` if absent or not a path."""
+        if not isinstance(value, str) or not value.strip():
+            article = "an" if what[:1] in "aeiou" else "a"
+            raise ValueError(f"expected {article} {what} path, got {value!r}")
+        path = Path(value) if Path(value).is_absolute() else Path(root) / value
+        if not path.is_file():
+            raise ValueError(f"{what} file not found: {value} (looked for {path})")
+        return path
+
     def batch(self, items: Sequence[dict[str, Tensor] | None]) -> dict[str, Tensor]:
         """Collate items where ``None`` marks a missing value; adds ``present`` ``(B,)``."""
         present = torch.tensor([item is not None for item in items], dtype=torch.bool)

@@ -14,12 +14,7 @@ from mmlightning_audio.features import log_mel, mel_filterbank, read_wav, resamp
 
 
 def resolve(value: Any, root: Path) -> Path:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"expected an audio file path, got {value!r}")
-    path = Path(value) if Path(value).is_absolute() else Path(root) / value
-    if not path.is_file():
-        raise ValueError(f"audio file not found: {value} (looked for {path})")
-    return path
+    return Processor.resolve(value, root, "audio")
 
 
 class AudioProcessor(Processor):
