@@ -2,6 +2,8 @@
 
     python benchmarks/av_digits.py [--epochs 6] [--only ConcatFusion,BottleneckFusion]
 
+With --only, the other runs' figures are kept from the last full run (same epochs) in the results JSON.
+
 Needs ../shared/data/av_digits (beside the repository); exits with a message when it is absent. Each run is
 `mmlightning fit --config docs/configs/av_digits.yaml --model.fusion=NAME` (single modalities: the other encoder
 removed, ConcatFusion over the one left). Writes benchmarks/results/av_digits.json and docs/av_digits.md.
@@ -53,6 +55,10 @@ def variants(base: dict, only: set[str] | None) -> dict[str, dict]:
         config = copy.deepcopy(base)
         config["model"]["fusion"] = {"class_path": fusion, "init_args": {"dim": 64}}
         out[fusion] = config
+        if fusion == "LateFusion":  # late fusion of predictions: averaged above, learned weights here
+            learned = copy.deepcopy(config)
+            learned["model"]["fusion"]["init_args"]["combine"] = "learned"
+            out["LateFusion learned"] = learned
     return {k: v for k, v in out.items() if not only or k in only}
 
 
@@ -67,11 +73,15 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     base = yaml.safe_load(CONFIG.read_text())
     base["data"] = {**base["data"], "train": str(DATA / "train.jsonl"), "val": str(DATA / "dev.jsonl")}
+    saved = OUT / "av_digits.json"
+    only = set(filter(None, args.only.split(",")))
     results = {}
-    for name, config in variants(base, set(filter(None, args.only.split(",")))).items():
+    if only and saved.is_file() and json.loads(saved.read_text())["epochs"] == args.epochs:
+        results = json.loads(saved.read_text())["results"]  # --only re-runs some and keeps the rest
+    for name, config in variants(base, only).items():
         results[name] = run(name, config, args.epochs)
         print(f"{name:<28} dev accuracy {results[name]['dev_accuracy']:.3f}  macro F1 {results[name]['dev_f1_macro']:.3f}  ({results[name]['seconds']} s)", flush=True)
-    (OUT / "av_digits.json").write_text(json.dumps({"epochs": args.epochs, "results": results}, indent=2))
+    saved.write_text(json.dumps({"epochs": args.epochs, "results": results}, indent=2))
     write_table(results, args.epochs)
 
 
@@ -82,6 +92,9 @@ def write_table(results: dict, epochs: int) -> None:
 Dev accuracy on `../shared/data/av_digits` (2,400 train, 300 dev; 10 classes), each trained from scratch with the
 same encoders (a timm `test_resnet` on the 32 px image, a 2-layer `AudioEncoder` on 40 log-mel bins), the same
 optimizer and {epochs} epochs, on a 2-core CPU. Single runs with seed 0: differences of a point or two are noise.
+`LateFusion` is late fusion of predictions: a tower and a prediction per modality, combined as the weighted mean
+of their log-probabilities, uniform or with learned weights (`--model.fusion.combine=learned`). Averaging the
+probabilities instead reached only 0.850 (uniform) and 0.807 (learned), below audio alone, so the head does not.
 
 ```bash
 python benchmarks/av_digits.py --epochs {epochs}          # all of them (writes this page)

@@ -18,6 +18,9 @@ class Features:
         pooled: ``(B, D)`` one vector per sample (zeros where the sample lacks this modality).
         present: ``(B,)`` bool, False where the sample lacks this modality.
         spans: which token positions came from which modality (set by fusions).
+        weights: ``(B, M)`` set by late fusions: how much each span's own prediction counts (sorted span
+            order, zero where the sample lacks the modality, rows summing to 1). A head that predicts per
+            span combines with these; any other head uses ``pooled``, which is the same weighting of the spans.
     """
 
     tokens: Tensor
@@ -25,6 +28,7 @@ class Features:
     pooled: Tensor
     present: Tensor
     spans: dict[str, slice] = field(default_factory=dict)
+    weights: Tensor | None = None
 
     @classmethod
     def from_tokens(cls, tokens: Tensor, mask: Tensor, present: Tensor | None = None, pooled: Tensor | None = None) -> Features:
@@ -50,7 +54,12 @@ class Features:
 
     def index(self, rows: Tensor) -> Features:
         """The features of some samples only (``rows``: indices or a bool mask)."""
-        return Features(self.tokens[rows], self.mask[rows], self.pooled[rows], self.present[rows], dict(self.spans))
+        weights = None if self.weights is None else self.weights[rows]
+        return Features(self.tokens[rows], self.mask[rows], self.pooled[rows], self.present[rows], dict(self.spans), weights)
+
+    def span_means(self) -> Tensor:
+        """Each span's mean real token, in ``spans`` order (zeros where a sample lacks it). ``-> (B, M, D)``."""
+        return torch.stack([masked_mean(self.tokens[:, s], self.mask[:, s]) for s in self.spans.values()], 1)
 
 
 def masked_mean(tokens: Tensor, mask: Tensor) -> Tensor:

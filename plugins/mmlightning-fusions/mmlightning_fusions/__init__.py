@@ -5,7 +5,7 @@ The names load on first use, so loading the plugin (its entry point) stays cheap
 
 import importlib
 
-__all__ = ["AttentionPoolFusion", "BottleneckFusion", "CoAttentionFusion", "ConcatFusion", "CrossAttentionFusion", "CrossModalEncoderFusion", "GatedCrossAttentionFusion", "GatedFusion", "LowRankTensorFusion", "SingleStreamFusion", "TensorFusion"]
+__all__ = ["AttentionPoolFusion", "BottleneckFusion", "CoAttentionFusion", "ConcatFusion", "CrossAttentionFusion", "CrossModalEncoderFusion", "GatedCrossAttentionFusion", "GatedFusion", "LateFusion", "LowRankTensorFusion", "SingleStreamFusion", "TensorFusion"]
 _WHERE = {
     "ConcatFusion": "mmlightning_fusions.concat",
     "GatedFusion": "mmlightning_fusions.gated",
@@ -18,6 +18,7 @@ _WHERE = {
     "CrossModalEncoderFusion": "mmlightning_fusions.co_attention",
     "GatedCrossAttentionFusion": "mmlightning_fusions.gated_cross_attention",
     "BottleneckFusion": "mmlightning_fusions.bottleneck",
+    "LateFusion": "mmlightning_fusions.late",
 }
 
 

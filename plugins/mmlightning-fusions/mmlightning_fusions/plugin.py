@@ -14,6 +14,7 @@ FUSIONS = [
     "mmlightning_fusions.co_attention:CrossModalEncoderFusion",
     "mmlightning_fusions.gated_cross_attention:GatedCrossAttentionFusion",
     "mmlightning_fusions.bottleneck:BottleneckFusion",
+    "mmlightning_fusions.late:LateFusion",
 ]
 
 

@@ -7,7 +7,7 @@ import torch
 
 from mmlightning.testing import check_fusion, random_features
 import mmlightning_fusions
-from mmlightning_fusions import BottleneckFusion, ConcatFusion, CrossAttentionFusion, GatedCrossAttentionFusion, SingleStreamFusion, TensorFusion
+from mmlightning_fusions import BottleneckFusion, ConcatFusion, CrossAttentionFusion, GatedCrossAttentionFusion, LateFusion, SingleStreamFusion, TensorFusion
 from mmlightning_fusions.plugin import FUSIONS
 
 DIMS = {"text": 12, "image": 20, "audio": 8}
@@ -15,7 +15,7 @@ ALL = [getattr(mmlightning_fusions, name) for name in mmlightning_fusions.__all_
 
 
 def test_every_fusion_is_registered_and_exported():
-    assert sorted(path.split(":")[1] for path in FUSIONS) == sorted(mmlightning_fusions.__all__) and len(ALL) == 11
+    assert sorted(path.split(":")[1] for path in FUSIONS) == sorted(mmlightning_fusions.__all__) and len(ALL) == 12
 
 
 @pytest.mark.parametrize("fusion", ALL, ids=lambda f: f.__name__)
@@ -75,3 +75,19 @@ def test_concat_of_a_sample_with_every_modality_missing_is_finite():
     fusion = ConcatFusion({"a": 4, "b": 4}, dim=8).eval()
     out = fusion({"a": random_features(2, 3, 4, missing=[1]), "b": random_features(2, 3, 4, missing=[1])})
     assert torch.isfinite(out.pooled).all() and out.present.tolist() == [True, False]
+
+
+def test_late_fusion_weights_are_uniform_or_learned_over_the_present_modalities():
+    features = {"text": random_features(3, 5, 12, missing=[1]), "image": random_features(3, 7, 20)}
+    mean = LateFusion({"text": 12, "image": 20}, dim=8).eval()
+    out = mean(features)
+    assert out.spans == {"image": slice(0, 1), "text": slice(1, 2)}
+    assert out.weights.tolist() == [[0.5, 0.5], [1.0, 0.0], [0.5, 0.5]]
+    learned = LateFusion({"text": 12, "image": 20}, dim=8, combine="learned").eval()
+    assert [name for name, _ in learned.named_parameters() if name == "scores"] == ["scores"]
+    with torch.no_grad():
+        learned.scores.copy_(torch.tensor([0.0, 1.0]))
+    weights = learned(features).weights
+    assert weights[0, 1] > weights[0, 0] and weights[1].tolist() == [1.0, 0.0]
+    with pytest.raises(ValueError, match="combine must be one of"):
+        LateFusion({"a": 4, "b": 4}, combine="max")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mmlightning import Batch
+from mmlightning import Batch, Features
 from mmlightning.testing import check_head, random_features
 from mmlightning_heads import ClassificationHead
 
@@ -42,3 +42,19 @@ def test_metrics_and_per_class_report():
     assert values["precision/pos"] == pytest.approx(2 / 3) and values["recall/neg"] == pytest.approx(0.5)
     out = head(random_features(2, 1, 4), {}, Batch(inputs={}, ids=["a", "b"]))
     assert out.loss is None and set(head.decode(out)) <= {"neg", "pos"}
+
+
+def test_after_a_late_fusion_the_head_combines_per_modality_predictions():
+    torch.manual_seed(0)
+    head = ClassificationHead(4, labels=["a", "b", "c"]).eval()
+    head.name = "label"
+    present = torch.tensor([[True, True], [True, False]])  # sample 1 lacks the second modality
+    fused = Features.from_tokens(torch.randn(2, 2, 4), present)  # one token per modality, as LateFusion gives
+    fused.spans, fused.weights = {"image": slice(0, 1), "text": slice(1, 2)}, torch.tensor([[0.25, 0.75], [1.0, 0.0]])
+    out = head(fused, {}, Batch(inputs={}, ids=["0", "1"]))
+    log_probs = head.classifier(fused.tokens).log_softmax(-1)  # (B, M, C): each modality's own prediction
+    assert torch.allclose(out.logits[0], (0.25 * log_probs[0, 0] + 0.75 * log_probs[0, 1]).log_softmax(-1), atol=1e-6)
+    assert torch.allclose(out.logits[1], log_probs[1, 0], atol=1e-6)  # nothing from the missing modality
+    assert torch.allclose(out.logits.exp().sum(-1), torch.ones(2))
+    batch = Batch(inputs={}, targets={"label": torch.tensor([0, 2])}, ids=["0", "1"])
+    assert torch.isfinite(head(fused, {}, batch).loss)
