@@ -162,12 +162,15 @@ class Head(Fitted, nn.Module):
 
     Implement ``__init__(self, dim, ...)`` and ``forward``; for a task with a target column also ``fit``,
     ``encode_target`` and ``make_metrics``; ``decode`` turns predictions into what ``predict`` writes.
-    Rely on: ``self.name`` (the head's key; ``batch.targets[self.name]`` holds its targets).
+    Rely on: ``self.name`` (the head's key; ``batch.targets[self.name]`` holds its targets) and
+    ``self.encoder_dims`` (encoder key -> width, for heads that read ``encoded``); both are set right after
+    ``__init__``, so build layers that need the widths in ``set_fitted`` (it runs before the optimizer exists).
     """
 
     modality: ClassVar[str] = "any"
-    uses_target: ClassVar[bool] = True
+    uses_target: bool = True
     name: str = "head"
+    encoder_dims: dict[str, int] = {}
 
     def forward(self, fused: Features, encoded: Mapping[str, Features], batch: Batch) -> HeadOutput:
         raise NotImplementedError

@@ -53,7 +53,7 @@ class MultimodalModule(LightningModule):
         self.fusion = fusion({key: enc.dim for key, enc in self.encoders.items()})
         self.heads = nn.ModuleDict({key: make(self.fusion.dim) for key, make in sorted(heads.items())})
         for key, head in self.heads.items():
-            head.name = key
+            head.name, head.encoder_dims = key, {k: enc.dim for k, enc in self.encoders.items()}
         unknown = set(loss_weights or {}) - set(self.heads)
         if unknown:
             raise ValueError(f"loss_weights names {sorted(unknown)}, which are not heads; heads are {sorted(self.heads)}")

@@ -53,6 +53,14 @@ def check_features(features: Features, batch: int, dim: int, what: str) -> None:
         _require(bool(torch.isfinite(getattr(features, name)).all()), f"{what} {name} has NaN or inf")
     absent = ~features.present
     _require(not features.mask[absent].any(), f"{what}: a sample without the modality has real tokens in its mask")
+    if features.weights is not None:
+        w = features.weights
+        _require(w.shape == (batch, len(features.spans)), f"{what} weights are {tuple(w.shape)}; expected (B, number of spans) = ({batch}, {len(features.spans)})")
+        _require(bool(torch.isfinite(w).all()) and bool((w >= 0).all()), f"{what} weights must be finite and non-negative")
+        sums = w.sum(1)
+        _require(torch.allclose(sums[features.present], torch.ones_like(sums[features.present]), atol=1e-5), f"{what} weights of a present sample must sum to 1")
+        spans_present = torch.stack([features.mask[:, s].any(1) for s in features.spans.values()], 1)  # (B, M)
+        _require(not bool(w[~spans_present].any()), f"{what}: a span a sample lacks must get weight 0")
 
 
 def _backward(module: torch.nn.Module, *outputs: Tensor) -> None:
@@ -128,15 +136,17 @@ def check_head(head_cls: type[Head], dim: int = 16, batch: int = 6, **kwargs: An
     """Fit on example targets, loss and backward, metrics, decode, no loss without targets, a tiny fit."""
     torch.manual_seed(0)
     head = head_cls(dim, **kwargs)
-    head.name = "task"
+    head.name, head.encoder_dims = "task", {"a": dim, "b": dim + 4}
     name = head_cls.__name__
     targets = {}
     if head.uses_target:
         raw = head.example_targets(batch)
         head.fit(raw)
         targets = {"task": torch.stack([head.encode_target(v) for v in raw])}
+    elif not head.is_fitted:
+        head.fit([])
     fused = random_features(batch, 5, dim)
-    encoded = {"a": random_features(batch, 4, dim, seed=1), "b": random_features(batch, 3, dim, seed=2)}
+    encoded = {"a": random_features(batch, 4, dim, seed=1), "b": random_features(batch, 3, dim + 4, seed=2)}
     data = Batch(inputs={}, targets=targets, ids=[str(i) for i in range(batch)])
     out = head(fused, encoded, data)
     _require(out.loss is not None and out.loss.ndim == 0 and bool(torch.isfinite(out.loss)), f"{name}: loss must be a finite scalar")
@@ -162,4 +172,4 @@ def _tiny_fit(head: Head, fused: Features, encoded: Mapping[str, Features], batc
         first = float(loss.detach()) if first is None else first
         loss.backward()
         optimizer.step()
-    _require(float(loss) < first, f"{type(head).__name__}: 30 steps on one batch did not lower the loss ({first:.4f} -> {float(loss):.4f})")
+    _require(float(loss.detach()) < first, f"{type(head).__name__}: 30 steps on one batch did not lower the loss ({first:.4f} -> {float(loss.detach()):.4f})")

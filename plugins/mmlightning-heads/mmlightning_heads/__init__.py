@@ -5,8 +5,14 @@ The names load on first use, so loading the plugin (its entry point) stays cheap
 
 import importlib
 
-__all__ = ["ClassificationHead"]
-_WHERE = {"ClassificationHead": "mmlightning_heads.classification"}
+__all__ = ["ClassificationHead", "ContrastiveHead", "MultiLabelHead", "RegressionHead", "RetrievalRecall"]
+_WHERE = {
+    "ClassificationHead": "mmlightning_heads.classification",
+    "ContrastiveHead": "mmlightning_heads.contrastive",
+    "MultiLabelHead": "mmlightning_heads.multilabel",
+    "RegressionHead": "mmlightning_heads.regression",
+    "RetrievalRecall": "mmlightning_heads.retrieval",
+}
 
 
 def __getattr__(name):

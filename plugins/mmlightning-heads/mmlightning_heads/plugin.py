@@ -1,8 +1,16 @@
-"""The entry point: registers the classification head by import path, so torch and friends load only when it is used."""
+"""The entry point: registers the heads by import path, so torch and friends load only when one is used."""
 
 from mmlightning import hookimpl
+
+HEADS = [
+    "mmlightning_heads.classification:ClassificationHead",
+    "mmlightning_heads.contrastive:ContrastiveHead",
+    "mmlightning_heads.multilabel:MultiLabelHead",
+    "mmlightning_heads.regression:RegressionHead",
+]
 
 
 @hookimpl
 def register_heads(register):
-    register("mmlightning_heads.classification:ClassificationHead")
+    for path in HEADS:
+        register(path)

@@ -1,0 +1,93 @@
+"""Multi-label classification: any number of labels per sample, a sigmoid each, thresholded metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmlightning import Batch, Features, Head, HeadOutput
+
+
+class MultiLabelHead(Head):
+    """Sigmoid + binary cross-entropy per label; F1 (micro / macro) and a per-label report at ``threshold``.
+
+    A target is a list of labels (JSON, Parquet) or one string with the labels joined by ``separator``
+    (CSV: ``"dog|outdoor"``); an empty list or string means no label applies.
+    """
+
+    def __init__(self, dim: int, labels: list[str] | None = None, separator: str = "|", threshold: float = 0.5, hidden: int | None = None, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.in_dim, self.separator, self.threshold, self.hidden, self.dropout = dim, separator, threshold, hidden, dropout
+        self.classifier: nn.Module | None = None
+        if labels:
+            self.set_fitted({"labels": list(labels)})
+
+    def split(self, value: Any) -> list[str]:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(self.separator) if part.strip()]
+        if isinstance(value, (list, tuple)):
+            return [str(part) for part in value]
+        raise ValueError(f"expected a list of labels or a {self.separator!r}-separated string, got {value!r}")
+
+    def fit(self, values: Sequence[Any]) -> None:
+        labels = sorted({label for value in values for label in self.split(value)})
+        if not labels:
+            raise ValueError(f"head '{self.name}' found no labels in the training split")
+        self.set_fitted({"labels": labels})
+
+    def set_fitted(self, state: dict[str, Any]) -> None:
+        super().set_fitted(state)
+        self.labels = list(state["labels"])
+        self.index = {label: i for i, label in enumerate(self.labels)}
+        layers: list[nn.Module] = [nn.Dropout(self.dropout)]
+        width = self.in_dim
+        if self.hidden:
+            layers += [nn.Linear(width, self.hidden), nn.GELU(), nn.Dropout(self.dropout)]
+            width = self.hidden
+        self.classifier = nn.Sequential(*layers, nn.Linear(width, len(self.labels)))
+
+    def encode_target(self, value: Any) -> Tensor:
+        target = torch.zeros(len(self.labels))
+        for label in self.split(value):
+            if label not in self.index:
+                shown = ", ".join(map(repr, self.labels[:20]))
+                raise ValueError(f"label {label!r} is not one of the {len(self.labels)} known labels ({shown}); labels are learnt from the training split or set with labels=[...]")
+            target[self.index[label]] = 1.0
+        return target
+
+    def forward(self, fused: Features, encoded: Mapping[str, Features], batch: Batch) -> HeadOutput:
+        logits = self.classifier(fused.pooled)  # (B, L)
+        target = batch.targets.get(self.name)  # (B, L) multi-hot, or None when predicting
+        loss = None if target is None else F.binary_cross_entropy_with_logits(logits, target)
+        return HeadOutput(loss=loss, predictions=(logits.sigmoid() >= self.threshold).long(), logits=logits)
+
+    def make_metrics(self) -> dict[str, nn.Module]:
+        from torchmetrics.classification import MultilabelExactMatch, MultilabelF1Score, MultilabelPrecision, MultilabelRecall
+
+        n = len(self.labels)
+        return {
+            "exact_match": MultilabelExactMatch(n),
+            "f1_micro": MultilabelF1Score(n, average="micro"),
+            "f1_macro": MultilabelF1Score(n, average="macro"),
+            "precision": MultilabelPrecision(n, average=None),
+            "recall": MultilabelRecall(n, average=None),
+            "f1": MultilabelF1Score(n, average=None),
+        }
+
+    def metric_inputs(self, output: HeadOutput, batch: Batch) -> tuple[Tensor, Tensor]:
+        return output.predictions, batch.targets[self.name].long()
+
+    def metric_values(self, name: str, value: Tensor) -> dict[str, float]:
+        if value.numel() == 1:
+            return {name: float(value)}
+        return {f"{name}/{label}": float(v) for label, v in zip(self.labels, value.tolist())}
+
+    def decode(self, output: HeadOutput) -> list[Any]:
+        return [[self.labels[i] for i, on in enumerate(row) if on] for row in output.predictions.tolist()]
+
+    def example_targets(self, count: int) -> list[Any]:
+        return [["cat", "dog", "bird"][: 1 + i % 3] for i in range(count)]
