@@ -183,6 +183,14 @@ class Head(Fitted, nn.Module):
         """One raw target value -> a tensor. Raise ``ValueError`` saying what was expected."""
         raise NotImplementedError
 
+    def collate_targets(self, targets: Sequence[Tensor]) -> Tensor:
+        """Stack a batch's encoded targets. Override for variable-length targets (pad with -100, say)."""
+        return torch.stack(list(targets))
+
+    def example_inputs(self, encoded: Mapping[str, Features], targets: Sequence[Any]) -> dict[str, dict[str, Tensor]]:
+        """For the testing kit: the ``batch.inputs`` entries this head reads (default: none)."""
+        return {}
+
     def make_metrics(self) -> dict[str, nn.Module]:
         """Fresh torchmetrics for one stage; called once per stage after the head is fitted."""
         return {}
@@ -203,4 +211,19 @@ class Head(Fitted, nn.Module):
 
     def example_targets(self, count: int) -> list[Any]:
         """Raw target values for tests and docs."""
+        raise NotImplementedError
+
+
+class Reader:
+    """Reads a manifest format the core does not know (JSONL, CSV and Parquet are built in) into rows.
+
+    Implement ``read(path) -> (rows, bad_rows)``: ``mmlightning.data.manifest.Row(line, values)`` per sample,
+    with the line it starts on, and ``BadRow(file, line, reason, raw)`` for anything that cannot be read, so
+    nothing is dropped silently. ``suffixes`` are the file endings it claims (``--data.reader=NAME`` picks it
+    for any file).
+    """
+
+    suffixes: ClassVar[tuple[str, ...]] = ()
+
+    def read(self, path: Path) -> tuple[list[Any], list[Any]]:
         raise NotImplementedError

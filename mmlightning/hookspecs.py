@@ -54,3 +54,11 @@ def register_datamodules(register: Register) -> None:
 
     .. versionadded:: 0.1
     """
+
+
+@hookspec
+def register_readers(register: Register) -> None:
+    """Register :class:`~mmlightning.contracts.Reader` subclasses for manifest formats: ``register(MyReader)``.
+
+    .. versionadded:: 0.1
+    """

@@ -12,7 +12,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-KINDS: dict[str, str] = {"encoder": "Encoder", "fusion": "Fusion", "head": "Head", "datamodule": ""}
+KINDS: dict[str, str] = {"encoder": "Encoder", "fusion": "Fusion", "head": "Head", "datamodule": "", "reader": "Reader"}
 
 
 class UnknownComponentError(LookupError):

@@ -136,18 +136,19 @@ def check_head(head_cls: type[Head], dim: int = 16, batch: int = 6, **kwargs: An
     """Fit on example targets, loss and backward, metrics, decode, no loss without targets, a tiny fit."""
     torch.manual_seed(0)
     head = head_cls(dim, **kwargs)
-    head.name, head.encoder_dims = "task", {"a": dim, "b": dim + 4}
+    head.name, head.encoder_dims = "task", {"image": dim + 4, "text": dim}
     name = head_cls.__name__
-    targets = {}
+    encoded = {"image": random_features(batch, 3, dim + 4, seed=2), "text": random_features(batch, 4, dim, seed=1)}
+    fused = random_features(batch, 7, dim)  # token-level, as a single-stream fusion gives: a span per modality
+    fused.spans = {"image": slice(0, 3), "text": slice(3, 7)}
+    targets, raw = {}, []
     if head.uses_target:
         raw = head.example_targets(batch)
         head.fit(raw)
-        targets = {"task": torch.stack([head.encode_target(v) for v in raw])}
+        targets = {"task": head.collate_targets([head.encode_target(v) for v in raw])}
     elif not head.is_fitted:
         head.fit([])
-    fused = random_features(batch, 5, dim)
-    encoded = {"a": random_features(batch, 4, dim, seed=1), "b": random_features(batch, 3, dim + 4, seed=2)}
-    data = Batch(inputs={}, targets=targets, ids=[str(i) for i in range(batch)])
+    data = Batch(inputs=head.example_inputs(encoded, raw), targets=targets, ids=[str(i) for i in range(batch)])
     out = head(fused, encoded, data)
     _require(out.loss is not None and out.loss.ndim == 0 and bool(torch.isfinite(out.loss)), f"{name}: loss must be a finite scalar")
     _backward(head, out.loss)
@@ -157,7 +158,7 @@ def check_head(head_cls: type[Head], dim: int = 16, batch: int = 6, **kwargs: An
         for value in head.metric_values("m", metric.compute()).values():
             _require(isinstance(value, float), f"{name}: metric values must flatten to floats")
     if head.uses_target:
-        _require(head(fused, encoded, Batch(inputs={}, ids=data.ids)).loss is None, f"{name}: without targets the loss must be None")
+        _require(head(fused, encoded, Batch(inputs=data.inputs, ids=data.ids)).loss is None, f"{name}: without targets the loss must be None")
     _tiny_fit(head, fused, encoded, data)
     return head
 

@@ -29,6 +29,8 @@ class MultimodalDataModule(LightningDataModule):
         id_column: the column that names a sample in predictions (``file:line`` when absent).
         on_bad_rows: ``stop`` (default) raises with a report naming every bad row; ``skip`` leaves them out
             and writes them to ``skipped_rows_file`` (default ``<log dir>/skipped_rows.jsonl``).
+        reader: a registered reader's name for another manifest format (``ConllReader`` for CoNLL column
+            files); by default the suffix decides, and plugins' readers claim their own suffixes.
     """
 
     def __init__(
@@ -46,6 +48,7 @@ class MultimodalDataModule(LightningDataModule):
         pin_memory: bool | None = None,
         on_bad_rows: Literal["stop", "skip"] = "stop",
         skipped_rows_file: str | None = None,
+        reader: str | None = None,
     ) -> None:
         super().__init__()
         self.paths = {"train": train, "val": val, "test": test, "predict": predict}
@@ -53,6 +56,7 @@ class MultimodalDataModule(LightningDataModule):
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.num_workers, self.pin_memory = num_workers, pin_memory
         self.on_bad_rows, self.skipped_rows_file = on_bad_rows, skipped_rows_file
+        self.reader = reader
         self.manifests: dict[str, Manifest] = {}
         self.datasets: dict[str, ManifestDataset] = {}  # checked once per split and model
         self.model: Any = None
@@ -62,13 +66,20 @@ class MultimodalDataModule(LightningDataModule):
         splits = STAGE_SPLITS.get(stage or "fit", SPLITS)
         for split in splits:
             if self.paths[split] and split not in self.manifests:
-                self.manifests[split] = read_manifest(self.paths[split])
+                self.manifests[split] = self._read(self.paths[split])
                 log.info("%s: %d rows from %s", split, len(self.manifests[split].rows), self.paths[split])
+
+    def _read(self, path: str) -> Manifest:
+        if self.reader is None:
+            return read_manifest(path)
+        from mmlightning.plugins import get_registry
+
+        return read_manifest(path, get_registry().resolve("reader", self.reader).cls())
 
     def column(self, key: str, split: str = "train") -> list[Any]:
         """The non-missing raw values of the column an encoder or head key reads (for fitting)."""
         if split not in self.manifests and self.paths[split]:
-            self.manifests[split] = read_manifest(self.paths[split])
+            self.manifests[split] = self._read(self.paths[split])
         if split not in self.manifests:
             raise ValueError(f"No {split} manifest: pass --data.{split}=PATH (needed to learn '{key}' from the data)")
         column = self.columns.get(key, key)
@@ -108,6 +119,10 @@ class MultimodalDataModule(LightningDataModule):
         targets = {key: (self.columns.get(key, key), head.encode_target) for key, head in model.heads.items() if head.uses_target and with_targets}
         return Fields(inputs, targets, self.id_column)
 
+    def _target_collators(self) -> dict[str, Any]:
+        model = self.model or (self.trainer.lightning_module if self.trainer else None)
+        return {key: head.collate_targets for key, head in getattr(model, "heads", {}).items()}
+
     def _skipped_file(self) -> Path:
         if self.skipped_rows_file:
             return Path(self.skipped_rows_file)
@@ -118,7 +133,7 @@ class MultimodalDataModule(LightningDataModule):
         data = self.dataset(split)
         pin = torch.cuda.is_available() if self.pin_memory is None else self.pin_memory
         size = self.batch_size if split == "train" else self.eval_batch_size
-        collate = Collate({key: proc for key, (_, proc) in data.fields.inputs.items()}, data.root)
+        collate = Collate({key: proc for key, (_, proc) in data.fields.inputs.items()}, data.root, self._target_collators())
         return DataLoader(data, batch_size=size, shuffle=shuffle, num_workers=self.num_workers, collate_fn=collate,
                           pin_memory=pin, persistent_workers=self.num_workers > 0)
 

@@ -49,12 +49,13 @@ class ManifestDataset(Dataset):
 class Collate:
     """Turns a list of dataset items into a :class:`Batch` with each encoder's own collate."""
 
-    def __init__(self, processors: Mapping[str, Processor], root: Path) -> None:
+    def __init__(self, processors: Mapping[str, Processor], root: Path, target_collators: Mapping[str, Callable] | None = None) -> None:
         self.processors, self.root = dict(processors), str(root)
+        self.target_collators = dict(target_collators or {})
 
     def __call__(self, items: list[dict[str, Any]]) -> Batch:
         inputs = {key: proc.batch([item["inputs"][key] for item in items]) for key, proc in self.processors.items()}
         target_keys = set.intersection(*(set(item["targets"]) for item in items)) if items else set()
-        targets = {key: torch.stack([item["targets"][key] for item in items]) for key in sorted(target_keys)}
+        targets = {key: self.target_collators.get(key, torch.stack)([item["targets"][key] for item in items]) for key in sorted(target_keys)}
         raw = {col: [item["raw"][col] for item in items] for col in (items[0]["raw"] if items else {})}
         return Batch(inputs=inputs, targets=targets, ids=[item["id"] for item in items], raw=raw, root=self.root)

@@ -40,17 +40,34 @@ class Manifest:
         return {key for row in self.rows for key in row.values}
 
 
-def read_manifest(path: str | Path) -> Manifest:
-    """Read a manifest; a line that cannot be parsed becomes a :class:`BadRow`, never vanishes."""
+def read_manifest(path: str | Path, reader: Any = None) -> Manifest:
+    """Read a manifest; a line that cannot be parsed becomes a :class:`BadRow`, never vanishes.
+
+    ``reader``: a :class:`~mmlightning.contracts.Reader` for a format the suffix does not say (default: by
+    suffix, the built-in formats first, then the readers plugins registered).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Manifest not found: {path} (expected a .jsonl, .csv or .parquet file)")
+    if reader is not None:
+        rows, bad = reader.read(path)
+        return Manifest(path, rows, bad)
     readers = {".jsonl": _read_jsonl, ".json": _read_jsonl, ".csv": _read_csv, ".parquet": _read_parquet}
-    reader = readers.get(path.suffix.lower())
-    if reader is None:
-        raise ValueError(f"Manifest {path} has suffix '{path.suffix}'; expected one of {', '.join(sorted(readers))}")
-    rows, bad = reader(path)
+    read = readers.get(path.suffix.lower()) or _registered_reader(path.suffix.lower())
+    if read is None:
+        raise ValueError(f"Manifest {path} has suffix '{path.suffix}'; expected one of {', '.join(sorted(readers))}, "
+                         "or name a reader for its format with --data.reader=NAME (see `mmlightning components reader`)")
+    rows, bad = read(path)
     return Manifest(path, rows, bad)
+
+
+def _registered_reader(suffix: str) -> Any:
+    from mmlightning.plugins import get_registry
+
+    for component in get_registry().components("reader"):
+        if suffix in getattr(component.cls, "suffixes", ()):
+            return component.cls().read
+    return None
 
 
 def _read_jsonl(path: Path) -> tuple[list[Row], list[BadRow]]:

@@ -5,13 +5,15 @@ The names load on first use, so loading the plugin (its entry point) stays cheap
 
 import importlib
 
-__all__ = ["ClassificationHead", "ContrastiveHead", "MultiLabelHead", "RegressionHead", "RetrievalRecall"]
+__all__ = ["ClassificationHead", "ContrastiveHead", "EntityF1", "MultiLabelHead", "RegressionHead", "RetrievalRecall", "TokenClassificationHead"]
 _WHERE = {
     "ClassificationHead": "mmlightning_heads.classification",
     "ContrastiveHead": "mmlightning_heads.contrastive",
     "MultiLabelHead": "mmlightning_heads.multilabel",
     "RegressionHead": "mmlightning_heads.regression",
     "RetrievalRecall": "mmlightning_heads.retrieval",
+    "TokenClassificationHead": "mmlightning_heads.token_classification",
+    "EntityF1": "mmlightning_heads.entities",
 }
 
 

@@ -7,6 +7,7 @@ HEADS = [
     "mmlightning_heads.contrastive:ContrastiveHead",
     "mmlightning_heads.multilabel:MultiLabelHead",
     "mmlightning_heads.regression:RegressionHead",
+    "mmlightning_heads.token_classification:TokenClassificationHead",
 ]
 
 

@@ -51,7 +51,7 @@ class TextEncoder(Encoder):
             self.set_fitted({"tokenizer": Path(tokenizer_file).read_text(encoding="utf-8")})
 
     def fit(self, values: Sequence[Any]) -> None:
-        texts = [v for v in values if isinstance(v, str)]
+        texts = [v if isinstance(v, str) else " ".join(v) for v in values if isinstance(v, (str, list))]
         if not texts:
             raise ValueError("No training text to learn a tokenizer from; give --model.encoders.KEY.tokenizer_file instead")
         self.set_fitted({"tokenizer": train_tokenizer(texts, self.kind, self.vocab_size, self.lowercase).to_str()})

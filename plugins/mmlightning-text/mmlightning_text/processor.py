@@ -15,7 +15,12 @@ from mmlightning_text.tokenizer import pad_id
 
 
 class TextProcessor(Processor):
-    """Tokenizes one text (truncated to ``max_length`` tokens); pads a batch to its longest text."""
+    """Tokenizes one text (truncated to ``max_length`` tokens); pads a batch to its longest text.
+
+    A value is a string, or a list of words (already split, as in NER data). Besides ``ids`` and ``mask`` it
+    gives ``word_ids``: the word each token came from (-1 for [CLS], [SEP] and padding), so token-level
+    heads can map sub-word tokens back to words.
+    """
 
     def __init__(self, tokenizer: Tokenizer, max_length: int) -> None:
         self.tokenizer = Tokenizer.from_str(tokenizer.to_str())
@@ -24,26 +29,38 @@ class TextProcessor(Processor):
         self.pad = pad_id(self.tokenizer)
 
     def check(self, value: Any, root: Path) -> None:
+        if isinstance(value, list):
+            if not value:
+                raise ValueError("empty list of words")
+            bad = next((w for w in value if not isinstance(w, str) or not w.strip()), None)
+            if bad is not None:
+                raise ValueError(f"expected a list of non-empty words, found {bad!r}")
+            return
         if not isinstance(value, str):
-            raise ValueError(f"expected text, got {type(value).__name__} {value!r}")
+            raise ValueError(f"expected text or a list of words, got {type(value).__name__} {value!r}")
         if not value.strip():
             raise ValueError("empty text")
 
     def __call__(self, value: Any, root: Path, train: bool) -> dict[str, Tensor]:
         self.check(value, root)
-        return {"ids": torch.tensor(self.tokenizer.encode(value).ids, dtype=torch.long)}
+        encoding = self.tokenizer.encode(value, is_pretokenized=isinstance(value, list))
+        words = [-1 if w is None else w for w in encoding.word_ids]
+        return {"ids": torch.tensor(encoding.ids, dtype=torch.long), "word_ids": torch.tensor(words, dtype=torch.long)}
 
     def blank(self) -> dict[str, Tensor]:
-        return {"ids": torch.tensor(self.tokenizer.encode("").ids or [self.pad], dtype=torch.long)}
+        ids = self.tokenizer.encode("").ids or [self.pad]
+        return {"ids": torch.tensor(ids, dtype=torch.long), "word_ids": torch.full((len(ids),), -1, dtype=torch.long)}
 
     def collate(self, items: Sequence[dict[str, Tensor]]) -> dict[str, Tensor]:
         longest = max(len(item["ids"]) for item in items)
         ids = torch.full((len(items), longest), self.pad, dtype=torch.long)  # (B, L)
         mask = torch.zeros(len(items), longest, dtype=torch.bool)  # (B, L)
+        words = torch.full((len(items), longest), -1, dtype=torch.long)  # (B, L)
         for row, item in enumerate(items):
             ids[row, : len(item["ids"])] = item["ids"]
             mask[row, : len(item["ids"])] = True
-        return {"ids": ids, "mask": mask}
+            words[row, : len(item["ids"])] = item["word_ids"]
+        return {"ids": ids, "mask": mask, "word_ids": words}
 
     def preview(self, value: Any, root: Path) -> Any:
-        return value
+        return " ".join(value) if isinstance(value, list) else value

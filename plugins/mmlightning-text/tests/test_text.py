@@ -49,7 +49,7 @@ def test_processor_pads_truncates_and_rejects_empty_text():
     batch = processor.batch([processor("the cat", Path("."), False), processor("the park is green and large and more", Path("."), False)])
     assert batch["ids"].shape == (2, 6) and batch["mask"].sum(1).tolist() == [4, 6]
     assert (batch["ids"][0, 4:] == 0).all()
-    for bad, reason in [("", "empty text"), ("   ", "empty text"), (3, "expected text, got int")]:
+    for bad, reason in [("", "empty text"), ("   ", "empty text"), (3, "expected text or a list of words, got int")]:
         with pytest.raises(ValueError, match=reason):
             processor.check(bad, Path("."))
 
@@ -63,3 +63,28 @@ def test_padding_does_not_change_the_encoding():
     alone = encoder(processor.batch([short])).pooled
     padded = encoder(processor.batch([short, processor("a dog ran in the park and more", Path("."), False)])).pooled[:1]
     assert torch.allclose(alone, padded, atol=1e-5)
+
+
+def test_a_list_of_words_maps_every_sub_word_back_to_its_word(tmp_path):
+    encoder = TextEncoder(dim=8, layers=1, heads=2, vocab_size=60, lowercase=False)
+    encoder.fit([["Peter", "Blackburn", "visited", "Brussels"], "a plain text also trains the tokenizer"])
+    processor = encoder.processor()
+    item = processor(["Peter", "Blackburnshire", "."], tmp_path, train=False)
+    words = item["word_ids"].tolist()
+    assert words[0] == -1 and words[-1] == -1  # [CLS] ... [SEP]
+    assert sorted(set(words[1:-1])) == [0, 1, 2] and words[1:-1] == sorted(words[1:-1])
+    batch = processor.batch([item, None])
+    assert batch["word_ids"].shape == batch["ids"].shape and (processor.blank()["word_ids"] == -1).all()
+    with pytest.raises(ValueError, match="non-empty words"):
+        processor.check(["ok", ""], tmp_path)
+
+
+def test_conll_reader_gives_a_sentence_per_row_and_reports_broken_ones(tmp_path):
+    from mmlightning_text import ConllReader
+
+    path = tmp_path / "train.txt"
+    path.write_text("-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\nPeter NNP B-NP B-PER\nBlackburn NNP\n\n\nBRUSSELS NNP B-NP B-LOC\n")
+    rows, bad = ConllReader().read(path)
+    assert [r.line for r in rows] == [3, 10]
+    assert rows[0].values == {"tokens": ["EU", "rejects"], "tags": ["B-ORG", "O"], "column2": ["NNP", "VBZ"], "column3": ["B-NP", "B-VP"]}
+    assert len(bad) == 1 and bad[0].line == 6 and "line 7 has 2 columns" in bad[0].reason

@@ -1,0 +1,123 @@
+"""Token classification (NER): a tag per word from the text tokens of the fused features."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmlightning import Batch, Features, Head, HeadOutput
+from mmlightning_heads.entities import EntityF1
+
+IGNORE = -100
+
+
+class TokenClassificationHead(Head):
+    """A tag per word (IOB2 / BIO / BIOES), predicted from each word's first sub-word token, with entity-level
+    precision / recall / F1 counted the way the CoNLL script does (type and span must both match).
+
+    Reads the ``modality`` encoder's tokens from the fused features (a token-level fusion such as
+    ``SingleStreamFusion`` or ``CrossAttentionFusion`` keeps them, in ``spans``), and that encoder's
+    ``word_ids`` input (the text encoder gives it). The target is a list of tags, one per word. A word cut off by
+    the encoder's ``max_length`` gets no token: it is left out of the loss and predicted ``O``, so it still
+    counts against recall.
+    """
+
+    modality = "text"
+
+    def __init__(self, dim: int, modality: str = "text", hidden: int | None = None, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.in_dim, self.source, self.hidden, self.dropout = dim, modality, hidden, dropout
+        self.classifier: nn.Module | None = None
+
+    def fit(self, values: Sequence[Any]) -> None:
+        tags = sorted({tag for value in values for tag in self._tags(value)})
+        if "O" in tags:  # O first, so an unpredictable word defaults to it
+            tags = ["O"] + [t for t in tags if t != "O"]
+        self.set_fitted({"tags": tags})
+
+    def set_fitted(self, state: dict[str, Any]) -> None:
+        super().set_fitted(state)
+        self.tags = list(state["tags"])
+        self.index = {tag: i for i, tag in enumerate(self.tags)}
+        layers: list[nn.Module] = [nn.Dropout(self.dropout)]
+        width = self.in_dim
+        if self.hidden:
+            layers += [nn.Linear(width, self.hidden), nn.GELU(), nn.Dropout(self.dropout)]
+            width = self.hidden
+        self.classifier = nn.Sequential(*layers, nn.Linear(width, len(self.tags)))
+
+    @staticmethod
+    def _tags(value: Any) -> list[str]:
+        if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+            raise ValueError(f"expected a list of tags (one per word), got {value!r}")
+        return value
+
+    def encode_target(self, value: Any) -> Tensor:
+        unknown = [t for t in self._tags(value) if t not in self.index]
+        if unknown:
+            raise ValueError(f"tag {unknown[0]!r} is not one of the {len(self.tags)} tags learnt from the training split ({', '.join(self.tags[:20])})")
+        return torch.tensor([self.index[t] for t in value], dtype=torch.long)
+
+    def collate_targets(self, targets: Sequence[Tensor]) -> Tensor:
+        return nn.utils.rnn.pad_sequence(list(targets), batch_first=True, padding_value=IGNORE)  # (B, W)
+
+    def tokens(self, fused: Features) -> Tensor:
+        if self.source not in fused.spans:
+            raise ValueError(f"head '{self.name}' tags the '{self.source}' tokens, but the fusion kept no tokens for it "
+                             f"(spans: {sorted(fused.spans) or 'none'}); use a token-level fusion such as SingleStreamFusion or CrossAttentionFusion")
+        return fused.tokens[:, fused.spans[self.source]]  # (B, N, D)
+
+    def forward(self, fused: Features, encoded: Mapping[str, Features], batch: Batch) -> HeadOutput:
+        word_ids = batch.inputs[self.source]["word_ids"].to(fused.tokens.device)  # (B, N), -1 for no word
+        target = batch.targets.get(self.name)  # (B, W) or None
+        words = target.shape[1] if target is not None else int(word_ids.max().clamp(min=-1)) + 1
+        first, has_token = first_tokens(word_ids, words)  # (B, W), (B, W)
+        logits = self.classifier(self.tokens(fused))  # (B, N, T)
+        word_logits = logits.gather(1, first[..., None].expand(-1, -1, logits.shape[-1]))  # (B, W, T)
+        predictions = word_logits.argmax(-1).masked_fill(~has_token, self.index.get("O", 0))  # (B, W)
+        loss = None
+        if target is not None:
+            wanted = target.masked_fill(~has_token, IGNORE)
+            loss = F.cross_entropy(word_logits.flatten(0, 1), wanted.flatten(), ignore_index=IGNORE) if (wanted != IGNORE).any() else logits.sum() * 0.0
+        else:
+            lengths = (word_ids.max(1).values + 1).clamp(min=0)  # (B,) words seen per sample
+            predictions = predictions.masked_fill(torch.arange(words, device=word_ids.device)[None] >= lengths[:, None], IGNORE)
+        return HeadOutput(loss=loss, predictions=predictions, logits=word_logits)
+
+    def make_metrics(self) -> dict[str, nn.Module]:
+        return {"entity": EntityF1(self.tags)}
+
+    def metric_values(self, name: str, value: Tensor) -> dict[str, float]:
+        types = sorted({tag.partition("-")[2] for tag in self.tags if tag != "O"})
+        names = ["precision", "recall", "f1"] + [f"f1/{kind}" for kind in types]
+        return dict(zip(names, map(float, value.tolist())))
+
+    def decode(self, output: HeadOutput) -> list[Any]:
+        return [[self.tags[t] for t in row if t != IGNORE] for row in output.predictions.tolist()]
+
+    def example_targets(self, count: int) -> list[Any]:
+        cycle = [["B-PER", "I-PER", "O"], ["O", "B-LOC"], ["B-ORG"]]
+        return [cycle[i % 3] for i in range(count)]
+
+    def example_inputs(self, encoded: Mapping[str, Features], targets: Sequence[Any]) -> dict[str, dict[str, Tensor]]:
+        length = encoded[self.source].tokens.shape[1]
+        word_ids = torch.full((len(targets), length), -1, dtype=torch.long)
+        for row, tags in enumerate(targets):  # [CLS] then one token per word, the first word split in two
+            ids = [0] + list(range(len(tags)))
+            word_ids[row, 1 : 1 + len(ids)] = torch.tensor(ids[: length - 1])
+        return {self.source: {"word_ids": word_ids}}
+
+
+def first_tokens(word_ids: Tensor, words: int) -> tuple[Tensor, Tensor]:
+    """Each word's first token position, and whether it has one. ``(B, N) -> (B, W), (B, W)``."""
+    batch, length = word_ids.shape
+    bucket = torch.where((word_ids >= 0) & (word_ids < words), word_ids, words)  # (B, N); extra bucket for the rest
+    positions = torch.arange(length, device=word_ids.device).expand(batch, length)
+    first = torch.full((batch, words + 1), length, dtype=torch.long, device=word_ids.device)
+    first = first.scatter_reduce(1, bucket, positions, reduce="amin")[:, :words]  # (B, W)
+    has_token = first < length
+    return first.clamp(max=length - 1), has_token

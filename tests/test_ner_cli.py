@@ -1,0 +1,62 @@
+"""NER from the command line: CoNLL files through a plugin's reader, tags per word, entity-level F1."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+import yaml
+
+from mmlightning.cli.main import main
+
+PEOPLE = ["Peter Blackburn", "Anna Schmidt", "John", "Maria Lopez", "Wei Chen"]
+PLACES = ["Brussels", "New York", "Paris", "Lagos", "Berlin"]
+
+
+def write_conll(path: Path, count: int, rng: random.Random) -> Path:
+    """Sentences like 'Anna Schmidt visited New York .' in CoNLL-2003 columns (token POS chunk NER)."""
+    lines = ["-DOCSTART- -X- -X- O", ""]
+    for _ in range(count):
+        person, place = rng.choice(PEOPLE).split(), rng.choice(PLACES).split()
+        tags = [("B-PER" if i == 0 else "I-PER") for i in range(len(person))] + ["O"] + [("B-LOC" if i == 0 else "I-LOC") for i in range(len(place))] + ["O"]
+        words = person + [rng.choice(["visited", "left", "loves"])] + place + ["."]
+        lines += [f"{w} NNP B-NP {t}" for w, t in zip(words, tags)] + [""]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def test_ner_fit_reports_entity_f1_and_predict_writes_tags(tmp_path):
+    rng = random.Random(0)
+    train, valid = write_conll(tmp_path / "train.txt", 120, rng), write_conll(tmp_path / "valid.txt", 30, rng)
+    config = {
+        "seed_everything": 0,
+        "trainer": {"max_epochs": 3, "enable_progress_bar": False, "logger": False, "enable_model_summary": False, "default_root_dir": str(tmp_path)},
+        "model": {
+            "encoders": {"tokens": {"class_path": "TextEncoder", "init_args": {"dim": 32, "layers": 1, "heads": 2, "vocab_size": 120, "lowercase": False}}},
+            "fusion": {"class_path": "SingleStreamFusion", "init_args": {"dim": 32, "layers": 1, "heads": 2}},
+            "heads": {"tags": {"class_path": "TokenClassificationHead", "init_args": {"modality": "tokens"}}},
+            "optimizer": {"class_path": "torch.optim.AdamW", "init_args": {"lr": 0.005}},
+        },
+        "data": {"train": str(train), "val": str(valid), "predict": str(valid), "reader": "ConllReader", "batch_size": 16},
+    }
+    path = tmp_path / "ner.yaml"
+    path.write_text(yaml.safe_dump(config))
+    cwd = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        assert main(["fit", "--config", str(path), f"--results_path={tmp_path / 'fit.json'}", "--trainer.enable_checkpointing=true"]) == 0
+        results = json.loads((tmp_path / "fit.json").read_text())
+        assert main(["predict", "--config", str(path), f"--ckpt_path={results['checkpoint']}", f"--predictions_path={tmp_path / 'pred.jsonl'}"]) == 0
+    finally:
+        os.chdir(cwd)
+    assert {"val/tags/precision", "val/tags/recall", "val/tags/f1", "val/tags/f1/PER", "val/tags/f1/LOC"} <= set(results)
+    assert results["val/tags/f1"] > 0.5, results  # names and places are easy to learn here
+    rows = [json.loads(line) for line in (tmp_path / "pred.jsonl").read_text().splitlines()]
+    assert len(rows) == 30 and rows[0]["id"] == "valid.txt:3"
+    from mmlightning_text import ConllReader
+
+    sentences = ConllReader().read(valid)[0]
+    assert [len(row["tags"]) for row in rows] == [len(s.values["tokens"]) for s in sentences]  # a tag per word
+    assert set().union(*(row["tags"] for row in rows)) <= {"O", "B-PER", "I-PER", "B-LOC", "I-LOC"}
