@@ -195,8 +195,8 @@ class Head(Fitted, nn.Module):
         """Fresh torchmetrics for one stage; called once per stage after the head is fitted."""
         return {}
 
-    def metric_inputs(self, output: HeadOutput, batch: Batch) -> tuple[Tensor, Tensor]:
-        """The (preds, target) pair the metrics are updated with."""
+    def metric_inputs(self, output: HeadOutput, batch: Batch) -> tuple[Any, Any] | None:
+        """The (preds, target) pair the metrics are updated with; None to skip this batch."""
         return output.predictions, batch.targets[self.name]
 
     def metric_values(self, name: str, value: Tensor) -> dict[str, float]:

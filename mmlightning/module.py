@@ -162,10 +162,10 @@ class MultimodalModule(LightningModule):
 
     def _update_metrics(self, stage: str, key: str, output: HeadOutput, batch: Batch) -> None:
         metrics = self._metrics(stage, key)
-        if len(metrics):
-            preds, target = self.heads[key].metric_inputs(output, batch)
+        inputs = self.heads[key].metric_inputs(output, batch) if len(metrics) else None
+        if inputs is not None:  # None: nothing to score on this batch (a generation head while training)
             for metric in metrics.values():
-                metric.update(preds, target)
+                metric.update(*inputs)
 
     def _log_epoch_metrics(self, stage: str) -> None:
         for key, head in self.heads.items():

@@ -153,8 +153,12 @@ def check_head(head_cls: type[Head], dim: int = 16, batch: int = 6, **kwargs: An
     _require(out.loss is not None and out.loss.ndim == 0 and bool(torch.isfinite(out.loss)), f"{name}: loss must be a finite scalar")
     _backward(head, out.loss)
     _require(len(head.decode(out)) == batch, f"{name}: decode must give one value per sample")
+    head.eval()
+    inputs = head.metric_inputs(head(fused, encoded, data), data)
+    head.train()
+    _require(inputs is not None, f"{name}: metric_inputs gave None in eval mode; metrics would never be computed")
     for metric in head.make_metrics().values():
-        metric.update(*head.metric_inputs(out, data))
+        metric.update(*inputs)
         for value in head.metric_values("m", metric.compute()).values():
             _require(isinstance(value, float), f"{name}: metric values must flatten to floats")
     if head.uses_target:

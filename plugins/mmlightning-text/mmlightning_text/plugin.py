@@ -1,4 +1,4 @@
-"""The entry point: registers the text encoder and the CoNLL reader by import path, so torch loads only when used."""
+"""The entry point: registers the text encoder, the caption head and the CoNLL reader by import path (torch loads only when used)."""
 
 from mmlightning import hookimpl
 
@@ -11,3 +11,8 @@ def register_encoders(register):
 @hookimpl
 def register_readers(register):
     register("mmlightning_text.conll:ConllReader")
+
+
+@hookimpl
+def register_heads(register):
+    register("mmlightning_text.caption:CaptionHead")
