@@ -12,6 +12,9 @@ from torch import Tensor, nn
 from mmlightning import Batch, Features, Head, HeadOutput
 
 
+CONFUSION_UP_TO = 20  # classes; beyond that a confusion matrix is too many numbers to log one by one
+
+
 class ClassificationHead(Head):
     """Multi-class classification with accuracy, macro/weighted F1 and a per-class report.
 
@@ -60,10 +63,10 @@ class ClassificationHead(Head):
         return HeadOutput(loss=loss, predictions=logits.argmax(-1), logits=logits)
 
     def make_metrics(self) -> dict[str, nn.Module]:
-        from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassPrecision, MulticlassRecall
+        from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score, MulticlassPrecision, MulticlassRecall
 
         n = len(self.labels)
-        return {
+        metrics = {
             "acc": MulticlassAccuracy(n, average="micro"),
             "f1_macro": MulticlassF1Score(n, average="macro"),
             "f1_weighted": MulticlassF1Score(n, average="weighted"),
@@ -71,10 +74,15 @@ class ClassificationHead(Head):
             "recall": MulticlassRecall(n, average=None),
             "f1": MulticlassF1Score(n, average=None),
         }
+        if n <= CONFUSION_UP_TO:
+            metrics["confusion"] = MulticlassConfusionMatrix(n)
+        return metrics
 
     def metric_values(self, name: str, value: Tensor) -> dict[str, float]:
         if value.numel() == 1:
             return {name: float(value)}
+        if value.ndim == 2:  # confusion matrix: rows are the true labels, columns the predicted ones
+            return {f"{name}/{t}/{p}": float(value[i, j]) for i, t in enumerate(self.labels) for j, p in enumerate(self.labels)}
         return {f"{name}/{label}": float(v) for label, v in zip(self.labels, value.tolist())}
 
     def decode(self, output: HeadOutput) -> list[Any]:
