@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import random
 import sys
 from pathlib import Path
@@ -57,3 +58,22 @@ def plugin_site(tmp_path, monkeypatch):
     yield site
     for module in [m for m in sys.modules if m.startswith("fake_")]:
         del sys.modules[module]
+
+
+def main_in(work: Path, config: dict, *args: str) -> dict:
+    """Write ``config`` to WORK/config.yaml and run ``mmlightning ARGS --config it`` from WORK, as a user would;
+    returns the metrics ``--results_path`` wrote (fit, validate, test) or {}."""
+    import yaml
+
+    from mmlightning.cli.main import main
+
+    path, results = work / "config.yaml", work / f"{args[0]}.json"
+    path.write_text(yaml.safe_dump(config))
+    extra = [f"--results_path={results}"] if args[0] in ("fit", "validate", "test") else []
+    cwd = Path.cwd()
+    os.chdir(work)
+    try:
+        assert main([args[0], "--config", str(path), *args[1:], *extra]) == 0
+    finally:
+        os.chdir(cwd)
+    return json.loads(results.read_text()) if extra else {}

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-import yaml
-
-from conftest import write_rows
-from mmlightning.cli.main import main
+from conftest import main_in, write_rows
 
 
 def with_more_targets(source: Path, out: Path) -> Path:
@@ -43,18 +39,10 @@ def test_classification_contrastive_multilabel_and_regression_train_together(sha
         },
         "data": {"train": str(train), "val": str(val), "predict": str(val), "batch_size": 16},
     }
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    cwd = Path.cwd()
-    os.chdir(tmp_path)
-    try:
-        assert main(["fit", "--config", str(path), f"--results_path={tmp_path / 'fit.json'}", "--trainer.enable_checkpointing=true"]) == 0
-        results = json.loads((tmp_path / "fit.json").read_text())
-        for name in ("label/acc", "align/R@1/image_to_text", "align/R@10/text_to_image", "tags/f1_micro", "tags/f1/ok", "score/mae", "score/r2"):
-            assert f"val/{name}" in results, name
-        assert main(["predict", "--config", str(path), f"--ckpt_path={results['checkpoint']}", f"--predictions_path={tmp_path / 'pred.jsonl'}"]) == 0
-    finally:
-        os.chdir(cwd)
+    results = main_in(tmp_path, config, "fit", "--trainer.enable_checkpointing=true")
+    for name in ("label/acc", "align/R@1/image_to_text", "align/R@10/text_to_image", "tags/f1_micro", "tags/f1/ok", "score/mae", "score/r2"):
+        assert f"val/{name}" in results, name
+    main_in(tmp_path, config, "predict", f"--ckpt_path={results['checkpoint']}", f"--predictions_path={tmp_path / 'pred.jsonl'}")
     rows = [json.loads(line) for line in (tmp_path / "pred.jsonl").read_text().splitlines()]
     assert len(rows) == 48 and rows[0]["label"] in {"both_true", "colour_wrong", "shape_wrong"}
     assert set(rows[0]["tags"]) <= {"both_true", "colour_wrong", "shape_wrong", "ok"} and isinstance(rows[0]["score"], float)

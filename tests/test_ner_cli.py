@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 from pathlib import Path
 
-import yaml
-
-from mmlightning.cli.main import main
+from conftest import main_in
 
 PEOPLE = ["Peter Blackburn", "Anna Schmidt", "John", "Maria Lopez", "Wei Chen"]
 PLACES = ["Brussels", "New York", "Paris", "Lagos", "Berlin"]
@@ -41,16 +38,8 @@ def test_ner_fit_reports_entity_f1_and_predict_writes_tags(tmp_path):
         },
         "data": {"train": str(train), "val": str(valid), "predict": str(valid), "reader": "ConllReader", "batch_size": 16},
     }
-    path = tmp_path / "ner.yaml"
-    path.write_text(yaml.safe_dump(config))
-    cwd = Path.cwd()
-    os.chdir(tmp_path)
-    try:
-        assert main(["fit", "--config", str(path), f"--results_path={tmp_path / 'fit.json'}", "--trainer.enable_checkpointing=true"]) == 0
-        results = json.loads((tmp_path / "fit.json").read_text())
-        assert main(["predict", "--config", str(path), f"--ckpt_path={results['checkpoint']}", f"--predictions_path={tmp_path / 'pred.jsonl'}"]) == 0
-    finally:
-        os.chdir(cwd)
+    results = main_in(tmp_path, config, "fit", "--trainer.enable_checkpointing=true")
+    main_in(tmp_path, config, "predict", f"--ckpt_path={results['checkpoint']}", f"--predictions_path={tmp_path / 'pred.jsonl'}")
     assert {"val/tags/precision", "val/tags/recall", "val/tags/f1", "val/tags/f1/PER", "val/tags/f1/LOC"} <= set(results)
     assert results["val/tags/f1"] > 0.5, results  # names and places are easy to learn here
     rows = [json.loads(line) for line in (tmp_path / "pred.jsonl").read_text().splitlines()]

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
-from pathlib import Path
 
 import pytest
-import yaml
 
-from conftest import write_rows
-from mmlightning.cli.main import main
+from conftest import main_in, write_rows
 from mmlightning.data.sampling import TaskBatchSampler, ratios_in_order
 
 
@@ -64,13 +60,5 @@ def test_two_datasets_train_their_own_heads_and_one_lacks_the_image(shapes_data,
                  "val": {"shapes": str(shapes_data / "val.jsonl"), "topics": str(text_only)},
                  "sampling": "ratios", "ratios": {"shapes": 1.0, "topics": 1.0}, "batch_size": 16},
     }
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    cwd = Path.cwd()
-    os.chdir(tmp_path)
-    try:
-        assert main(["fit", "--config", str(path), f"--results_path={tmp_path / 'fit.json'}"]) == 0
-    finally:
-        os.chdir(cwd)
-    results = json.loads((tmp_path / "fit.json").read_text())
+    results = main_in(tmp_path, config, "fit")
     assert {"val/label/acc", "val/topic/acc", "train/label/loss", "train/topic/loss"} <= set(results)

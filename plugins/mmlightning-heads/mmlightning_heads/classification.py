@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmlightning import Batch, Features, Head, HeadOutput
+from mmlightning_heads.common import classifier, per_label
 
 
 CONFUSION_UP_TO = 20  # classes; beyond that a confusion matrix is too many numbers to log one by one
@@ -39,12 +40,7 @@ class ClassificationHead(Head):
         super().set_fitted(state)
         self.labels = list(state["labels"])
         self.index = {**{str(label): i for i, label in enumerate(self.labels)}, **{label: i for i, label in enumerate(self.labels)}}
-        layers: list[nn.Module] = [nn.Dropout(self.dropout)]
-        width = self.in_dim
-        if self.hidden:
-            layers += [nn.Linear(width, self.hidden), nn.GELU(), nn.Dropout(self.dropout)]
-            width = self.hidden
-        self.classifier = nn.Sequential(*layers, nn.Linear(width, len(self.labels)))
+        self.classifier = classifier(self.in_dim, len(self.labels), self.hidden, self.dropout)
 
     def encode_target(self, value: Any) -> Tensor:
         key = value if value in self.index else str(value)
@@ -79,11 +75,9 @@ class ClassificationHead(Head):
         return metrics
 
     def metric_values(self, name: str, value: Tensor) -> dict[str, float]:
-        if value.numel() == 1:
-            return {name: float(value)}
         if value.ndim == 2:  # confusion matrix: rows are the true labels, columns the predicted ones
             return {f"{name}/{t}/{p}": float(value[i, j]) for i, t in enumerate(self.labels) for j, p in enumerate(self.labels)}
-        return {f"{name}/{label}": float(v) for label, v in zip(self.labels, value.tolist())}
+        return per_label(name, value, self.labels)
 
     def decode(self, output: HeadOutput) -> list[Any]:
         return [self.labels[i] for i in output.predictions.tolist()]

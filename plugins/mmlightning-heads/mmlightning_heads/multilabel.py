@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmlightning import Batch, Features, Head, HeadOutput
+from mmlightning_heads.common import classifier, per_label
 
 
 class MultiLabelHead(Head):
@@ -43,12 +44,7 @@ class MultiLabelHead(Head):
         super().set_fitted(state)
         self.labels = list(state["labels"])
         self.index = {label: i for i, label in enumerate(self.labels)}
-        layers: list[nn.Module] = [nn.Dropout(self.dropout)]
-        width = self.in_dim
-        if self.hidden:
-            layers += [nn.Linear(width, self.hidden), nn.GELU(), nn.Dropout(self.dropout)]
-            width = self.hidden
-        self.classifier = nn.Sequential(*layers, nn.Linear(width, len(self.labels)))
+        self.classifier = classifier(self.in_dim, len(self.labels), self.hidden, self.dropout)
 
     def encode_target(self, value: Any) -> Tensor:
         target = torch.zeros(len(self.labels))
@@ -82,9 +78,7 @@ class MultiLabelHead(Head):
         return output.predictions, batch.targets[self.name].long()
 
     def metric_values(self, name: str, value: Tensor) -> dict[str, float]:
-        if value.numel() == 1:
-            return {name: float(value)}
-        return {f"{name}/{label}": float(v) for label, v in zip(self.labels, value.tolist())}
+        return per_label(name, value, self.labels)
 
     def decode(self, output: HeadOutput) -> list[Any]:
         return [[self.labels[i] for i, on in enumerate(row) if on] for row in output.predictions.tolist()]

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmlightning import Batch, Features, Head, HeadOutput
+from mmlightning_heads.common import classifier
 
 
 class RegressionHead(Head):
@@ -26,12 +27,7 @@ class RegressionHead(Head):
         if loss not in ("mse", "huber"):
             raise ValueError(f"loss must be 'mse' or 'huber', got {loss!r}")
         self.loss_name = loss
-        layers: list[nn.Module] = [nn.Dropout(dropout)]
-        width = dim
-        if hidden:
-            layers += [nn.Linear(width, hidden), nn.GELU(), nn.Dropout(dropout)]
-            width = hidden
-        self.regressor = nn.Sequential(*layers, nn.Linear(width, 1))
+        self.regressor = classifier(dim, 1, hidden, dropout)
 
     def fit(self, values: Sequence[Any]) -> None:
         numbers = [self.number(v) for v in values]

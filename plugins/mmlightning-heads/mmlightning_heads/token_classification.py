@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmlightning import Batch, Features, Head, HeadOutput
+from mmlightning_heads.common import classifier
 from mmlightning_heads.entities import EntityF1
 
 IGNORE = -100
@@ -43,12 +44,7 @@ class TokenClassificationHead(Head):
         super().set_fitted(state)
         self.tags = list(state["tags"])
         self.index = {tag: i for i, tag in enumerate(self.tags)}
-        layers: list[nn.Module] = [nn.Dropout(self.dropout)]
-        width = self.in_dim
-        if self.hidden:
-            layers += [nn.Linear(width, self.hidden), nn.GELU(), nn.Dropout(self.dropout)]
-            width = self.hidden
-        self.classifier = nn.Sequential(*layers, nn.Linear(width, len(self.tags)))
+        self.classifier = classifier(self.in_dim, len(self.tags), self.hidden, self.dropout)
 
     @staticmethod
     def _tags(value: Any) -> list[str]:
