@@ -137,6 +137,7 @@ def check_head(head_cls: type[Head], dim: int = 16, batch: int = 6, **kwargs: An
     torch.manual_seed(0)
     head = head_cls(dim, **kwargs)
     head.name, head.encoder_dims = "task", {"image": dim + 4, "text": dim}
+    head.fuse = _PooledFusion(head.encoder_dims, dim)
     name = head_cls.__name__
     encoded = {"image": random_features(batch, 3, dim + 4, seed=2), "text": random_features(batch, 4, dim, seed=1)}
     fused = random_features(batch, 7, dim)  # token-level, as a single-stream fusion gives: a span per modality
@@ -165,6 +166,18 @@ def check_head(head_cls: type[Head], dim: int = 16, batch: int = 6, **kwargs: An
         _require(head(fused, encoded, Batch(inputs=data.inputs, ids=data.ids)).loss is None, f"{name}: without targets the loss must be None")
     _tiny_fit(head, fused, encoded, data)
     return head
+
+
+class _PooledFusion(Fusion):
+    """The kit's stand-in for a model's fusion: a linear map of the concatenated pooled vectors."""
+
+    def __init__(self, dims: Mapping[str, int], dim: int) -> None:
+        super().__init__(dims)
+        self.dim, self.project = dim, torch.nn.Linear(sum(self.dims.values()), dim)
+
+    def forward(self, features: Mapping[str, Features]) -> Features:
+        present = torch.stack([features[k].present for k in self.dims], 1).any(1)
+        return Features.from_pooled(self.project(torch.cat([features[k].pooled for k in self.dims], -1)), present)
 
 
 def _tiny_fit(head: Head, fused: Features, encoded: Mapping[str, Features], batch: Batch) -> None:

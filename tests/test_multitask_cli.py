@@ -17,7 +17,7 @@ def with_more_targets(source: Path, out: Path) -> Path:
     return write_rows(out, rows)
 
 
-def test_classification_contrastive_multilabel_and_regression_train_together(shapes_data, tmp_path):
+def test_classification_contrastive_matching_multilabel_and_regression_train_together(shapes_data, tmp_path):
     train = with_more_targets(shapes_data / "train.jsonl", shapes_data / "train_more.jsonl")
     val = with_more_targets(shapes_data / "val.jsonl", shapes_data / "val_more.jsonl")
     config = {
@@ -32,6 +32,7 @@ def test_classification_contrastive_multilabel_and_regression_train_together(sha
             "heads": {
                 "label": {"class_path": "ClassificationHead"},
                 "align": {"class_path": "ContrastiveHead", "init_args": {"embed_dim": 8, "loss": "sigmoid"}},
+                "match": {"class_path": "MatchingHead", "init_args": {"embed_dim": 8}},
                 "tags": {"class_path": "MultiLabelHead"},
                 "score": {"class_path": "RegressionHead"},
             },
@@ -40,10 +41,10 @@ def test_classification_contrastive_multilabel_and_regression_train_together(sha
         "data": {"train": str(train), "val": str(val), "predict": str(val), "batch_size": 16},
     }
     results = main_in(tmp_path, config, "fit", "--trainer.enable_checkpointing=true")
-    for name in ("label/acc", "align/R@1/image_to_text", "align/R@10/text_to_image", "tags/f1_micro", "tags/f1/ok", "score/mae", "score/r2"):
+    for name in ("label/acc", "align/R@1/image_to_text", "align/R@10/text_to_image", "tags/f1_micro", "tags/f1/ok", "score/mae", "score/r2", "match/acc"):
         assert f"val/{name}" in results, name
     main_in(tmp_path, config, "predict", f"--ckpt_path={results['checkpoint']}", f"--predictions_path={tmp_path / 'pred.jsonl'}")
     rows = [json.loads(line) for line in (tmp_path / "pred.jsonl").read_text().splitlines()]
     assert len(rows) == 48 and rows[0]["label"] in {"both_true", "colour_wrong", "shape_wrong"}
     assert set(rows[0]["tags"]) <= {"both_true", "colour_wrong", "shape_wrong", "ok"} and isinstance(rows[0]["score"], float)
-    assert len(rows[0]["align"]["image"]) == 8 and len(rows[0]["align"]["text"]) == 8
+    assert len(rows[0]["align"]["image"]) == 8 and len(rows[0]["align"]["text"]) == 8 and 0.0 <= rows[0]["match"] <= 1.0

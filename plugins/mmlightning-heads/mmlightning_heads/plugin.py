@@ -5,6 +5,7 @@ from mmlightning import hookimpl
 HEADS = [
     "mmlightning_heads.classification:ClassificationHead",
     "mmlightning_heads.contrastive:ContrastiveHead",
+    "mmlightning_heads.matching:MatchingHead",
     "mmlightning_heads.multilabel:MultiLabelHead",
     "mmlightning_heads.regression:RegressionHead",
     "mmlightning_heads.token_classification:TokenClassificationHead",
