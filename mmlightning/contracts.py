@@ -163,17 +163,19 @@ class Head(Fitted, nn.Module):
     Implement ``__init__(self, dim, ...)`` and ``forward``; for a task with a target column also ``fit``,
     ``encode_target`` and ``make_metrics``; ``decode`` turns predictions into what ``predict`` writes.
     Rely on: ``self.name`` (the head's key; ``batch.targets[self.name]`` holds its targets),
-    ``self.encoder_dims`` (encoder key -> width, for heads that read ``encoded``) and ``self.fuse`` (the model's
-    fusion, to fuse other combinations of ``encoded``: image-text matching scores mismatched pairs). All are
-    set right after ``__init__``, so build layers that need them in ``set_fitted`` (it runs before the
-    optimizer exists).
+    ``self.encoder_dims`` (encoder key -> width, for heads that read ``encoded``), ``self.fuse`` (the model's
+    fusion, to fuse other combinations of ``encoded``: image-text matching scores mismatched pairs) and
+    ``self.encoders`` (the fitted encoders, for what they learnt: a masked-language head needs the tokenizer).
+    All are set right after ``__init__``, so build layers that need them in ``set_fitted`` (it runs after the
+    encoders are fitted and before the optimizer exists).
     """
 
     modality: ClassVar[str] = "any"
     uses_target: bool = True
     name: str = "head"
     encoder_dims: dict[str, int] = {}
-    fuse: Any  # set by the model (not a class default: a Module attribute would hide it)
+    fuse: Any  # set by the model (not class defaults: a Module attribute would hide them)
+    encoders: Any
 
     def forward(self, fused: Features, encoded: Mapping[str, Features], batch: Batch) -> HeadOutput:
         raise NotImplementedError

@@ -54,7 +54,8 @@ class MultimodalModule(LightningModule):
         self.heads = nn.ModuleDict({key: make(self.fusion.dim) for key, make in sorted(heads.items())})
         for key, head in self.heads.items():
             head.name, head.encoder_dims = key, {k: enc.dim for k, enc in self.encoders.items()}
-            object.__setattr__(head, "fuse", self.fusion)  # a reference, not a submodule: its weights stay the model's
+            object.__setattr__(head, "fuse", self.fusion)  # references, not submodules: their weights stay the model's
+            object.__setattr__(head, "encoders", self.encoders)
         unknown = set(loss_weights or {}) - set(self.heads)
         if unknown:
             raise ValueError(f"loss_weights names {sorted(unknown)}, which are not heads; heads are {sorted(self.heads)}")

@@ -132,12 +132,16 @@ def _check_missing(fusion: Fusion, dims: Mapping[str, int], batch: int, keys: li
     _require(torch.allclose(fusion(changed).pooled, out.pooled, atol=1e-5), f"{name}: a sample takes something from a modality it lacks")
 
 
-def check_head(head_cls: type[Head], dim: int = 16, batch: int = 6, **kwargs: Any) -> Head:
-    """Fit on example targets, loss and backward, metrics, decode, no loss without targets, a tiny fit."""
+def check_head(head_cls: type[Head], dim: int = 16, batch: int = 6, encoders: Mapping[str, Encoder] | None = None, **kwargs: Any) -> Head:
+    """Fit on example targets, loss and backward, metrics, decode, no loss without targets, a tiny fit.
+
+    ``encoders``: fitted encoders by key, for a head that reads what they learnt (``self.encoders``).
+    """
     torch.manual_seed(0)
     head = head_cls(dim, **kwargs)
     head.name, head.encoder_dims = "task", {"image": dim + 4, "text": dim}
     head.fuse = _PooledFusion(head.encoder_dims, dim)
+    object.__setattr__(head, "encoders", dict(encoders or {}))
     name = head_cls.__name__
     encoded = {"image": random_features(batch, 3, dim + 4, seed=2), "text": random_features(batch, 4, dim, seed=1)}
     fused = random_features(batch, 7, dim)  # token-level, as a single-stream fusion gives: a span per modality
@@ -150,6 +154,7 @@ def check_head(head_cls: type[Head], dim: int = 16, batch: int = 6, **kwargs: An
     elif not head.is_fitted:
         head.fit([])
     data = Batch(inputs=head.example_inputs(encoded, raw), targets=targets, ids=[str(i) for i in range(batch)])
+    data = head.prepare_batch(data, "train")
     out = head(fused, encoded, data)
     _require(out.loss is not None and out.loss.ndim == 0 and bool(torch.isfinite(out.loss)), f"{name}: loss must be a finite scalar")
     _backward(head, out.loss)

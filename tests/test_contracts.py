@@ -26,7 +26,9 @@ def test_fusion_contract(component, dims):
 
 @pytest.mark.parametrize("component", REGISTRY.components("head"), ids=lambda c: c.name)
 def test_head_contract(component):
-    check_head(component.cls, dim=16)
+    text = REGISTRY.resolve("encoder", "TextEncoder").cls(**SMALL["TextEncoder"])
+    text.fit(["a fitted text encoder for heads that read its tokenizer", "a second text"])
+    check_head(component.cls, dim=16, encoders={"text": text})
 
 
 def test_the_kit_catches_a_broken_fusion():

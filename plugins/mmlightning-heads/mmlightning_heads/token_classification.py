@@ -67,12 +67,19 @@ class TokenClassificationHead(Head):
                              f"(spans: {sorted(fused.spans) or 'none'}); use a token-level fusion such as SingleStreamFusion or CrossAttentionFusion")
         return fused.tokens[:, fused.spans[self.source]]  # (B, N, D)
 
+    def check_length(self, tokens: Tensor, word_ids: Tensor) -> None:
+        if tokens.shape[1] != word_ids.shape[1]:
+            raise ValueError(f"head '{self.name}': the fusion kept {tokens.shape[1]} '{self.source}' tokens for {word_ids.shape[1]} text tokens; "
+                             "use a fusion that keeps every token (SingleStreamFusion, CrossAttentionFusion, ...), not a pooling one")
+
     def forward(self, fused: Features, encoded: Mapping[str, Features], batch: Batch) -> HeadOutput:
         word_ids = batch.inputs[self.source]["word_ids"].to(fused.tokens.device)  # (B, N), -1 for no word
         target = batch.targets.get(self.name)  # (B, W) or None
         words = target.shape[1] if target is not None else int(word_ids.max().clamp(min=-1)) + 1
         first, has_token = first_tokens(word_ids, words)  # (B, W), (B, W)
-        logits = self.classifier(self.tokens(fused))  # (B, N, T)
+        tokens = self.tokens(fused)  # (B, N, D)
+        self.check_length(tokens, word_ids)
+        logits = self.classifier(tokens)  # (B, N, T)
         word_logits = logits.gather(1, first[..., None].expand(-1, -1, logits.shape[-1]))  # (B, W, T)
         predictions = word_logits.argmax(-1).masked_fill(~has_token, self.index.get("O", 0))  # (B, W)
         loss = None

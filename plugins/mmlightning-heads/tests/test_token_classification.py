@@ -67,3 +67,13 @@ def test_bad_targets_and_pooled_fusions_get_clear_errors():
     pooled = Features.from_pooled(torch.randn(1, 4))
     with pytest.raises(ValueError, match="use a token-level fusion"):
         head(pooled, {}, Batch(inputs={"text": {"word_ids": torch.tensor([[0]])}}, ids=["s"]))
+
+
+def test_a_fusion_that_pools_the_text_is_refused():
+    head = TokenClassificationHead(4)
+    head.name = "tags"
+    head.fit([["B-PER", "O"]])
+    fused = Features.from_tokens(torch.randn(1, 2, 4), torch.ones(1, 2, dtype=torch.bool))
+    fused.spans = {"image": slice(0, 1), "text": slice(1, 2)}  # LateFusion: one token per modality
+    with pytest.raises(ValueError, match="kept 1 'text' tokens for 4 text tokens"):
+        head(fused, {}, Batch(inputs={"text": {"word_ids": torch.tensor([[-1, 0, 1, -1]])}}, ids=["s"]))

@@ -16,3 +16,4 @@ def register_readers(register):
 @hookimpl
 def register_heads(register):
     register("mmlightning_text.caption:CaptionHead")
+    register("mmlightning_text.masked:MaskedLanguageHead")
