@@ -17,7 +17,7 @@ def with_more_targets(source: Path, out: Path) -> Path:
     return write_rows(out, rows)
 
 
-def test_classification_contrastive_matching_multilabel_and_regression_train_together(shapes_data, tmp_path):
+def test_every_kind_of_head_trains_together_and_predicts(shapes_data, tmp_path):
     train = with_more_targets(shapes_data / "train.jsonl", shapes_data / "train_more.jsonl")
     val = with_more_targets(shapes_data / "val.jsonl", shapes_data / "val_more.jsonl")
     config = {
@@ -33,6 +33,7 @@ def test_classification_contrastive_matching_multilabel_and_regression_train_tog
                 "label": {"class_path": "ClassificationHead"},
                 "align": {"class_path": "ContrastiveHead", "init_args": {"embed_dim": 8, "loss": "sigmoid"}},
                 "match": {"class_path": "MatchingHead", "init_args": {"embed_dim": 8}},
+                "patches": {"class_path": "MaskedPatchHead", "init_args": {"grid": 4, "rate": 0.25}},
                 "tags": {"class_path": "MultiLabelHead"},
                 "score": {"class_path": "RegressionHead"},
             },
@@ -41,7 +42,7 @@ def test_classification_contrastive_matching_multilabel_and_regression_train_tog
         "data": {"train": str(train), "val": str(val), "predict": str(val), "batch_size": 16},
     }
     results = main_in(tmp_path, config, "fit", "--trainer.enable_checkpointing=true")
-    for name in ("label/acc", "align/R@1/image_to_text", "align/R@10/text_to_image", "tags/f1_micro", "tags/f1/ok", "score/mae", "score/r2", "match/acc"):
+    for name in ("label/acc", "align/R@1/image_to_text", "align/R@10/text_to_image", "tags/f1_micro", "tags/f1/ok", "score/mae", "score/r2", "match/acc", "patches/mse"):
         assert f"val/{name}" in results, name
     main_in(tmp_path, config, "predict", f"--ckpt_path={results['checkpoint']}", f"--predictions_path={tmp_path / 'pred.jsonl'}")
     rows = [json.loads(line) for line in (tmp_path / "pred.jsonl").read_text().splitlines()]

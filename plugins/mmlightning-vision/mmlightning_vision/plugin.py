@@ -1,4 +1,4 @@
-"""The entry point: registers the timm image encoder by import path, so torch and friends load only when it is used."""
+"""The entry point: registers the timm image encoder and the masked-patch head by import path (torch loads only when used)."""
 
 from mmlightning import hookimpl
 
@@ -6,3 +6,8 @@ from mmlightning import hookimpl
 @hookimpl
 def register_encoders(register):
     register("mmlightning_vision.encoder:TimmEncoder")
+
+
+@hookimpl
+def register_heads(register):
+    register("mmlightning_vision.masked:MaskedPatchHead")
