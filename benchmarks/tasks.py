@@ -1,6 +1,6 @@
 """The task heads on real data, each trained from the CLI with a shipped config, then tested on its test split.
 
-    python benchmarks/tasks.py [--only conll2003,flickr8k,flickr8k_caption,mvsa_multitask] [--epochs N]
+    python benchmarks/tasks.py [--only conll2003,flickr8k,flickr8k_caption,cifar10,mvsa_multitask] [--epochs N]
 
 Each run is `mmlightning fit --config docs/configs/NAME.yaml`, then, where the data has a test split,
 `mmlightning test --config RUN/config.yaml --ckpt_path RUN/checkpoints/LAST.ckpt`. Needs ../shared/data beside
@@ -24,6 +24,7 @@ TASKS = {  # name: (config, data folder, metrics to report)
     "conll2003": ("conll2003_ner.yaml", "conll2003", ["tags/precision", "tags/recall", "tags/f1", "tags/f1/PER", "tags/f1/LOC", "tags/f1/ORG", "tags/f1/MISC"]),
     "flickr8k": ("flickr8k_contrastive.yaml", "flickr8k_1k", [f"align/R@{k}/{d}" for d in ("image_to_text", "text_to_image") for k in (1, 5, 10)]),
     "flickr8k_caption": ("flickr8k_caption.yaml", "flickr8k_1k", ["caption/bleu4", "caption/rougeL"]),
+    "cifar10": ("cifar10.yaml", "cifar10", ["label/acc", "label/f1_macro"]),
     "mvsa_multitask": ("mvsa_single_multitask.yaml", "mvsa_single", ["label/acc", "label/f1_weighted", "label/f1_macro"] + [f"align/R@{k}/{d}" for d in ("image_to_text", "text_to_image") for k in (1, 5, 10)]),
 }
 
