@@ -47,6 +47,22 @@ def test_total_loss_is_the_weighted_sum(shapes_data):
     assert not torch.allclose(outputs["label"].loss, outputs["again"].loss)
 
 
+def test_evaluation_losses_are_the_mean_over_samples(shapes_data):
+    model = build()
+    dm = MultimodalDataModule(train=str(shapes_data / "train.jsonl"), val=str(shapes_data / "val.jsonl"), batch_size=20)  # 20, 20, 8
+    trainer = pl.Trainer(logger=False, enable_progress_bar=False, enable_checkpointing=False)
+    dm.attach(model)
+    model.fit_data(dm)
+    metrics = trainer.validate(model, dm, verbose=False)[0]
+    model.eval()
+    with torch.no_grad():
+        losses = [(model(batch)["label"].loss, len(batch)) for batch in dm._loader("val", shuffle=False)]
+    expected = sum(loss * size for loss, size in losses) / sum(size for _, size in losses)
+    assert [size for _, size in losses] == [20, 20, 8]
+    assert metrics["val/loss"] == pytest.approx(float(expected), rel=1e-5)
+    assert metrics["val/label/loss"] == pytest.approx(float(expected), rel=1e-5) and not model._loss_sums
+
+
 def test_loss_weights_must_name_heads():
     with pytest.raises(ValueError, match="loss_weights names \\['labl'\\], which are not heads"):
         build(loss_weights={"labl": 1.0})

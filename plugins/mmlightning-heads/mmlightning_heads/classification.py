@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmlightning import Batch, Features, Head, HeadOutput
-from mmlightning_heads.common import classifier, per_label
+from mmlightning_heads.common import classifier, per_label, safe_divide
 
 
 CONFUSION_UP_TO = 20  # classes; beyond that a confusion matrix is too many numbers to log one by one
@@ -59,25 +59,13 @@ class ClassificationHead(Head):
         return HeadOutput(loss=loss, predictions=logits.argmax(-1), logits=logits)
 
     def make_metrics(self) -> dict[str, nn.Module]:
-        from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score, MulticlassPrecision, MulticlassRecall
+        """One confusion matrix per stage; every score is read off it (one cheap update per step, not seven)."""
+        from torchmetrics.classification import MulticlassConfusionMatrix
 
-        n = len(self.labels)
-        metrics = {
-            "acc": MulticlassAccuracy(n, average="micro"),
-            "f1_macro": MulticlassF1Score(n, average="macro"),
-            "f1_weighted": MulticlassF1Score(n, average="weighted"),
-            "precision": MulticlassPrecision(n, average=None),
-            "recall": MulticlassRecall(n, average=None),
-            "f1": MulticlassF1Score(n, average=None),
-        }
-        if n <= CONFUSION_UP_TO:
-            metrics["confusion"] = MulticlassConfusionMatrix(n)
-        return metrics
+        return {"report": MulticlassConfusionMatrix(len(self.labels), validate_args=False)}
 
     def metric_values(self, name: str, value: Tensor) -> dict[str, float]:
-        if value.ndim == 2:  # confusion matrix: rows are the true labels, columns the predicted ones
-            return {f"{name}/{t}/{p}": float(value[i, j]) for i, t in enumerate(self.labels) for j, p in enumerate(self.labels)}
-        return per_label(name, value, self.labels)
+        return report(value, self.labels, confusion=len(self.labels) <= CONFUSION_UP_TO)
 
     def decode(self, output: HeadOutput) -> list[Any]:
         return [self.labels[i] for i in output.predictions.tolist()]
@@ -94,3 +82,28 @@ def late_log_probs(logits: Tensor, weights: Tensor) -> Tensor:
     modality's evidence adds up; on AV digits it beat the arithmetic mean of probabilities by 8 points.
     """
     return (weights[..., None] * logits.log_softmax(-1)).sum(1).log_softmax(-1)
+
+
+def report(matrix: Tensor, labels: Sequence[Any], confusion: bool = True) -> dict[str, float]:
+    """Accuracy, macro / weighted F1 and per-class precision, recall and F1 read off a confusion matrix.
+
+    ``matrix[i, j]`` counts samples of true class i predicted as j. A score with a zero denominator is 0;
+    macro F1 averages over the classes present in the targets or the predictions (as torchmetrics does).
+    With ``confusion`` the matrix itself comes back too, as ``confusion/TRUE/PRED``.
+    """
+    matrix = matrix.double()
+    hits, support, predicted = matrix.diag(), matrix.sum(1), matrix.sum(0)
+    precision, recall = safe_divide(hits, predicted), safe_divide(hits, support)
+    f1 = safe_divide(2 * hits, support + predicted)
+    seen = (support + predicted) > 0
+    values = {
+        "acc": float(safe_divide(hits.sum(), matrix.sum())),
+        "f1_macro": float(f1[seen].mean()) if seen.any() else 0.0,
+        "f1_weighted": float(safe_divide((f1 * support).sum(), support.sum())),
+        **per_label("precision", precision, labels),
+        **per_label("recall", recall, labels),
+        **per_label("f1", f1, labels),
+    }
+    if confusion:
+        values.update({f"confusion/{t}/{p}": float(matrix[i, j]) for i, t in enumerate(labels) for j, p in enumerate(labels)})
+    return values

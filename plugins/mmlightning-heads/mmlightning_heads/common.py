@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 
@@ -23,3 +24,8 @@ def per_label(name: str, value: Tensor, labels: Sequence[Any]) -> dict[str, floa
     if value.numel() == 1:
         return {name: float(value)}
     return {f"{name}/{label}": float(v) for label, v in zip(labels, value.tolist())}
+
+
+def safe_divide(num: Tensor, den: Tensor) -> Tensor:
+    """``num / den``, with 0 where ``den`` is 0."""
+    return torch.where(den > 0, num / den.clamp_min(1e-12), torch.zeros_like(num))

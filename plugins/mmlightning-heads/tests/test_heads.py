@@ -45,6 +45,28 @@ def test_metrics_and_per_class_report():
     assert out.loss is None and set(head.decode(out)) <= {"neg", "pos"}
 
 
+def test_the_report_read_off_the_confusion_matrix_matches_torchmetrics():
+    from torchmetrics.functional.classification import multiclass_accuracy, multiclass_f1_score, multiclass_precision, multiclass_recall
+
+    g = torch.Generator().manual_seed(0)
+    preds, target = torch.randint(0, 4, (200,), generator=g), torch.randint(0, 4, (200,), generator=g)
+    preds[preds == 3] = 0  # class 4 never occurs and class 3 is never predicted: zero denominators
+    target[target == 3] = 1
+    head = ClassificationHead(4, labels=["a", "b", "c", "d", "e"])
+    metric = head.make_metrics()["report"]
+    for chunk in range(4):  # updated batch by batch, as in an epoch
+        metric.update(preds[chunk * 50:(chunk + 1) * 50], target[chunk * 50:(chunk + 1) * 50])
+    values = head.metric_values("report", metric.compute())
+    n = 5
+    assert values["acc"] == pytest.approx(float(multiclass_accuracy(preds, target, n, average="micro")))
+    assert values["f1_macro"] == pytest.approx(float(multiclass_f1_score(preds, target, n, average="macro")))
+    assert values["f1_weighted"] == pytest.approx(float(multiclass_f1_score(preds, target, n, average="weighted")))
+    for name, fn in {"precision": multiclass_precision, "recall": multiclass_recall, "f1": multiclass_f1_score}.items():
+        expected = fn(preds, target, n, average=None).tolist()
+        assert [values[f"{name}/{label}"] for label in head.labels] == pytest.approx(expected)
+    assert sum(values[f"confusion/{t}/{p}"] for t in head.labels for p in head.labels) == 200
+
+
 def test_after_a_late_fusion_the_head_combines_per_modality_predictions():
     torch.manual_seed(0)
     head = ClassificationHead(4, labels=["a", "b", "c"]).eval()
