@@ -118,10 +118,12 @@ def _plot(rows: list[dict], tokens: list[int]) -> str:
     except ImportError:
         return "\n(No plot: `pip install matplotlib` and run again.)\n"
     fig, axes = plt.subplots(1, 2, figsize=(12, 5))
-    for name in sorted({r["fusion"] for r in rows}):
+    colours = plt.get_cmap("tab20").colors  # 20 distinct colours, and a marker each: no two fusions look alike
+    for i, name in enumerate(sorted({r["fusion"] for r in rows})):
         points = [r for r in rows if r["fusion"] == name and r["modalities"] == 2]
-        axes[0].loglog([r["tokens"] for r in points], [r["seconds"] * 1000 for r in points], marker="o", label=name)
-        axes[1].loglog([r["tokens"] for r in points], [max(r["saved_mb"], 1e-3) for r in points], marker="o", label=name)
+        style = {"marker": "osD^v<>ph*"[i % 10], "color": colours[(2 * i) % 20 + (2 * i) // 20 % 2], "label": name}
+        axes[0].loglog([r["tokens"] for r in points], [r["seconds"] * 1000 for r in points], **style)
+        axes[1].loglog([r["tokens"] for r in points], [max(r["saved_mb"], 1e-3) for r in points], **style)
     for ax, label in zip(axes, ["ms per training step", "MB saved for backward"]):
         ax.set_xlabel("tokens per modality (2 modalities)")
         ax.set_ylabel(label)
