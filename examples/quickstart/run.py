@@ -24,7 +24,8 @@ def variants(config: dict) -> dict[str, dict]:
         alone = copy.deepcopy(config)
         alone["model"]["encoders"] = {keep: config["model"]["encoders"][keep]}
         alone["model"]["fusion"] = {"class_path": "ConcatFusion", "init_args": {"dim": 64}}
-        alone["trainer"]["logger"] = False
+        alone["trainer"]["logger"] = False  # no W&B run of its own: its checkpoint and config go in its own folder
+        alone["trainer"]["default_root_dir"] = f"runs/{keep}_only"
         out[f"{keep} only"] = alone
     return out
 
