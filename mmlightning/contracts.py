@@ -210,6 +210,11 @@ class Head(Fitted, nn.Module):
             return {name: float(value)}
         return {f"{name}/{i}": float(v) for i, v in enumerate(value.flatten())}
 
+    def metric_tables(self, name: str, value: Tensor) -> dict[str, tuple[list[str], list[list[Any]]]]:
+        """Tables to log once per epoch beside the scalars, as ``{table: (columns, rows)}``; W&B shows them as
+        tables (``STAGE/HEAD/TABLE``). None by default; ``ClassificationHead`` gives its confusion matrix."""
+        return {}
+
     def decode(self, output: HeadOutput) -> list[Any]:
         """Per-sample predictions as plain values for ``predict`` (labels, texts, numbers)."""
         return output.predictions.tolist()

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from mmlightning.contracts import Batch, Encoder, Fusion, Head, HeadOutput, Processor
 from mmlightning.features import drop_modalities
 from mmlightning.optim import WarmupCosine, param_groups
+from mmlightning.wandb import log_table
 
 log = logging.getLogger(__name__)
 FusionFactory = Callable[[dict[str, int]], Fusion]
@@ -189,8 +190,12 @@ class MultimodalModule(LightningModule):
                 continue
             for metric_name, metric in self.metrics[name].items():
                 if metric.update_count:
-                    for label, value in head.metric_values(metric_name, metric.compute()).items():
+                    computed = metric.compute()
+                    for label, value in head.metric_values(metric_name, computed).items():
                         self.log(f"{stage}/{key}/{label}", value)
+                    if self._trainer is not None and not self.trainer.sanity_checking:
+                        for table, (columns, rows) in head.metric_tables(metric_name, computed).items():
+                            log_table(self.trainer, f"{stage}/{key}/{table}", columns, rows)
                 metric.reset()
 
     def on_train_epoch_end(self) -> None:

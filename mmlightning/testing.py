@@ -167,6 +167,8 @@ def check_head(head_cls: type[Head], dim: int = 16, batch: int = 6, encoders: Ma
         metric.update(*inputs)
         for value in head.metric_values("m", metric.compute()).values():
             _require(isinstance(value, float), f"{name}: metric values must flatten to floats")
+        for table, (columns, rows) in head.metric_tables("m", metric.compute()).items():
+            _require(all(len(row) == len(columns) for row in rows), f"{name}: table '{table}' needs a cell per column in every row")
     if head.uses_target:
         _require(head(fused, encoded, Batch(inputs=data.inputs, ids=data.ids)).loss is None, f"{name}: without targets the loss must be None")
     _tiny_fit(head, fused, encoded, data)

@@ -72,7 +72,10 @@ def test_wandb_run_holds_config_metrics_and_samples(fitted, shapes_data):
     assert run["config"]["cli"]["model"]["heads"]["label"]["class_path"].endswith("ClassificationHead")
     logged = {key for row in run["history"] for key in row}
     assert {"val/label/acc", "val/label/f1_macro", "val/label/recall/both_true", "train/loss_step"} <= logged
-    assert "val/samples" in run["tables"]
+    assert {"val/samples", "val/label/confusion"} <= set(run["tables"])
+    confusion = json.loads(next(run_dir.glob("files/media/table/val/label/confusion_*.table.json")).read_text())
+    assert confusion["columns"] == ["true / predicted", "both_true", "colour_wrong", "shape_wrong"]
+    assert sum(sum(row[1:]) for row in confusion["data"]) == 48  # every validation sample, once
     table = json.loads(next(run_dir.glob("files/media/table/val/samples_*.table.json")).read_text())
     assert table["columns"] == ["id", "image", "text", "label (truth)", "label (predicted)"]
     first = json.loads((shapes_data / "val.jsonl").read_text().splitlines()[0])

@@ -67,6 +67,13 @@ class ClassificationHead(Head):
     def metric_values(self, name: str, value: Tensor) -> dict[str, float]:
         return report(value, self.labels, confusion=len(self.labels) <= CONFUSION_UP_TO)
 
+    def metric_tables(self, name: str, value: Tensor) -> dict[str, tuple[list[str], list[list[Any]]]]:
+        """The confusion matrix as a table: a row per true label, a column per predicted label."""
+        if len(self.labels) > CONFUSION_UP_TO:
+            return {}
+        columns = ["true / predicted", *map(str, self.labels)]
+        return {"confusion": (columns, [[str(label), *map(int, row)] for label, row in zip(self.labels, value.tolist())])}
+
     def decode(self, output: HeadOutput) -> list[Any]:
         return [self.labels[i] for i in output.predictions.tolist()]
 

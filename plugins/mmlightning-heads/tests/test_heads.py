@@ -41,6 +41,8 @@ def test_metrics_and_per_class_report():
     assert values["acc"] == pytest.approx(0.75)
     assert values["precision/pos"] == pytest.approx(2 / 3) and values["recall/neg"] == pytest.approx(0.5)
     assert values["confusion/neg/pos"] == 1.0 and values["confusion/pos/pos"] == 2.0 and values["confusion/pos/neg"] == 0.0
+    columns, rows = head.metric_tables("report", metrics["report"].compute())["confusion"]
+    assert columns == ["true / predicted", "neg", "pos"] and rows == [["neg", 1, 1], ["pos", 0, 2]]
     out = head(random_features(2, 1, 4), {}, Batch(inputs={}, ids=["a", "b"]))
     assert out.loss is None and set(head.decode(out)) <= {"neg", "pos"}
 
