@@ -181,22 +181,31 @@ class MultimodalModule(LightningModule):
                 metric.update(*inputs)
 
     def _log_epoch_metrics(self, stage: str) -> None:
-        for name in [n for n in self._loss_sums if n.startswith(f"{stage}/")]:
-            total, count = self._loss_sums.pop(name)
-            self.log(name, total / count, prog_bar=name == f"{stage}/loss")
-        for key, head in self.heads.items():
-            name = f"{stage}_{key}"
-            if name not in self.metrics:
+        """Log the epoch's losses and metrics over every process's share of it (DDP), the same keys everywhere."""
+        keys, zero = list(self.heads), torch.zeros((), device=self.device)
+        names = [f"{stage}/{key}/loss" for key in keys] + [f"{stage}/loss"]
+        sums = [self._loss_sums.pop(name, (zero, 0)) for name in names]
+        losses = self._sum_over_processes(torch.stack([torch.stack([total.float(), zero + count]) for total, count in sums]))
+        for name, (total, count) in zip(names, losses):
+            if count > 0:
+                self.log(name, total / count, prog_bar=name == f"{stage}/loss", sync_dist=True)
+        updated = [any(m.update_count for m in self.metrics[f"{stage}_{key}"].values()) if f"{stage}_{key}" in self.metrics else False for key in keys]
+        updated = self._sum_over_processes(torch.tensor(updated, dtype=torch.float, device=self.device))
+        for key, seen in zip(keys, updated.tolist()):
+            if not seen:  # no process scored this head this epoch (its dataset has no such target)
                 continue
-            for metric_name, metric in self.metrics[name].items():
-                if metric.update_count:
-                    computed = metric.compute()
-                    for label, value in head.metric_values(metric_name, computed).items():
-                        self.log(f"{stage}/{key}/{label}", value)
-                    if self._trainer is not None and not self.trainer.sanity_checking:
-                        for table, (columns, rows) in head.metric_tables(metric_name, computed).items():
-                            log_table(self.trainer, f"{stage}/{key}/{table}", columns, rows)
+            head = self.heads[key]
+            for metric_name, metric in self._metrics(stage, key).items():
+                computed = metric.compute()  # torchmetrics gathers every process's state
+                for label, value in head.metric_values(metric_name, computed).items():
+                    self.log(f"{stage}/{key}/{label}", value, sync_dist=True)  # equal everywhere already: no warning
+                if self._trainer is not None and not self.trainer.sanity_checking:
+                    for table, (columns, rows) in head.metric_tables(metric_name, computed).items():
+                        log_table(self.trainer, f"{stage}/{key}/{table}", columns, rows)
                 metric.reset()
+
+    def _sum_over_processes(self, tensor: Tensor) -> Tensor:
+        return self.trainer.strategy.reduce(tensor, reduce_op="sum") if self._trainer is not None else tensor
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch_metrics("train")

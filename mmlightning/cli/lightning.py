@@ -36,16 +36,20 @@ PER_COMMAND = ("results_path", "predictions_path")
 class SaveConfig(SaveConfigCallback):
     """Saves the full config (class paths, plugin versions) beside the run's checkpoints, and in W&B."""
 
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        self.directory = run_dir(trainer)  # on every rank: without a W&B logger it asks `trainer.log_dir`, a collective call
+        super().setup(trainer, pl_module, stage)
+
     def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """Rank zero only: no collective calls in here, or the other ranks wait forever."""
         self.config = self.config.clone()
         for key in PER_COMMAND:  # where this command writes is not part of the run's config
             if key in self.config:
                 self.config[key] = None if key == "results_path" else "predictions.jsonl"
         if stage == "fit":  # the run's config, beside its checkpoints, to validate/test/predict with later
-            directory = run_dir(trainer)
-            directory.mkdir(parents=True, exist_ok=True)
-            self.parser.save(self.config, directory / self.config_filename, skip_none=False, overwrite=True, multifile=False)
-            log.info("config saved to %s", directory / self.config_filename)
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self.parser.save(self.config, self.directory / self.config_filename, skip_none=False, overwrite=True, multifile=False)
+            log.info("config saved to %s", self.directory / self.config_filename)
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
@@ -88,7 +92,7 @@ class MultimodalCLI(LightningCLI):
 
     def write_results(self, extra: dict[str, Any]) -> None:
         path = self.config[self.subcommand].get("results_path")
-        if path:
+        if path and self.trainer.is_global_zero:  # under DDP every process gets here; one writes
             metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items() if v.numel() == 1}
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             Path(path).write_text(json.dumps({**metrics, **extra}, indent=2, sort_keys=True))

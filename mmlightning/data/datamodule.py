@@ -182,7 +182,7 @@ class MultimodalDataModule(LightningDataModule):
             return DataLoader(data, batch_size=size, shuffle=shuffle, **common)
         names = list(self.sources(split))
         ratios = ratios_in_order(names, self.ratios) if split == "train" and self.sampling == "ratios" else None
-        sampler = TaskBatchSampler([len(p) for p in parts], size, self.sampling if split == "train" else "proportional", ratios, shuffle=shuffle)
+        sampler = TaskBatchSampler(batch_size=size, sizes=[len(p) for p in parts], sampling=self.sampling if split == "train" else "proportional", ratios=ratios, shuffle=shuffle)
         return DataLoader(data, batch_sampler=sampler, **common)
 
     def train_dataloader(self) -> DataLoader:
