@@ -14,8 +14,8 @@ class CaptionScores(Metric):
 
     Rows of one group are one input (an image with five captions): its first hypothesis is scored against
     every reference of the group. ``compute()`` gives ``[BLEU-4, ROUGE-L F]`` over the groups. Text is
-    compared as the tokenizer decodes it (lower-cased), split on spaces. Kept in this process (no sync
-    across processes: the states are strings).
+    compared as the tokenizer decodes it (lower-cased), split on spaces. Under DDP ``compute()`` gathers every
+    process's texts first (the states are strings, which torchmetrics cannot sync), so each scores them all.
     """
 
     full_state_update = False
@@ -35,14 +35,32 @@ class CaptionScores(Metric):
     def compute(self) -> Tensor:
         from torchmetrics.functional.text import bleu_score
 
-        groups = sorted(self.hypotheses)
+        by_group, refs_by_group = self._gathered()
+        groups = sorted(by_group)
         if not groups:
             return torch.zeros(2)
-        hypotheses = [self.hypotheses[g] for g in groups]
-        references = [self.references[g] for g in groups]
+        hypotheses = [by_group[g] for g in groups]
+        references = [refs_by_group[g] for g in groups]
         bleu = bleu_score(hypotheses, references, n_gram=4)
         rouge = sum(max(rouge_l(h, r) for r in refs) for h, refs in zip(hypotheses, references)) / len(groups)
         return torch.stack([bleu.float(), torch.tensor(float(rouge))])
+
+    def _gathered(self) -> tuple[dict[str, str], dict[str, list[str]]]:
+        """Every process's hypotheses and references (a group's rows may be spread over processes)."""
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return self.hypotheses, self.references
+        parts: list = [None] * dist.get_world_size()
+        dist.all_gather_object(parts, (self.hypotheses, self.references))
+        hypotheses: dict[str, str] = {}
+        references: dict[str, list[str]] = {}
+        for their_hypotheses, their_references in parts:
+            for group, text in their_hypotheses.items():
+                hypotheses.setdefault(group, text)
+            for group, texts in their_references.items():
+                references.setdefault(group, []).extend(texts)
+        return hypotheses, references
 
     def reset(self) -> None:
         super().reset()
