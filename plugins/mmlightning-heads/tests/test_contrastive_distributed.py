@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import socket
-
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
 
+from mmlightning.testing import run_distributed
 from mmlightning_heads import ContrastiveHead
 
 
@@ -25,31 +21,17 @@ def data() -> tuple[torch.Tensor, torch.Tensor]:
     return F.normalize(torch.randn(8, 2, 4, generator=g), dim=-1), torch.arange(8)
 
 
-def worker(rank: int, port: int, loss: str, out: dict) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=2)
-    try:
-        embeddings, groups = data()
-        local = embeddings[rank * 4 : rank * 4 + 4].clone().requires_grad_(True)
-        value = make_head(loss).pair_loss(local, groups[rank * 4 : rank * 4 + 4], torch.ones(4, dtype=torch.bool))
-        value.backward()
-        out[rank] = (float(value), local.grad.clone())
-    finally:
-        dist.destroy_process_group()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def loss_on_share(rank: int, loss: str) -> tuple[float, torch.Tensor]:
+    embeddings, groups = data()
+    local = embeddings[rank * 4 : rank * 4 + 4].clone().requires_grad_(True)
+    value = make_head(loss).pair_loss(local, groups[rank * 4 : rank * 4 + 4], torch.ones(4, dtype=torch.bool))
+    value.backward()
+    return float(value), local.grad.clone()
 
 
 def test_two_processes_see_the_whole_batch_as_negatives():
     for loss in ("infonce", "sigmoid"):
-        with mp.Manager() as manager:
-            out = manager.dict()
-            mp.spawn(worker, args=(free_port(), loss, out), nprocs=2, join=True)
-            results = dict(out)
+        results = run_distributed(loss_on_share, loss)
         embeddings, groups = data()
         full = embeddings.clone().requires_grad_(True)
         expected = make_head(loss).pair_loss(full, groups, torch.ones(8, dtype=torch.bool))

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import socket
-
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 
+from mmlightning.testing import run_distributed
 from mmlightning_text.metrics import CaptionScores
 
 HYPOTHESES = ["a dog runs on grass", "a dog runs on grass", "a man climbs a rock", "two children play", "two children play"]
@@ -17,29 +13,15 @@ REFERENCES = [("img1", "a brown dog runs on the grass"), ("img1", "a dog running
 SPLIT = 4  # img1 and img2 on process 0; img3 split: its first caption on process 0, its second on process 1
 
 
-def worker(rank: int, port: int, out: dict) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=2)
-    try:
-        metric = CaptionScores()
-        rows = slice(0, SPLIT) if rank == 0 else slice(SPLIT, None)
-        metric.update(HYPOTHESES[rows], REFERENCES[rows])
-        out[rank] = metric.compute().tolist()
-    finally:
-        dist.destroy_process_group()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def score_share(rank: int) -> list[float]:
+    metric = CaptionScores()
+    rows = slice(0, SPLIT) if rank == 0 else slice(SPLIT, None)
+    metric.update(HYPOTHESES[rows], REFERENCES[rows])
+    return metric.compute().tolist()
 
 
 def test_two_processes_score_all_captions():
-    with mp.Manager() as manager:
-        out = manager.dict()
-        mp.spawn(worker, args=(free_port(), out), nprocs=2, join=True)
-        results = dict(out)
+    results = run_distributed(score_share)
     whole = CaptionScores()
     whole.update(HYPOTHESES, REFERENCES)
     expected = whole.compute().tolist()
