@@ -26,10 +26,11 @@ class PredictionWriter(BasePredictionWriter):
         self.count = 0
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx) -> None:
+        rows = trainer.datamodule.bundle.decode(prediction["outputs"], prediction["ids"])
         with self.path.open("a", encoding="utf-8") as handle:
-            for row in prediction:
+            for row in rows:
                 handle.write(json.dumps(row, default=str) + "\n")
-        self.count += len(prediction)
+        self.count += len(rows)
 
     def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         log.info("wrote %d predictions to %s", self.count, self.path)
@@ -49,7 +50,7 @@ class SamplePredictions(Callback):
             return
         from mmlightning.wandb import sample_rows
 
-        self.columns, rows = sample_rows(pl_module, batch, outputs, self.count - len(self.rows))
+        self.columns, rows = sample_rows(trainer.datamodule.bundle, batch, outputs, self.count - len(self.rows))
         self.rows.extend(rows)
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -11,6 +11,9 @@ import torch
 from torch import Tensor, nn
 
 from mmlightning.features import Features
+from mmlightning.processing import Processor, TargetCodec
+
+__all__ = ["Batch", "Encoder", "Fusion", "Head", "HeadContext", "HeadOutput", "Processor", "Reader", "TargetCodec"]
 
 
 @dataclass
@@ -21,7 +24,7 @@ class Batch:
         inputs: per encoder key, the tensors its processor's ``collate`` made (always with ``present``).
         targets: per head key, the encoded targets (heads without a target column have none).
         ids: one id per sample (the manifest's id column, or ``file:line``).
-        raw: per column, the raw manifest values (for previews and predictions).
+        raw: per column, the raw manifest values of the columns the model reads (for previews and metrics).
         root: the folder media paths are relative to.
     """
 
@@ -35,67 +38,20 @@ class Batch:
         return len(self.ids)
 
 
-class Processor:
-    """Turns one raw field value into tensors, and a list of those into a padded batch.
-
-    Implement ``__call__``, ``collate`` and ``blank``; override ``check`` when a full decode is too slow
-    to run on every row before training, and ``preview`` to show a value on a dashboard.
-    A processor must pickle (DataLoader workers get a copy).
-    """
-
-    def __call__(self, value: Any, root: Path, train: bool) -> dict[str, Tensor]:
-        """One raw value (a text, a path relative to ``root``, ...) -> tensors. Raise ``ValueError`` if bad."""
-        raise NotImplementedError
-
-    def collate(self, items: Sequence[dict[str, Tensor]]) -> dict[str, Tensor]:
-        """Pad and stack items into a batch; include a bool ``mask`` for variable-length sequences."""
-        raise NotImplementedError
-
-    def blank(self) -> dict[str, Tensor]:
-        """A placeholder item for a missing value (its output is masked out)."""
-        raise NotImplementedError
-
-    def check(self, value: Any, root: Path) -> None:
-        """Raise ``ValueError`` saying what is wrong with a raw value. Default: process it fully."""
-        self(value, root, train=False)
-
-    def preview(self, value: Any, root: Path) -> Any:
-        """What a dashboard shows for a value: a string, or a PIL image, or a (waveform, rate) pair."""
-        return str(value)
-
-    @staticmethod
-    def resolve(value: Any, root: Path, what: str = "media") -> Path:
-        """A media path from a manifest, relative to ``root`` (or absolute); ``ValueError`` if absent or not a path."""
-        if not isinstance(value, str) or not value.strip():
-            article = "an" if what[:1] in "aeiou" else "a"
-            raise ValueError(f"expected {article} {what} path, got {value!r}")
-        path = Path(value) if Path(value).is_absolute() else Path(root) / value
-        if not path.is_file():
-            raise ValueError(f"{what} file not found: {value} (looked for {path})")
-        return path
-
-    def batch(self, items: Sequence[dict[str, Tensor] | None]) -> dict[str, Tensor]:
-        """Collate items where ``None`` marks a missing value; adds ``present`` ``(B,)``."""
-        present = torch.tensor([item is not None for item in items], dtype=torch.bool)
-        filler = next((item for item in items if item is not None), None)
-        filler = self.blank() if filler is None else filler
-        out = dict(self.collate([filler if item is None else item for item in items]))
-        out["present"] = present
-        return out
-
-
 class Fitted:
     """What encoders and heads share: they may learn something from the training split before training.
 
-    ``fit`` sees the training split's raw column (a tokenizer's vocabulary, a head's label set) and calls
-    ``set_fitted``; ``set_fitted`` builds the layers that depend on it. The state must be JSON-able: it is
-    saved in checkpoints so that ``predict`` on new files needs nothing else.
+    ``fit`` sees the training values of the column(s) the component reads, from the rows that passed the checks
+    (never a missing value), and calls ``set_fitted``; ``set_fitted`` builds the layers that depend on it. The
+    state must be JSON-able: it is saved in checkpoints so that ``predict`` on new files needs nothing else.
+    ``set_fitted`` may run twice in one run (fitted on the data, then restored from a checkpoint): build layers
+    again only when their shape changes.
     """
 
     fitted: dict[str, Any] | None = None
 
     def fit(self, values: Sequence[Any]) -> None:
-        """Learn from the training column (values are never None). Default: nothing to learn."""
+        """Learn from the training values. Default: nothing to learn."""
         self.set_fitted({})
 
     def set_fitted(self, state: dict[str, Any]) -> None:
@@ -111,7 +67,8 @@ class Encoder(Fitted, nn.Module):
     """One modality: raw values -> :class:`Features`.
 
     Implement: ``__init__`` (set ``self.dim``, the width of the tokens), ``processor()`` and ``forward``.
-    Optionally ``fit``/``set_fitted`` (see :class:`Fitted`) and ``example_values`` for the testing kit.
+    Optionally ``fit``/``set_fitted`` (see :class:`Fitted`), ``facts`` and ``example_values`` for the kit.
+    ``processor()`` is called before fitting too, to check the training rows: then it need only ``check``.
     Rely on: ``inputs`` holding what your processor's ``collate`` made, plus ``present`` ``(B,)``.
     """
 
@@ -123,6 +80,11 @@ class Encoder(Fitted, nn.Module):
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Features:
         raise NotImplementedError
+
+    def facts(self) -> dict[str, Any]:
+        """What heads may know of this fitted encoder (``HeadContext.facts``): a text encoder gives
+        ``vocab_size`` and its special token ids (``pad_id``, ``mask_id``, ...). Default: none."""
+        return {}
 
     def example_values(self, root: Path, count: int) -> list[Any]:
         """Raw values for tests and docs (writing any files they need under ``root``)."""
@@ -157,25 +119,73 @@ class HeadOutput:
     logits: Tensor | None = None
 
 
+@dataclass
+class HeadContext:
+    """What a head may rely on about the model it is part of, given to ``Head.bind`` when the model is built.
+
+    Attributes:
+        name: the head's key (``batch.targets[name]`` holds its targets).
+        encoder_dims: encoder key -> width, for heads that read ``encoded``.
+        fuse: the model's fusion, to fuse other combinations of ``encoded`` (image-text matching scores
+            mismatched pairs through it). Its weights stay the model's.
+        encoders: the encoders, for their public ``facts()`` once fitted (use :meth:`facts`).
+    """
+
+    name: str
+    encoder_dims: dict[str, int]
+    fuse: Callable[[Mapping[str, Features]], Features] | None = None
+    encoders: Mapping[str, Encoder] = field(default_factory=dict)
+
+    def facts(self, key: str) -> dict[str, Any]:
+        """The fitted encoder ``key``'s facts; ``ValueError`` naming the encoders there are if it is absent."""
+        if key not in self.encoders:
+            raise ValueError(f"head '{self.name}' reads encoder '{key}', but the model's encoders are {sorted(self.encoders)}; "
+                             "set the head's modality=KEY")
+        return self.encoders[key].facts()
+
+
 class Head(Fitted, nn.Module):
     """One task on the fused features: a loss, predictions and metrics.
 
     Implement ``__init__(self, dim, ...)`` and ``forward``; for a task with a target column also ``fit``,
-    ``encode_target`` and ``make_metrics``; ``decode`` turns predictions into what ``predict`` writes.
-    Rely on: ``self.name`` (the head's key; ``batch.targets[self.name]`` holds its targets),
-    ``self.encoder_dims`` (encoder key -> width, for heads that read ``encoded``), ``self.fuse`` (the model's
-    fusion, to fuse other combinations of ``encoded``: image-text matching scores mismatched pairs) and
-    ``self.encoders`` (the fitted encoders, for what they learnt: a masked-language head needs the tokenizer).
-    All are set right after ``__init__``, so build layers that need them in ``set_fitted`` (it runs after the
-    encoders are fitted and before the optimizer exists).
+    ``target`` (its :class:`TargetCodec`: encode, collate and decode) and ``make_metrics``.
+    Rely on: ``self.context`` (a :class:`HeadContext`: ``self.name``, ``self.encoder_dims``, ``self.fuse``
+    and the encoders' facts), set by ``bind`` right after ``__init__``; build layers that need it in
+    ``set_fitted`` (it runs after the encoders are fitted and before the optimizer exists).
     """
 
     modality: ClassVar[str] = "any"
     uses_target: bool = True
-    name: str = "head"
-    encoder_dims: dict[str, int] = {}
-    fuse: Any  # set by the model (not class defaults: a Module attribute would hide them)
-    encoders: Any
+
+    def bind(self, context: HeadContext) -> None:
+        """Called by the model right after ``__init__`` (and by the testing kit)."""
+        self.context = context
+
+    @property
+    def name(self) -> str:
+        context = self.__dict__.get("context")
+        return context.name if context is not None else "head"
+
+    @property
+    def encoder_dims(self) -> dict[str, int]:
+        context = self.__dict__.get("context")
+        return dict(context.encoder_dims) if context is not None else {}
+
+    def fuse(self, features: Mapping[str, Features]) -> Features:
+        """Fuse ``features`` with the model's fusion."""
+        context = self.__dict__.get("context")
+        if context is None or context.fuse is None:
+            raise RuntimeError(f"head '{self.name}' has no fusion to call: it was not bound to a model (Head.bind)")
+        return context.fuse(features)
+
+    def reads(self) -> list[str]:
+        """The encoder keys this head reads from ``encoded`` or ``batch.inputs`` (the testing kit makes them)."""
+        source = getattr(self, "source", None)
+        return [source] if isinstance(source, str) else []
+
+    def target(self) -> TargetCodec:
+        """The data side: a fresh codec from the fitted state (before fitting: one that can ``check``)."""
+        return TargetCodec()
 
     def forward(self, fused: Features, encoded: Mapping[str, Features], batch: Batch) -> HeadOutput:
         raise NotImplementedError
@@ -183,14 +193,6 @@ class Head(Fitted, nn.Module):
     def prepare_batch(self, batch: Batch, stage: str) -> Batch:
         """Change the batch before encoding (a masking objective corrupts its input here). Default: none."""
         return batch
-
-    def encode_target(self, value: Any) -> Tensor:
-        """One raw target value -> a tensor. Raise ``ValueError`` saying what was expected."""
-        raise NotImplementedError
-
-    def collate_targets(self, targets: Sequence[Tensor]) -> Tensor:
-        """Stack a batch's encoded targets. Override for variable-length targets (pad with -100, say)."""
-        return torch.stack(list(targets))
 
     def example_inputs(self, encoded: Mapping[str, Features], targets: Sequence[Any]) -> dict[str, dict[str, Tensor]]:
         """For the testing kit: the ``batch.inputs`` entries this head reads (default: none)."""
@@ -214,10 +216,6 @@ class Head(Fitted, nn.Module):
         """Tables to log once per epoch beside the scalars, as ``{table: (columns, rows)}``; W&B shows them as
         tables (``STAGE/HEAD/TABLE``). None by default; ``ClassificationHead`` gives its confusion matrix."""
         return {}
-
-    def decode(self, output: HeadOutput) -> list[Any]:
-        """Per-sample predictions as plain values for ``predict`` (labels, texts, numbers)."""
-        return output.predictions.tolist()
 
     def example_targets(self, count: int) -> list[Any]:
         """Raw target values for tests and docs."""

@@ -21,6 +21,8 @@ class Features:
         weights: ``(B, M)`` set by late fusions: how much each span's own prediction counts (sorted span
             order, zero where the sample lacks the modality, rows summing to 1). A head that predicts per
             span combines with these; any other head uses ``pooled``, which is the same weighting of the spans.
+        word_ids: ``(B, N)`` long, set by encoders whose tokens come from words (text): the word each token came
+            from, -1 for special tokens and padding. Token-level heads (NER) map tokens back to words with it.
     """
 
     tokens: Tensor
@@ -29,6 +31,7 @@ class Features:
     present: Tensor
     spans: dict[str, slice] = field(default_factory=dict)
     weights: Tensor | None = None
+    word_ids: Tensor | None = None
 
     @classmethod
     def from_tokens(cls, tokens: Tensor, mask: Tensor, present: Tensor | None = None, pooled: Tensor | None = None) -> Features:
@@ -55,7 +58,8 @@ class Features:
     def index(self, rows: Tensor) -> Features:
         """The features of some samples only (``rows``: indices or a bool mask)."""
         weights = None if self.weights is None else self.weights[rows]
-        return Features(self.tokens[rows], self.mask[rows], self.pooled[rows], self.present[rows], dict(self.spans), weights)
+        word_ids = None if self.word_ids is None else self.word_ids[rows]
+        return Features(self.tokens[rows], self.mask[rows], self.pooled[rows], self.present[rows], dict(self.spans), weights, word_ids)
 
     def span_means(self) -> Tensor:
         """Each span's mean real token, in ``spans`` order (zeros where a sample lacks it). ``-> (B, M, D)``."""
@@ -80,6 +84,6 @@ def drop_modalities(features: dict[str, Features], rate: float) -> dict[str, Fea
     for i, key in enumerate(keys):
         f = features[key]
         dropped = Features.from_tokens(f.tokens, f.mask, keep[:, i], f.pooled)
-        dropped.spans = dict(f.spans)
+        dropped.spans, dropped.word_ids = dict(f.spans), f.word_ids
         out[key] = dropped
     return out

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -11,7 +11,9 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
-from mmlightning.contracts import Batch, Encoder, Fusion, Head, HeadOutput, Processor
+from mmlightning.binding import DataBinding
+from mmlightning.bundle import ProcessorBundle
+from mmlightning.contracts import Batch, Encoder, Fusion, Head, HeadContext, HeadOutput
 from mmlightning.features import drop_modalities
 from mmlightning.optim import WarmupCosine, param_groups
 from mmlightning.wandb import log_table
@@ -53,10 +55,9 @@ class MultimodalModule(LightningModule):
         self.encoders = nn.ModuleDict(dict(sorted(encoders.items())))
         self.fusion = fusion({key: enc.dim for key, enc in self.encoders.items()})
         self.heads = nn.ModuleDict({key: make(self.fusion.dim) for key, make in sorted(heads.items())})
-        for key, head in self.heads.items():
-            head.name, head.encoder_dims = key, {k: enc.dim for k, enc in self.encoders.items()}
-            object.__setattr__(head, "fuse", self.fusion)  # references, not submodules: their weights stay the model's
-            object.__setattr__(head, "encoders", self.encoders)
+        dims = {k: enc.dim for k, enc in self.encoders.items()}
+        for key, head in self.heads.items():  # the context holds references, not submodules: weights stay the model's
+            head.bind(HeadContext(name=key, encoder_dims=dims, fuse=self.fusion, encoders=self.encoders))
         unknown = set(loss_weights or {}) - set(self.heads)
         if unknown:
             raise ValueError(f"loss_weights names {sorted(unknown)}, which are not heads; heads are {sorted(self.heads)}")
@@ -65,7 +66,6 @@ class MultimodalModule(LightningModule):
             raise ValueError(f"modality_dropout must be in [0, 1), got {modality_dropout}")
         self.optimizer_factory, self.scheduler_factory, self.modality_dropout = optimizer, lr_scheduler, modality_dropout
         self.metrics = nn.ModuleDict()
-        self._processors: dict[str, Processor] = {}
         self._loss_sums: dict[str, tuple[Tensor, int]] = {}  # evaluation losses, summed over the epoch
 
     # --- what the data knows ------------------------------------------------------------------
@@ -76,47 +76,42 @@ class MultimodalModule(LightningModule):
     def is_fitted(self) -> bool:
         return all(c.is_fitted for c in self.components().values())
 
-    def fit_data(self, datamodule: Any) -> None:
-        """Learn vocabularies, label sets, ... from the datamodule's training split."""
+    def fit_data(self, values: Mapping[str, Sequence[Any]]) -> None:
+        """Learn vocabularies, label sets, ... from training values (``key -> values``, as
+        ``MultimodalDataModule.training_values`` gives them): the encoders first, then the heads."""
         for name, component in self.components().items():
             if not component.is_fitted:
                 key = name.split(".", 1)[1]
                 uses_data = isinstance(component, Encoder) or component.uses_target
-                component.fit(datamodule.column(key) if uses_data else [])
+                component.fit(list(values.get(key, [])) if uses_data else [])
                 log.info("fitted %s from the training data", name)
 
-    def setup(self, stage: str) -> None:
-        datamodule = self.trainer.datamodule if self._trainer else None
-        if datamodule is not None and hasattr(datamodule, "attach"):
-            datamodule.attach(self)
-        if stage == "fit":  # the optimizer needs every parameter; a resumed run's checkpoint then overrides
-            self.ensure_fitted(datamodule)
+    def bundle(self, columns: Mapping[str, Any] | None = None, id_column: str = "id") -> ProcessorBundle:
+        """The data side: each encoder's processor and each head's target codec (see :class:`ProcessorBundle`).
+        Before fitting, it can only check rows."""
+        processors = {key: enc.processor() for key, enc in self.encoders.items()}
+        codecs = {key: head.target() for key, head in self.heads.items()}
+        targets = [key for key, head in self.heads.items() if head.uses_target]
+        return ProcessorBundle(processors, codecs, columns, targets, id_column, fitted=self.is_fitted)
 
-    def ensure_fitted(self, datamodule: Any) -> None:
-        """Fit whatever has not learnt from data yet (validate/test/predict: called after a checkpoint loads)."""
-        if self.is_fitted:
-            return
-        if datamodule is None or not getattr(datamodule, "paths", {}).get("train"):
-            missing = ", ".join(k for k, c in self.components().items() if not c.is_fitted)
-            raise RuntimeError(f"{missing} must learn from data first: pass --ckpt_path with a checkpoint from `mmlightning fit`, or a training manifest with --data.train")
-        self.fit_data(datamodule)
+    def configure_callbacks(self) -> list[Any]:
+        return [DataBinding()]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         from mmlightning.plugins import plugin_versions
 
-        checkpoint["mmlightning"] = {"fitted": {k: c.fitted for k, c in self.components().items()}, "plugins": plugin_versions()}
+        saved = checkpoint.setdefault("mmlightning", {})
+        saved.update(fitted={k: c.fitted for k, c in self.components().items()}, plugins=plugin_versions())
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         fitted = checkpoint.get("mmlightning", {}).get("fitted", {})
         for name, component in self.components().items():
             if name in fitted and fitted[name] is not None:
                 component.set_fitted(fitted[name])
-
-    def processors(self) -> dict[str, Processor]:
-        """Each encoder's processor, made once."""
-        if set(self._processors) != set(self.encoders):
-            self._processors = {key: enc.processor() for key, enc in self.encoders.items()}
-        return self._processors
+        if not self.is_fitted:
+            missing = ", ".join(k for k, c in self.components().items() if not c.is_fitted)
+            raise RuntimeError(f"The checkpoint has no learnt state for {missing}: it was not saved by `mmlightning fit` with this "
+                               "model's config. Pass the config the run saved beside its checkpoints (--config RUN/config.yaml).")
 
     # --- the forward pass -------------------------------------------------------------------------
     def forward(self, batch: Batch) -> dict[str, HeadOutput]:
@@ -161,10 +156,9 @@ class MultimodalModule(LightningModule):
     def test_step(self, batch: Batch, batch_idx: int) -> dict[str, HeadOutput]:
         return self._step(batch, "test")[1]
 
-    def predict_step(self, batch: Batch, batch_idx: int) -> list[dict[str, Any]]:
-        outputs = self(batch)
-        decoded = {key: self.heads[key].decode(out) for key, out in outputs.items()}
-        return [{"id": ident, **{key: values[i] for key, values in decoded.items()}} for i, ident in enumerate(batch.ids)]
+    def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, Any]:
+        """``{"ids": [...], "outputs": {head: HeadOutput}}``; ``bundle.decode(outputs, ids)`` makes plain values."""
+        return {"ids": batch.ids, "outputs": self(batch)}
 
     # --- metrics ----------------------------------------------------------------------------------
     def _metrics(self, stage: str, key: str) -> nn.ModuleDict:

@@ -10,6 +10,8 @@ Call them from your plugin's tests (nothing here is a pytest plugin, so nothing 
 
 from __future__ import annotations
 
+import copy
+import json
 import pickle
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from mmlightning.contracts import Batch, Encoder, Fusion, Head
+from mmlightning.contracts import Batch, Encoder, Fusion, Head, HeadContext
 from mmlightning.features import Features
 
 
@@ -71,7 +73,13 @@ def _backward(module: torch.nn.Module, *outputs: Tensor) -> None:
 
 
 def check_encoder(encoder: Encoder, values: Sequence[Any], root: Path) -> Features:
-    """Fit, process, collate (with one missing sample), encode, backward, determinism, picklable processor."""
+    """Fit, process, collate (with one missing sample), encode, backward, determinism, a picklable processor,
+    a JSON fitted state and processor state, and a fresh instance restored from them giving the same output.
+
+    Pass the encoder unfitted: the kit fits it on ``values`` (as training would, missing values left out)."""
+    name = type(encoder).__name__
+    fresh = copy.deepcopy(encoder)  # before fitting: what a new run builds from the config
+    encoder.processor().check(next(v for v in values if v is not None), root)  # before fitting: it checks rows
     if not encoder.is_fitted:
         encoder.fit([v for v in values if v is not None])
     processor = encoder.processor()
@@ -83,15 +91,36 @@ def check_encoder(encoder: Encoder, values: Sequence[Any], root: Path) -> Featur
     _require(batch["present"].tolist() == [True] * len(values) + [False], "processor.batch must set present")
     encoder.train()
     features = encoder(batch)
-    check_features(features, len(items), encoder.dim, type(encoder).__name__)
-    _require(bool((features.pooled[-1] == 0).all()), f"{type(encoder).__name__}: a missing sample's pooled vector must be zeros")
+    check_features(features, len(items), encoder.dim, name)
+    _require(bool((features.pooled[-1] == 0).all()), f"{name}: a missing sample's pooled vector must be zeros")
     _backward(encoder, features.tokens, features.pooled)
     encoder.eval()
     eval_batch = processor.batch([processor(v, root, train=False) for v in values])
     with torch.no_grad():
         first, second = encoder(eval_batch), encoder(eval_batch)
-    _require(torch.allclose(first.pooled, second.pooled), f"{type(encoder).__name__} is not deterministic in eval mode")
+    _require(torch.allclose(first.pooled, second.pooled), f"{name} is not deterministic in eval mode")
+    _check_restored(encoder, fresh, processor, values, root, first)
     return features
+
+
+def _check_restored(encoder: Encoder, fresh: Encoder, processor: Any, values: Sequence[Any], root: Path, expected: Features) -> None:
+    """What a checkpoint and a saved bundle hold is enough: JSON states, then the same tensors and output."""
+    name = type(encoder).__name__
+    try:
+        state = json.loads(json.dumps(encoder.fitted))
+        processor_state = json.loads(json.dumps(processor.state()))
+    except (TypeError, ValueError) as err:
+        raise ContractError(f"{name}: its fitted state and its processor's state() must be JSON-able ({err})") from err
+    fresh.set_fitted(state)
+    fresh.load_state_dict(encoder.state_dict())
+    restored = type(processor).from_state(processor_state)
+    for value in values:
+        a, b = processor(value, root, train=False), restored(value, root, train=False)
+        _require(a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), f"{name}: a processor rebuilt from state() gives other tensors")
+    fresh.eval()
+    with torch.no_grad():
+        again = fresh(restored.batch([restored(v, root, train=False) for v in values]))
+    _require(torch.allclose(again.pooled, expected.pooled, atol=1e-6), f"{name}: a fresh instance with the saved state and weights gives another output")
 
 
 def check_fusion(fusion_cls: type[Fusion], dims: Mapping[str, int] | None = None, batch: int = 4, **kwargs: Any) -> Fusion:
@@ -133,24 +162,31 @@ def _check_missing(fusion: Fusion, dims: Mapping[str, int], batch: int, keys: li
 
 
 def check_head(head_cls: type[Head], dim: int = 16, batch: int = 6, encoders: Mapping[str, Encoder] | None = None, **kwargs: Any) -> Head:
-    """Fit on example targets, loss and backward, metrics, decode, no loss without targets, a tiny fit.
+    """Fit on example targets, loss and backward, metrics, decode, no loss without targets, a tiny fit, and a
+    target codec that pickles and rebuilds from its JSON state.
 
-    ``encoders``: fitted encoders by key, for a head that reads what they learnt (``self.encoders``).
+    ``encoders``: fitted encoders by key, for a head that reads what they learnt (``HeadContext.facts``). The
+    encoded features are made for the keys the head ``reads()`` and those encoders (two generic keys if none).
     """
     torch.manual_seed(0)
     head = head_cls(dim, **kwargs)
-    head.name, head.encoder_dims = "task", {"image": dim + 4, "text": dim}
-    head.fuse = _PooledFusion(head.encoder_dims, dim)
-    object.__setattr__(head, "encoders", dict(encoders or {}))
     name = head_cls.__name__
-    encoded = {"image": random_features(batch, 3, dim + 4, seed=2), "text": random_features(batch, 4, dim, seed=1)}
-    fused = random_features(batch, 7, dim)  # token-level, as a single-stream fusion gives: a span per modality
-    fused.spans = {"image": slice(0, 3), "text": slice(3, 7)}
+    keys = sorted(set(head.reads()) | set(encoders or {})) or ["first", "second"]
+    keys = keys if len(keys) > 1 else keys + ["other"]
+    dims = {key: dim + 4 * i for i, key in enumerate(keys)}
+    head.bind(HeadContext(name="task", encoder_dims=dims, fuse=_PooledFusion(dims, dim), encoders=dict(encoders or {})))
+    encoded = {key: _with_word_ids(random_features(batch, 3 + i, dims[key], seed=i + 1)) for i, key in enumerate(keys)}
+    fused = random_features(batch, sum(3 + i for i in range(len(keys))), dim)  # token-level, a span per modality
+    starts = [sum(3 + j for j in range(i)) for i in range(len(keys) + 1)]
+    fused.spans = {key: slice(starts[i], starts[i + 1]) for i, key in enumerate(keys)}
     targets, raw = {}, []
     if head.uses_target:
         raw = head.example_targets(batch)
+        for value in raw:
+            head.target().check(value)  # before fitting
         head.fit(raw)
-        targets = {"task": head.collate_targets([head.encode_target(v) for v in raw])}
+        codec = _check_codec(head, raw)
+        targets = {"task": codec.collate([codec.encode(v) for v in raw])}
     elif not head.is_fitted:
         head.fit([])
     data = Batch(inputs=head.example_inputs(encoded, raw), targets=targets, ids=[str(i) for i in range(batch)])
@@ -158,7 +194,7 @@ def check_head(head_cls: type[Head], dim: int = 16, batch: int = 6, encoders: Ma
     out = head(fused, encoded, data)
     _require(out.loss is not None and out.loss.ndim == 0 and bool(torch.isfinite(out.loss)), f"{name}: loss must be a finite scalar")
     _backward(head, out.loss)
-    _require(len(head.decode(out)) == batch, f"{name}: decode must give one value per sample")
+    _require(len(head.target().decode(out)) == batch, f"{name}: its codec's decode must give one value per sample")
     head.eval()
     inputs = head.metric_inputs(head(fused, encoded, data), data)
     head.train()
@@ -173,6 +209,27 @@ def check_head(head_cls: type[Head], dim: int = 16, batch: int = 6, encoders: Ma
         _require(head(fused, encoded, Batch(inputs=data.inputs, ids=data.ids)).loss is None, f"{name}: without targets the loss must be None")
     _tiny_fit(head, fused, encoded, data)
     return head
+
+
+def _with_word_ids(features: Features) -> Features:
+    """Text-like word ids: token i came from word i - 1, the first token (and padding) from none."""
+    b, n = features.mask.shape
+    word_ids = (torch.arange(n) - 1).expand(b, n).clone()  # (B, N)
+    features.word_ids = word_ids.masked_fill(~features.mask, -1)
+    return features
+
+
+def _check_codec(head: Head, raw: Sequence[Any]) -> Any:
+    codec = head.target()
+    name = type(codec).__name__
+    try:
+        state = json.loads(json.dumps(codec.state()))
+    except (TypeError, ValueError) as err:
+        raise ContractError(f"{name}: state() must be JSON-able ({err})") from err
+    for rebuilt in (pickle.loads(pickle.dumps(codec)), type(codec).from_state(state)):
+        for value in raw:
+            _require(torch.equal(rebuilt.encode(value), codec.encode(value)), f"{name}: a rebuilt codec encodes {value!r} differently")
+    return codec
 
 
 class _PooledFusion(Fusion):

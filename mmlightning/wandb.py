@@ -29,19 +29,21 @@ def default_logger_config(save_dir: str = ".") -> dict[str, Any]:
     return {"class_path": "lightning.pytorch.loggers.WandbLogger", "init_args": init}
 
 
-def sample_rows(module: Any, batch: Any, outputs: dict, limit: int) -> tuple[list[str], list[list[Any]]]:
-    """Table rows for the first ``limit`` samples: id, each input as media, each head's truth and prediction."""
+def sample_rows(bundle: Any, batch: Any, outputs: dict, limit: int) -> tuple[list[str], list[list[Any]]]:
+    """Table rows for the first ``limit`` samples: id, each input as media, each head's truth and prediction.
+    ``bundle``: the model's :class:`~mmlightning.bundle.ProcessorBundle` (its columns say where each raw value is)."""
     root = Path(batch.root)
-    processors = module.processors()
-    columns = ["id"] + list(processors)
-    decoded = {key: module.heads[key].decode(out) for key, out in outputs.items()}
+    decoded = {key: bundle.codecs[key].decode(out) for key, out in outputs.items()}
+    truth = {key: bundle.target_column(key) for key in decoded if key in bundle.targets and bundle.columns[key] in batch.raw}
+    columns = ["id"] + list(bundle.processors)
     for key in decoded:
-        columns += [f"{key} (truth)", f"{key} (predicted)"] if key in batch.raw else [f"{key} (predicted)"]
+        columns += [f"{key} (truth)", f"{key} (predicted)"] if key in truth else [f"{key} (predicted)"]
     rows = []
     for i, ident in enumerate(batch.ids[:limit]):
-        row = [ident] + [_media(processors[k], batch.raw.get(k, [None] * (i + 1))[i], root) for k in processors]
+        raw = {column: values[i] for column, values in batch.raw.items()}
+        row = [ident] + [_media(processor, bundle.value(key, raw), root) for key, processor in bundle.processors.items()]
         for key, values in decoded.items():
-            row += [batch.raw[key][i], values[i]] if key in batch.raw else [values[i]]
+            row += [raw[truth[key]], values[i]] if key in truth else [values[i]]
         rows.append(row)
     return columns, rows
 

@@ -21,6 +21,7 @@ def model():
     encoders = {"text": TextEncoder(dim=16, layers=1, vocab_size=60), "image": TimmEncoder("test_resnet", image_size=32, dim=16)}
     module = MultimodalModule(encoders, ConcatFusion, {"label": lambda dim: ClassificationHead(dim, labels=["pos", "neg"])})
     module.encoders["text"].fit(["a good day", "a bad day", "nothing much"])
+    assert module.is_fitted
     return module
 
 
@@ -43,7 +44,7 @@ def bad_manifest(tmp_path):
 
 def test_report_names_every_bad_row(model, bad_manifest):
     dm = MultimodalDataModule(val=str(bad_manifest))
-    dm.attach(model)
+    dm.set_bundle(model.bundle())
     with pytest.raises(BadRowsError) as err:
         dm.dataset("val")
     message = str(err.value)
@@ -57,7 +58,7 @@ def test_report_names_every_bad_row(model, bad_manifest):
 def test_skip_policy_writes_skipped_rows(model, bad_manifest, tmp_path):
     skipped = tmp_path / "skipped.jsonl"
     dm = MultimodalDataModule(val=str(bad_manifest), on_bad_rows="skip", skipped_rows_file=str(skipped))
-    dm.attach(model)
+    dm.set_bundle(model.bundle())
     data = dm.dataset("val")
     assert [data[i]["id"] for i in range(len(data))] == ["1", "8"]  # row 8 lacks its text: a missing modality
     assert data[1]["inputs"]["text"] is None
@@ -71,7 +72,7 @@ def test_batches_carry_present_masks(model, tmp_path):
     image = write_image(tmp_path / "a.png")
     rows = [{"id": "a", "text": "hello there", "image": image, "label": "pos"}, {"id": "b", "image": image, "label": "neg"}]
     dm = MultimodalDataModule(train=str(write_rows(tmp_path / "train.jsonl", rows)), batch_size=2)
-    dm.attach(model)
+    dm.set_bundle(model.bundle())
     batch = next(iter(dm._loader("train", shuffle=False)))
     assert batch.inputs["text"]["present"].tolist() == [True, False]
     assert batch.inputs["image"]["pixels"].shape == (2, 3, 32, 32)
@@ -82,11 +83,11 @@ def test_batches_carry_present_masks(model, tmp_path):
 def test_absent_column_is_an_error_not_silence(model, tmp_path):
     rows = [{"id": "1", "caption": "hi", "image": write_image(tmp_path / "a.png"), "label": "pos"}]
     dm = MultimodalDataModule(val=str(write_rows(tmp_path / "val.jsonl", rows)))
-    dm.attach(model)
-    with pytest.raises(BadRowsError, match="no column 'text'; its columns are caption, id, image, label"):
+    dm.set_bundle(model.bundle())
+    with pytest.raises(BadRowsError, match="no column 'text'; its columns are id, caption, image, label"):
         dm.dataset("val")
     dm = MultimodalDataModule(val=str(tmp_path / "val.jsonl"), columns={"text": "caption"})
-    dm.attach(model)
+    dm.set_bundle(model.bundle())
     assert len(dm.dataset("val")) == 1
 
 
@@ -114,6 +115,6 @@ def test_parquet_manifest(model, tmp_path):
     rows = [{"id": "1", "text": "hello", "image": image, "label": "pos"}, {"id": "2", "text": None, "image": image, "label": "neg"}]
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "val.parquet")
     dm = MultimodalDataModule(val=str(tmp_path / "val.parquet"))
-    dm.attach(model)
+    dm.set_bundle(model.bundle())
     data = dm.dataset("val")
     assert [data[i]["id"] for i in range(2)] == ["1", "2"] and data[1]["inputs"]["text"] is None

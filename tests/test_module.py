@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from mmlightning import MultimodalDataModule, MultimodalModule
+from mmlightning.binding import bind
 from mmlightning.optim import WarmupCosine, param_groups
 from mmlightning_fusions import ConcatFusion, SingleStreamFusion
 from mmlightning_heads import ClassificationHead
@@ -29,16 +30,15 @@ def test_python_api_fit_and_predict(shapes_data, tmp_path):
     trainer.fit(model, dm)
     assert model.heads["label"].labels == ["both_true", "colour_wrong", "shape_wrong"]
     assert {"val/label/acc", "val/label/f1_macro", "val/label/f1/shape_wrong"} <= set(trainer.callback_metrics)
-    rows = [row for batch in trainer.predict(model, dm) for row in batch]
-    assert len(rows) == 48 and rows[0]["id"] == "val_00000"
+    rows = [row for out in trainer.predict(model, dm) for row in dm.bundle.decode(out["outputs"], out["ids"])]
+    assert len(rows) == 48 and rows[0]["id"] == "val_00000" and rows[0]["label"] in model.heads["label"].labels
 
 
 def test_total_loss_is_the_weighted_sum(shapes_data):
     heads = {"label": ClassificationHead, "again": functools.partial(ClassificationHead, label_smoothing=0.2)}
     model = build(heads=heads, loss_weights={"label": 0.25, "again": 2.0})
     dm = MultimodalDataModule(train=str(shapes_data / "train.jsonl"), columns={"again": "label"}, batch_size=8)
-    dm.attach(model)
-    model.fit_data(dm)
+    bind(model, dm)
     batch = next(iter(dm._loader("train", shuffle=False)))
     model.eval()
     with torch.no_grad():
@@ -51,8 +51,7 @@ def test_evaluation_losses_are_the_mean_over_samples(shapes_data):
     model = build()
     dm = MultimodalDataModule(train=str(shapes_data / "train.jsonl"), val=str(shapes_data / "val.jsonl"), batch_size=20)  # 20, 20, 8
     trainer = pl.Trainer(logger=False, enable_progress_bar=False, enable_checkpointing=False)
-    dm.attach(model)
-    model.fit_data(dm)
+    bind(model, dm)
     metrics = trainer.validate(model, dm, verbose=False)[0]
     model.eval()
     with torch.no_grad():
@@ -71,7 +70,7 @@ def test_loss_weights_must_name_heads():
 def test_checkpoint_state_restores_fitted_components(shapes_data):
     model = build()
     dm = MultimodalDataModule(train=str(shapes_data / "train.jsonl"))
-    model.fit_data(dm)
+    bind(model, dm)
     checkpoint = {"state_dict": model.state_dict()}
     model.on_save_checkpoint(checkpoint)
     fresh = build()
@@ -81,10 +80,12 @@ def test_checkpoint_state_restores_fitted_components(shapes_data):
     assert fresh.encoders["text"].tokenizer.get_vocab() == model.encoders["text"].tokenizer.get_vocab()
 
 
-def test_unfitted_model_without_training_data_says_what_to_do():
-    model = build()
+def test_unfitted_model_without_training_data_says_what_to_do(tmp_path):
+    (tmp_path / "x.jsonl").write_text('{"text": "a red circle"}\n')
+    model, dm = build(), MultimodalDataModule(predict=str(tmp_path / "x.jsonl"))
+    trainer = pl.Trainer(logger=False, enable_progress_bar=False)
     with pytest.raises(RuntimeError, match="--ckpt_path"):
-        model.ensure_fitted(MultimodalDataModule(predict="x.jsonl"))
+        trainer.predict(model, dm)
 
 
 def test_no_weight_decay_on_biases_and_norms():
@@ -109,8 +110,7 @@ def test_warmup_cosine_schedule():
 def test_modality_dropout_only_while_training(shapes_data):
     model = build(modality_dropout=0.5)
     dm = MultimodalDataModule(train=str(shapes_data / "train.jsonl"), batch_size=32)
-    dm.attach(model)
-    model.fit_data(dm)
+    bind(model, dm)
     batch = next(iter(dm._loader("train", shuffle=False)))
     seen = []
     model.fusion.register_forward_pre_hook(lambda module, args: seen.append(torch.stack([f.present for f in args[0].values()], 1)))

@@ -17,17 +17,10 @@ from mmlightning.callbacks import PredictionWriter, SamplePredictions
 from mmlightning.data.datamodule import MultimodalDataModule
 from mmlightning.module import MultimodalModule
 from mmlightning.plugins import plugin_versions
+from mmlightning.runs import run_dir
 from mmlightning.wandb import default_logger_config
 
 log = logging.getLogger(__name__)
-
-
-def run_dir(trainer: Trainer) -> Path:
-    """Where a run's checkpoints go (and its config is saved): ``save_dir/project/run id`` under W&B."""
-    logger = trainer.logger
-    if isinstance(logger, WandbLogger):
-        return Path(logger.save_dir or ".") / str(logger.name) / str(logger.version)
-    return Path(trainer.log_dir or trainer.default_root_dir)
 
 
 PER_COMMAND = ("results_path", "predictions_path")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fnmatch
+import functools
 import logging
 from pathlib import Path
 from typing import Any, Literal
@@ -10,10 +12,11 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import ConcatDataset, DataLoader
 
-from mmlightning.data.dataset import Collate, Fields, ManifestDataset
-from mmlightning.data.manifest import Manifest, read_manifest
+from mmlightning.bundle import Columns, ProcessorBundle
+from mmlightning.data.dataset import ManifestDataset
+from mmlightning.data.manifest import Manifest, Row, read_manifest
 from mmlightning.data.sampling import TaskBatchSampler, ratios_in_order
-from mmlightning.data.validate import check_rows, handle_bad_rows
+from mmlightning.data.validate import check_columns, check_rows, handle_bad_rows
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test", "predict")
@@ -28,7 +31,9 @@ class MultimodalDataModule(LightningDataModule):
             (or to ``data_root``). A mapping of names to paths trains on several datasets at once: each batch
             comes from one of them, mixed as ``sampling`` says; a dataset without a column some encoder reads
             lacks that modality, and one without a head's target column trains only the other heads.
-        columns: map an encoder or head key to a differently named column (default: the key itself).
+        columns: map an encoder or head key to a differently named column (default: the key itself). An
+            encoder may read several columns: a list of names, or a glob (``"feat_*"``), and then gets
+            ``{column: value}`` per row (a wide CSV, one column per feature, feeding one tabular encoder).
         id_column: the column that names a sample in predictions (``file:line`` when absent).
         on_bad_rows: ``stop`` (default) raises with a report naming every bad row; ``skip`` leaves them out
             and writes them to ``skipped_rows_file`` (default ``<log dir>/skipped_rows.jsonl``).
@@ -45,7 +50,7 @@ class MultimodalDataModule(LightningDataModule):
         test: str | dict[str, str] | None = None,
         predict: str | dict[str, str] | None = None,
         data_root: str | None = None,
-        columns: dict[str, str] | None = None,
+        columns: dict[str, Columns] | None = None,
         id_column: str = "id",
         batch_size: int = 32,
         eval_batch_size: int | None = None,
@@ -65,8 +70,9 @@ class MultimodalDataModule(LightningDataModule):
         self.on_bad_rows, self.skipped_rows_file = on_bad_rows, skipped_rows_file
         self.reader, self.sampling, self.ratios = reader, sampling, ratios
         self.manifests: dict[str, dict[str, Manifest]] = {}  # split -> dataset name ("" for a single path) -> manifest
-        self.datasets: dict[str, ManifestDataset | ConcatDataset] = {}  # checked once per split and model
-        self.model: Any = None
+        self.datasets: dict[str, ManifestDataset | ConcatDataset] = {}  # checked once per split and bundle
+        self.bundle: ProcessorBundle | None = None
+        self._train_rows: dict[str, list[Row]] | None = None  # checked before fitting
 
     def sources(self, split: str) -> dict[str, str]:
         """The split's manifest paths by dataset name (one unnamed path, or the mapping given)."""
@@ -94,76 +100,105 @@ class MultimodalDataModule(LightningDataModule):
 
         return read_manifest(path, get_registry().resolve("reader", self.reader).cls())
 
-    def column(self, key: str, split: str = "train") -> list[Any]:
-        """The non-missing raw values of the column an encoder or head key reads (for fitting), over all datasets."""
-        if split not in self.manifests and self.paths[split]:
-            self._load(split)
-        if split not in self.manifests:
-            raise ValueError(f"No {split} manifest: pass --data.{split}=PATH (needed to learn '{key}' from the data)")
-        column = self.columns.get(key, key)
-        return [row.values[column] for m in self.manifests[split].values() for row in m.rows if row.values.get(column) is not None]
+    def set_bundle(self, bundle: ProcessorBundle) -> None:
+        """The model's data side: its processors, target codecs and the columns they read (under a Trainer,
+        the model's :class:`~mmlightning.binding.DataBinding` hands it over). Column globs are expanded here."""
+        bundle.columns = {key: self._expand(key, spec) for key, spec in {**bundle.columns, **self.columns}.items() if key in bundle.columns}
+        bundle.id_column = self.id_column
+        if self.bundle is not None and self.bundle.fitted and bundle.fitted and self.bundle.state() == bundle.state():
+            return
+        self.bundle, self.datasets = bundle, {}
 
-    def attach(self, model: Any) -> None:
-        """Use this model's encoders' processors and heads' targets (done for you under a Trainer)."""
-        if model is not self.model:
-            self.datasets = {}
-        self.model = model
+    def _expand(self, key: str, spec: Columns) -> Columns:
+        """A column list or glob (``feat_*``) -> the manifest's columns it names, in the manifest's order."""
+        patterns = [spec] if isinstance(spec, str) else list(spec)
+        if not any(_is_glob(p) for p in patterns):
+            return spec
+        known = self._known_columns()
+        found = [column for pattern in patterns for column in known if fnmatch.fnmatchcase(column, pattern)] if known else []
+        if not found:
+            raise ValueError(f"--data.columns gives '{key}' the pattern(s) {patterns}, which match no column; the columns are {', '.join(known) or 'unknown (no manifest)'}")
+        return list(dict.fromkeys(found))
+
+    def _known_columns(self) -> list[str]:
+        for split in SPLITS:
+            if self.paths[split]:
+                if split not in self.manifests:
+                    self._load(split)
+                return list(dict.fromkeys(c for m in self.manifests[split].values() for c in m.columns()))
+        return []
+
+    def _bundle(self) -> ProcessorBundle:
+        if self.bundle is None:
+            raise RuntimeError("The model has not learnt from data yet, so there are no processors to read rows with: pass --ckpt_path "
+                               "with a checkpoint from `mmlightning fit` (in Python: trainer.predict(model, dm, ckpt_path=...)), or train "
+                               "first; outside a Trainer, mmlightning.binding.bind(model, datamodule) fits and connects them")
+        return self.bundle
+
+    def training_values(self) -> dict[str, list[Any]]:
+        """What components learn from: per key, the training split's non-missing values, from the rows that
+        passed the checks (bad rows stop here with a report, or are skipped and written out)."""
+        bundle = self._bundle()
+        self._train_rows = {name: self._checked_rows(m, "train", lenient=len(self.manifests["train"]) > 1) for name, m in self._manifests("train").items()}
+        rows = [row.values for part in self._train_rows.values() for row in part]
+        values = {key: [v for v in (bundle.value(key, r) for r in rows) if v is not None] for key in bundle.processors}
+        for key in bundle.targets:
+            column = bundle.target_column(key)
+            values[key] = [r[column] for r in rows if r.get(column) is not None]
+        return values
+
+    def _manifests(self, split: str) -> dict[str, Manifest]:
+        if split not in self.manifests:
+            self.setup({"train": "fit", "val": "validate"}.get(split, split))
+        if split not in self.manifests:
+            raise ValueError(f"No {split} manifest: pass --data.{split}=PATH")
+        return self.manifests[split]
 
     def dataset(self, split: str) -> ManifestDataset | ConcatDataset:
         """The checked rows of one split; bad rows stop here with a report, or are skipped and written out."""
         if split in self.datasets:
             return self.datasets[split]
-        model = self.model or (self.trainer.lightning_module if self.trainer else None)
-        if model is None:
-            raise RuntimeError("The datamodule has no model: call datamodule.attach(model) or run under a Trainer")
-        if hasattr(model, "ensure_fitted"):
-            model.ensure_fitted(self)
-        if split not in self.manifests:
-            self.setup({"train": "fit", "val": "validate"}.get(split, split))
-        if split not in self.manifests:
-            raise ValueError(f"No {split} manifest: pass --data.{split}=PATH")
-        manifests = self.manifests[split]
-        fields = self._fields(model, with_targets=split != "predict")
-        if len(manifests) == 1:
-            self.datasets[split] = self._checked(next(iter(manifests.values())), fields, split)
-        else:
-            self._require_columns(split, fields)
-            self.datasets[split] = ConcatDataset([self._checked(m, self._present(fields, m), split, lenient=True) for m in manifests.values()])
+        manifests = self._manifests(split)
+        lenient = len(manifests) > 1
+        if lenient:
+            self._require_columns(split)
+        parts = []
+        for name, manifest in manifests.items():
+            pre = self._train_rows.get(name) if split == "train" and self._train_rows else None
+            rows = pre if pre is not None else self._checked_rows(manifest, split, lenient)
+            targets = [] if split == "predict" else self._targets(manifest, lenient)
+            parts.append(ManifestDataset(rows, self._root(manifest), str(manifest.path), self._bundle(), train=split == "train", targets=targets))
+        self.datasets[split] = parts[0] if len(parts) == 1 else ConcatDataset(parts)
         return self.datasets[split]
 
-    def _checked(self, manifest: Manifest, fields: Fields, split: str, lenient: bool = False) -> ManifestDataset:
+    def _root(self, manifest: Manifest) -> Path:
+        return Path(self.data_root) if self.data_root else manifest.root
+
+    def _targets(self, manifest: Manifest, lenient: bool) -> list[str]:
+        """The heads a manifest trains: all of them, or (one of several datasets) those whose column it has."""
+        bundle, columns = self._bundle(), manifest.columns()
+        return [k for k in bundle.targets if not lenient or bundle.target_column(k) in columns]
+
+    def _checked_rows(self, manifest: Manifest, split: str, lenient: bool) -> list[Row]:
         """``lenient``: one of several datasets, which may lack an input column (that modality is missing)."""
-        root = Path(self.data_root) if self.data_root else manifest.root
-        columns = manifest.columns()
-        checks_in = {col: (lambda v, p=proc: p.check(v, root)) for col, proc in fields.inputs.values() if not lenient or col in columns}
-        checks_out = {col: encode for col, encode in fields.targets.values()}
-        good, bad = check_rows(manifest, checks_in, checks_out, progress=True)
+        bundle, root = self._bundle(), self._root(manifest)
+        targets = [] if split == "predict" else self._targets(manifest, lenient)
+        wanted = [c for key in bundle.processors for c in bundle.input_columns(key)] + [bundle.target_column(k) for k in targets]
+        if not lenient:
+            check_columns(manifest, wanted)
+        good, bad = check_rows(manifest, lambda values: bundle.check(values, root, targets=targets), progress=True)
         handle_bad_rows(bad, len(manifest.rows) + len(manifest.bad), self.on_bad_rows, self._skipped_file())
-        return ManifestDataset(good, root, str(manifest.path), fields, train=split == "train")
+        return good
 
-    @staticmethod
-    def _present(fields: Fields, manifest: Manifest) -> Fields:
-        """One of several datasets: it trains the heads whose target column it has (inputs it lacks are missing)."""
-        columns = manifest.columns()
-        return Fields(fields.inputs, {k: t for k, t in fields.targets.items() if t[0] in columns}, fields.id_column)
-
-    def _require_columns(self, split: str, fields: Fields) -> None:
+    def _require_columns(self, split: str) -> None:
         """With several datasets, a column no dataset has is a typo, not a missing modality."""
+        bundle = self._bundle()
         columns = set().union(*(m.columns() for m in self.manifests[split].values()))
-        wanted = [spec[0] for spec in fields.inputs.values()] + [spec[0] for spec in fields.targets.values()]
+        wanted = bundle.read_columns(targets=split != "predict")
         unknown = [c for c in wanted if c not in columns]
         if unknown:
             raise ValueError(f"No {split} dataset has column {', '.join(map(repr, unknown))}; their columns are "
                              f"{', '.join(sorted(columns))}. Map names with --data.columns.")
-
-    def _fields(self, model: Any, with_targets: bool) -> Fields:
-        inputs = {key: (self.columns.get(key, key), enc.processor()) for key, enc in model.encoders.items()}
-        targets = {key: (self.columns.get(key, key), head.encode_target) for key, head in model.heads.items() if head.uses_target and with_targets}
-        return Fields(inputs, targets, self.id_column)
-
-    def _target_collators(self) -> dict[str, Any]:
-        model = self.model or (self.trainer.lightning_module if self.trainer else None)
-        return {key: head.collate_targets for key, head in getattr(model, "heads", {}).items()}
 
     def _skipped_file(self) -> Path:
         if self.skipped_rows_file:
@@ -176,7 +211,7 @@ class MultimodalDataModule(LightningDataModule):
         pin = torch.cuda.is_available() if self.pin_memory is None else self.pin_memory
         size = self.batch_size if split == "train" else self.eval_batch_size
         parts = data.datasets if isinstance(data, ConcatDataset) else [data]
-        collate = Collate({key: proc for key, (_, proc) in parts[0].fields.inputs.items()}, parts[0].root, self._target_collators())
+        collate = functools.partial(self._bundle().collate, root=parts[0].root)
         common = {"num_workers": self.num_workers, "collate_fn": collate, "pin_memory": pin, "persistent_workers": self.num_workers > 0}
         if len(parts) == 1:
             return DataLoader(data, batch_size=size, shuffle=shuffle, **common)
@@ -196,3 +231,7 @@ class MultimodalDataModule(LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("predict", shuffle=False)
+
+
+def _is_glob(pattern: str) -> bool:
+    return any(ch in pattern for ch in "*?[")

@@ -36,8 +36,9 @@ class Manifest:
     def root(self) -> Path:
         return self.path.parent
 
-    def columns(self) -> set[str]:
-        return {key for row in self.rows for key in row.values}
+    def columns(self) -> list[str]:
+        """Every column some row has, in the order they first appear."""
+        return list(dict.fromkeys(key for row in self.rows for key in row.values))
 
 
 def read_manifest(path: str | Path, reader: Any = None) -> Manifest:

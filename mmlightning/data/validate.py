@@ -4,29 +4,25 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from mmlightning.data.manifest import BadRow, Manifest, Row
 
 log = logging.getLogger(__name__)
-Check = Callable[[Any], None]  # raises ValueError saying what is wrong
+Check = Callable[[dict[str, Any]], list[str]]  # a row's values -> every reason it is bad
 
 
 class BadRowsError(ValueError):
     """A manifest has rows that cannot be used; the message lists each with file, line and reason."""
 
 
-def check_rows(manifest: Manifest, inputs: Mapping[str, Check], targets: Mapping[str, Check], progress: bool = False) -> tuple[list[Row], list[BadRow]]:
-    """Split rows into good and bad. ``inputs``/``targets`` map a column to its check.
-
-    A missing input value is allowed (a missing modality); a missing target is not.
-    """
-    _check_columns(manifest, list(inputs) + list(targets))
+def check_rows(manifest: Manifest, check: Check, progress: bool = False) -> tuple[list[Row], list[BadRow]]:
+    """Split rows into good and bad; ``check(values)`` gives a row's reasons (none: good)."""
     good, bad = [], list(manifest.bad)
     for row in _progress(manifest.rows, progress, f"checking {manifest.path.name}"):
-        reasons = [reason for reason in _row_reasons(row, inputs, targets) if reason]
+        reasons = check(row.values)
         if reasons:
             bad.append(BadRow(str(manifest.path), row.line, "; ".join(reasons), row.values))
         else:
@@ -34,31 +30,14 @@ def check_rows(manifest: Manifest, inputs: Mapping[str, Check], targets: Mapping
     return good, bad
 
 
-def _row_reasons(row: Row, inputs: Mapping[str, Check], targets: Mapping[str, Check]):
-    for column, check in inputs.items():
-        value = row.values.get(column)
-        if value is not None:
-            yield _reason(column, value, check)
-    for column, check in targets.items():
-        value = row.values.get(column)
-        yield f"field '{column}': missing target" if value is None else _reason(column, value, check)
-
-
-def _reason(column: str, value: Any, check: Check) -> str | None:
-    try:
-        check(value)
-    except (ValueError, OSError) as err:
-        return f"field '{column}': {err}"
-    return None
-
-
-def _check_columns(manifest: Manifest, columns: list[str]) -> None:
+def check_columns(manifest: Manifest, columns: list[str]) -> None:
+    """A column the model reads that the whole manifest lacks is a configuration error, not a bad row."""
     present = manifest.columns()
-    absent = [column for column in columns if column not in present]
+    absent = [column for column in dict.fromkeys(columns) if column not in present]
     if absent and manifest.rows:
         raise BadRowsError(
             f"Manifest {manifest.path} has no column {', '.join(repr(c) for c in absent)}; its columns are "
-            f"{', '.join(sorted(present))}. Map names with --data.columns (e.g. '{{\"{absent[0]}\": \"my_column\"}}')."
+            f"{', '.join(present)}. Map names with --data.columns (e.g. '{{\"{absent[0]}\": \"my_column\"}}')."
         )
 
 

@@ -22,8 +22,12 @@ class AudioProcessor(Processor):
 
     def __init__(self, sample_rate: int, n_mels: int, n_fft: int, hop: int, max_seconds: float, augment: bool) -> None:
         self.sample_rate, self.n_mels, self.n_fft, self.hop = sample_rate, n_mels, n_fft, hop
-        self.max_frames, self.augment = int(max_seconds * sample_rate / hop) + 1, augment
+        self.max_seconds, self.max_frames, self.augment = max_seconds, int(max_seconds * sample_rate / hop) + 1, augment
         self.filters = mel_filterbank(n_fft, n_mels, sample_rate)
+
+    def state(self) -> dict[str, Any]:
+        return {"sample_rate": self.sample_rate, "n_mels": self.n_mels, "n_fft": self.n_fft, "hop": self.hop,
+                "max_seconds": self.max_seconds, "augment": self.augment}
 
     def check(self, value: Any, root: Path) -> None:
         waveform, _ = read_wav(resolve(value, root))

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmlightning import Batch, Features, Head, HeadOutput
+from mmlightning_heads.codecs import LabelCodec
 from mmlightning_heads.common import classifier, per_label, safe_divide
 
 
@@ -39,15 +40,10 @@ class ClassificationHead(Head):
     def set_fitted(self, state: dict[str, Any]) -> None:
         super().set_fitted(state)
         self.labels = list(state["labels"])
-        self.index = {**{str(label): i for i, label in enumerate(self.labels)}, **{label: i for i, label in enumerate(self.labels)}}
         self.classifier = classifier(self.in_dim, len(self.labels), self.hidden, self.dropout)
 
-    def encode_target(self, value: Any) -> Tensor:
-        key = value if value in self.index else str(value)
-        if key not in self.index:
-            shown = ", ".join(map(repr, self.labels[:20]))
-            raise ValueError(f"label {value!r} is not one of the {len(self.labels)} known labels ({shown}); labels are learnt from the training split or set with labels=[...]")
-        return torch.tensor(self.index[key], dtype=torch.long)
+    def target(self) -> LabelCodec:
+        return LabelCodec(self.labels if self.is_fitted else None)
 
     def forward(self, fused: Features, encoded: Mapping[str, Features], batch: Batch) -> HeadOutput:
         target = batch.targets.get(self.name)  # (B,) or None when predicting
@@ -73,9 +69,6 @@ class ClassificationHead(Head):
             return {}
         columns = ["true / predicted", *map(str, self.labels)]
         return {"confusion": (columns, [[str(label), *map(int, row)] for label, row in zip(self.labels, value.tolist())])}
-
-    def decode(self, output: HeadOutput) -> list[Any]:
-        return [self.labels[i] for i in output.predictions.tolist()]
 
     def example_targets(self, count: int) -> list[Any]:
         return [("cat", "dog", "bird")[i % 3] for i in range(count)]

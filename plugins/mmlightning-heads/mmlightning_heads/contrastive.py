@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -12,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmlightning import Batch, Features, Head, HeadOutput
+from mmlightning_heads.codecs import GroupCodec, group_id
 from mmlightning_heads.retrieval import RetrievalRecall
 
 LOSSES = ("infonce", "sigmoid")
@@ -60,8 +60,11 @@ class ContrastiveHead(Head):
         self.keys = sorted(keys)
         self.project = nn.ModuleDict({k: nn.Linear(self.encoder_dims[k], self.embed_dim) for k in self.keys})
 
-    def encode_target(self, value: Any) -> Tensor:
-        return torch.tensor(group_id(value), dtype=torch.long)
+    def target(self) -> GroupCodec:
+        return GroupCodec(getattr(self, "keys", None))
+
+    def reads(self) -> list[str]:
+        return list(self.modalities or [])
 
     def embed(self, encoded: Mapping[str, Features]) -> Tensor:
         """Both modalities' normalised embeddings. ``-> (B, 2, E)`` in sorted key order."""
@@ -110,16 +113,8 @@ class ContrastiveHead(Head):
         names = [f"R@{k}/{a}_to_{b}" for k in self.recall_at] + [f"R@{k}/{b}_to_{a}" for k in self.recall_at]
         return dict(zip(names, map(float, value.tolist())))
 
-    def decode(self, output: HeadOutput) -> list[Any]:
-        return [{k: row[i].tolist() for i, k in enumerate(self.keys)} for row in output.predictions]
-
     def example_targets(self, count: int) -> list[Any]:
         return [f"item{i // 2}" for i in range(count)]
-
-
-def group_id(value: Any) -> int:
-    """A stable 63-bit id for a group name (the same in every process and run)."""
-    return int.from_bytes(hashlib.blake2b(str(value).encode(), digest_size=8).digest(), "little") >> 1
 
 
 def gather(tensor: Tensor) -> Tensor:

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmlightning import Batch, Features, Head, HeadOutput
+from mmlightning_heads.codecs import MatchCodec
 from mmlightning_heads.common import classifier
 from mmlightning_heads.contrastive import ContrastiveHead
 
@@ -43,11 +44,15 @@ class MatchingHead(Head):
 
     def set_fitted(self, state: dict[str, Any]) -> None:
         super().set_fitted(state)
-        self.align.name, self.align.encoder_dims, self.align.uses_target = self.name, self.encoder_dims, self.uses_target
+        self.align.bind(self.context)
+        self.align.uses_target = self.uses_target
         self.align.set_fitted({})
 
-    def encode_target(self, value: Any) -> Tensor:
-        return self.align.encode_target(value)
+    def target(self) -> MatchCodec:
+        return MatchCodec(getattr(self.align, "keys", None))
+
+    def reads(self) -> list[str]:
+        return self.align.reads()
 
     def negatives(self, similarity: Tensor, same: Tensor) -> Tensor:
         """For each row, another row to pair with: ``(B, B)`` similarity, ``(B, B)`` same-group mask ``-> (B,)``."""
@@ -94,9 +99,6 @@ class MatchingHead(Head):
             return None
         logits, labels = output.logits
         return logits.sigmoid(), labels.long()
-
-    def decode(self, output: HeadOutput) -> list[Any]:
-        return [round(p, 4) for p in output.predictions.tolist()]
 
     def example_targets(self, count: int) -> list[Any]:
         return [f"item{i // 2}" for i in range(count)]

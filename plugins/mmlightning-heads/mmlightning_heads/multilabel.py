@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmlightning import Batch, Features, Head, HeadOutput
+from mmlightning_heads.codecs import MultiLabelCodec
 from mmlightning_heads.common import classifier, per_label
 
 
@@ -27,15 +28,11 @@ class MultiLabelHead(Head):
         if labels:
             self.set_fitted({"labels": list(labels)})
 
-    def split(self, value: Any) -> list[str]:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(self.separator) if part.strip()]
-        if isinstance(value, (list, tuple)):
-            return [str(part) for part in value]
-        raise ValueError(f"expected a list of labels or a {self.separator!r}-separated string, got {value!r}")
+    def target(self) -> MultiLabelCodec:
+        return MultiLabelCodec(self.labels if self.is_fitted else None, self.separator)
 
     def fit(self, values: Sequence[Any]) -> None:
-        labels = sorted({label for value in values for label in self.split(value)})
+        labels = sorted({label for value in values for label in self.target().split(value)})
         if not labels:
             raise ValueError(f"head '{self.name}' found no labels in the training split")
         self.set_fitted({"labels": labels})
@@ -43,17 +40,7 @@ class MultiLabelHead(Head):
     def set_fitted(self, state: dict[str, Any]) -> None:
         super().set_fitted(state)
         self.labels = list(state["labels"])
-        self.index = {label: i for i, label in enumerate(self.labels)}
         self.classifier = classifier(self.in_dim, len(self.labels), self.hidden, self.dropout)
-
-    def encode_target(self, value: Any) -> Tensor:
-        target = torch.zeros(len(self.labels))
-        for label in self.split(value):
-            if label not in self.index:
-                shown = ", ".join(map(repr, self.labels[:20]))
-                raise ValueError(f"label {label!r} is not one of the {len(self.labels)} known labels ({shown}); labels are learnt from the training split or set with labels=[...]")
-            target[self.index[label]] = 1.0
-        return target
 
     def forward(self, fused: Features, encoded: Mapping[str, Features], batch: Batch) -> HeadOutput:
         logits = self.classifier(fused.pooled)  # (B, L)
@@ -79,9 +66,6 @@ class MultiLabelHead(Head):
 
     def metric_values(self, name: str, value: Tensor) -> dict[str, float]:
         return per_label(name, value, self.labels)
-
-    def decode(self, output: HeadOutput) -> list[Any]:
-        return [[self.labels[i] for i, on in enumerate(row) if on] for row in output.predictions.tolist()]
 
     def example_targets(self, count: int) -> list[Any]:
         return [["cat", "dog", "bird"][: 1 + i % 3] for i in range(count)]

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmlightning import Batch, Features, Head, HeadOutput
+from mmlightning_heads.codecs import NumberCodec, number
 from mmlightning_heads.common import classifier
 
 
@@ -30,7 +31,7 @@ class RegressionHead(Head):
         self.regressor = classifier(dim, 1, hidden, dropout)
 
     def fit(self, values: Sequence[Any]) -> None:
-        numbers = [self.number(v) for v in values]
+        numbers = [number(v) for v in values]
         if len(numbers) < 2:
             raise ValueError(f"head '{self.name}' needs at least 2 training targets, got {len(numbers)}")
         mean = sum(numbers) / len(numbers)
@@ -41,18 +42,8 @@ class RegressionHead(Head):
         super().set_fitted(state)
         self.mean, self.std = float(state["mean"]), float(state["std"])
 
-    @staticmethod
-    def number(value: Any) -> float:
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"expected a number, got {value!r}") from None
-        if not math.isfinite(number):
-            raise ValueError(f"expected a finite number, got {value!r}")
-        return number
-
-    def encode_target(self, value: Any) -> Tensor:
-        return torch.tensor(self.number(value), dtype=torch.float32)
+    def target(self) -> NumberCodec:
+        return NumberCodec()
 
     def forward(self, fused: Features, encoded: Mapping[str, Features], batch: Batch) -> HeadOutput:
         scaled = self.regressor(fused.pooled).squeeze(-1)  # (B,) in standard units

@@ -10,10 +10,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmlightning import Batch, Features, Head, HeadOutput
+from mmlightning_heads.codecs import IGNORE, TagCodec
 from mmlightning_heads.common import classifier
 from mmlightning_heads.entities import EntityF1
-
-IGNORE = -100
 
 
 class TokenClassificationHead(Head):
@@ -22,7 +21,7 @@ class TokenClassificationHead(Head):
 
     Reads the ``modality`` encoder's tokens from the fused features (a token-level fusion such as
     ``SingleStreamFusion`` or ``CrossAttentionFusion`` keeps them, in ``spans``), and that encoder's
-    ``word_ids`` input (the text encoder gives it). The target is a list of tags, one per word. A word cut off by
+    ``Features.word_ids`` (the text encoder gives them). The target is a list of tags, one per word. A word cut off by
     the encoder's ``max_length`` gets no token: it is left out of the loss and predicted ``O``, so it still
     counts against recall.
     """
@@ -35,7 +34,7 @@ class TokenClassificationHead(Head):
         self.classifier: nn.Module | None = None
 
     def fit(self, values: Sequence[Any]) -> None:
-        tags = sorted({tag for value in values for tag in self._tags(value)})
+        tags = sorted({tag for value in values for tag in value})
         if "O" in tags:  # O first, so an unpredictable word defaults to it
             tags = ["O"] + [t for t in tags if t != "O"]
         self.set_fitted({"tags": tags})
@@ -43,23 +42,10 @@ class TokenClassificationHead(Head):
     def set_fitted(self, state: dict[str, Any]) -> None:
         super().set_fitted(state)
         self.tags = list(state["tags"])
-        self.index = {tag: i for i, tag in enumerate(self.tags)}
         self.classifier = classifier(self.in_dim, len(self.tags), self.hidden, self.dropout)
 
-    @staticmethod
-    def _tags(value: Any) -> list[str]:
-        if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
-            raise ValueError(f"expected a list of tags (one per word), got {value!r}")
-        return value
-
-    def encode_target(self, value: Any) -> Tensor:
-        unknown = [t for t in self._tags(value) if t not in self.index]
-        if unknown:
-            raise ValueError(f"tag {unknown[0]!r} is not one of the {len(self.tags)} tags learnt from the training split ({', '.join(self.tags[:20])})")
-        return torch.tensor([self.index[t] for t in value], dtype=torch.long)
-
-    def collate_targets(self, targets: Sequence[Tensor]) -> Tensor:
-        return nn.utils.rnn.pad_sequence(list(targets), batch_first=True, padding_value=IGNORE)  # (B, W)
+    def target(self) -> TagCodec:
+        return TagCodec(self.tags if self.is_fitted else None)
 
     def tokens(self, fused: Features) -> Tensor:
         if self.source not in fused.spans:
@@ -73,7 +59,7 @@ class TokenClassificationHead(Head):
                              "use a fusion that keeps every token (SingleStreamFusion, CrossAttentionFusion, ...), not a pooling one")
 
     def forward(self, fused: Features, encoded: Mapping[str, Features], batch: Batch) -> HeadOutput:
-        word_ids = batch.inputs[self.source]["word_ids"].to(fused.tokens.device)  # (B, N), -1 for no word
+        word_ids = self.word_ids(encoded).to(fused.tokens.device)  # (B, N), -1 for no word
         target = batch.targets.get(self.name)  # (B, W) or None
         words = target.shape[1] if target is not None else int(word_ids.max().clamp(min=-1)) + 1
         first, has_token = first_tokens(word_ids, words)  # (B, W), (B, W)
@@ -81,7 +67,7 @@ class TokenClassificationHead(Head):
         self.check_length(tokens, word_ids)
         logits = self.classifier(tokens)  # (B, N, T)
         word_logits = logits.gather(1, first[..., None].expand(-1, -1, logits.shape[-1]))  # (B, W, T)
-        predictions = word_logits.argmax(-1).masked_fill(~has_token, self.index.get("O", 0))  # (B, W)
+        predictions = word_logits.argmax(-1).masked_fill(~has_token, self.tags.index("O") if "O" in self.tags else 0)  # (B, W)
         loss = None
         if target is not None:
             wanted = target.masked_fill(~has_token, IGNORE)
@@ -99,20 +85,16 @@ class TokenClassificationHead(Head):
         names = ["precision", "recall", "f1"] + [f"f1/{kind}" for kind in types]
         return dict(zip(names, map(float, value.tolist())))
 
-    def decode(self, output: HeadOutput) -> list[Any]:
-        return [[self.tags[t] for t in row if t != IGNORE] for row in output.predictions.tolist()]
-
     def example_targets(self, count: int) -> list[Any]:
         cycle = [["B-PER", "I-PER", "O"], ["O", "B-LOC"], ["B-ORG"]]
         return [cycle[i % 3] for i in range(count)]
 
-    def example_inputs(self, encoded: Mapping[str, Features], targets: Sequence[Any]) -> dict[str, dict[str, Tensor]]:
-        length = encoded[self.source].tokens.shape[1]
-        word_ids = torch.full((len(targets), length), -1, dtype=torch.long)
-        for row, tags in enumerate(targets):  # [CLS] then one token per word, the first word split in two
-            ids = [0] + list(range(len(tags)))
-            word_ids[row, 1 : 1 + len(ids)] = torch.tensor(ids[: length - 1])
-        return {self.source: {"word_ids": word_ids}}
+    def word_ids(self, encoded: Mapping[str, Features]) -> Tensor:
+        features = encoded.get(self.source)
+        if features is None or features.word_ids is None:
+            raise ValueError(f"head '{self.name}' tags words, but encoder '{self.source}' gives no word_ids (Features.word_ids): "
+                             "use an encoder whose tokens come from words (TextEncoder), or set modality=KEY")
+        return features.word_ids
 
 
 def first_tokens(word_ids: Tensor, words: int) -> tuple[Tensor, Tensor]:

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmlightning import Batch
+from mmlightning import Batch, HeadContext
 from mmlightning.testing import check_head, random_features
 from mmlightning_heads import ContrastiveHead, RetrievalRecall
 from mmlightning_heads.retrieval import distinct
@@ -20,7 +20,7 @@ def test_contract(loss, groups):
 
 def make_head(**kwargs) -> ContrastiveHead:
     head = ContrastiveHead(8, embed_dim=4, **kwargs)
-    head.name, head.encoder_dims = "pair", {"image": 6, "text": 5}
+    head.bind(HeadContext("pair", {"image": 6, "text": 5}))
     head.fit([])
     return head
 
@@ -52,7 +52,7 @@ def test_a_pair_missing_a_side_is_left_out():
 
 def test_two_encoders_are_needed_and_named_ones_must_exist():
     head = ContrastiveHead(8, modalities=["image", "audio"])
-    head.name, head.encoder_dims = "pair", {"image": 6, "text": 5}
+    head.bind(HeadContext("pair", {"image": 6, "text": 5}))
     with pytest.raises(ValueError, match="aligns two encoders"):
         head.fit([])
     with pytest.raises(ValueError, match="loss must be one of"):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import torch
+
+from mmlightning import HeadContext
 import torch.nn.functional as F
 
 from mmlightning.testing import run_distributed
@@ -11,7 +13,7 @@ from mmlightning_heads import ContrastiveHead
 
 def make_head(loss: str) -> ContrastiveHead:
     head = ContrastiveHead(8, embed_dim=4, loss=loss)
-    head.name, head.encoder_dims = "pair", {"image": 6, "text": 5}
+    head.bind(HeadContext("pair", {"image": 6, "text": 5}))
     head.fit([])
     return head
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mmlightning import Batch, Features
+from mmlightning import Batch, Features, HeadContext
 from mmlightning.testing import check_head, random_features
 from mmlightning_heads import ClassificationHead
 
@@ -19,9 +19,9 @@ def test_labels_learnt_sorted_and_numbers_accepted_as_text():
     head = ClassificationHead(8)
     head.fit([3, 1, 2, 1])
     assert head.labels == [1, 2, 3]
-    assert head.encode_target(2).item() == 1 and head.encode_target("2").item() == 1  # a CSV gives "2"
+    assert head.target().encode(2).item() == 1 and head.target().encode("2").item() == 1  # a CSV gives "2"
     with pytest.raises(ValueError, match="label 7 is not one of the 3 known labels"):
-        head.encode_target(7)
+        head.target().encode(7)
 
 
 def test_one_label_is_not_a_classification():
@@ -31,7 +31,7 @@ def test_one_label_is_not_a_classification():
 
 def test_metrics_and_per_class_report():
     head = ClassificationHead(4, labels=["neg", "pos"])
-    head.name = "label"
+    head.bind(HeadContext("label", {}))
     metrics = head.make_metrics()
     preds, target = torch.tensor([0, 1, 1, 1]), torch.tensor([0, 1, 0, 1])
     values = {}
@@ -44,7 +44,7 @@ def test_metrics_and_per_class_report():
     columns, rows = head.metric_tables("report", metrics["report"].compute())["confusion"]
     assert columns == ["true / predicted", "neg", "pos"] and rows == [["neg", 1, 1], ["pos", 0, 2]]
     out = head(random_features(2, 1, 4), {}, Batch(inputs={}, ids=["a", "b"]))
-    assert out.loss is None and set(head.decode(out)) <= {"neg", "pos"}
+    assert out.loss is None and set(head.target().decode(out)) <= {"neg", "pos"}
 
 
 def test_the_report_read_off_the_confusion_matrix_matches_torchmetrics():
@@ -72,7 +72,7 @@ def test_the_report_read_off_the_confusion_matrix_matches_torchmetrics():
 def test_after_a_late_fusion_the_head_combines_per_modality_predictions():
     torch.manual_seed(0)
     head = ClassificationHead(4, labels=["a", "b", "c"]).eval()
-    head.name = "label"
+    head.bind(HeadContext("label", {}))
     present = torch.tensor([[True, True], [True, False]])  # sample 1 lacks the second modality
     fused = Features.from_tokens(torch.randn(2, 2, 4), present)  # one token per modality, as LateFusion gives
     fused.spans, fused.weights = {"image": slice(0, 1), "text": slice(1, 2)}, torch.tensor([[0.25, 0.75], [1.0, 0.0]])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from mmlightning import Batch, Features, Fusion
+from mmlightning import Batch, Features, Fusion, HeadContext
 from mmlightning.testing import check_head, random_features
 from mmlightning_heads import MatchingHead
 
@@ -29,8 +29,7 @@ class Recorder(Fusion):
 def test_hard_negatives_are_the_most_similar_wrong_items_and_never_the_same_group():
     torch.manual_seed(0)
     head = MatchingHead(4, embed_dim=4, groups=True)
-    head.name, head.encoder_dims = "match", {"image": 4, "text": 4}
-    head.fuse = Recorder(head.encoder_dims)
+    head.bind(HeadContext("match", {"image": 4, "text": 4}, fuse=Recorder({"image": 4, "text": 4})))
     head.fit([])
     similarity = torch.tensor([[9.0, 8.0, -9.0], [8.0, 9.0, -9.0], [-9.0, 0.0, 9.0]])
     same = torch.eye(3, dtype=torch.bool)
@@ -40,7 +39,7 @@ def test_hard_negatives_are_the_most_similar_wrong_items_and_never_the_same_grou
     encoded = {"image": Features.from_pooled(images), "text": random_features(4, 3, 4)}
     groups = torch.tensor([7, 7, 8, 9])  # rows 0 and 1: two captions of one image
     out = head(random_features(4, 1, 4), encoded, Batch(inputs={}, targets={"match": groups}, ids=list("abcd")))
-    assert head.fuse.seen[0] == [0, 1, 2, 3]  # first: each image with the text of another pair
-    swapped = head.fuse.seen[1]  # then each text with the image of another group
+    assert head.context.fuse.seen[0] == [0, 1, 2, 3]  # first: each image with the text of another pair
+    swapped = head.context.fuse.seen[1]  # then each text with the image of another group
     assert all(groups[j] != groups[i] for i, j in enumerate(swapped)) and torch.isfinite(out.loss)
-    assert head.decode(head(random_features(4, 1, 4), encoded, Batch(inputs={}, ids=list("abcd"))))[0] <= 1.0
+    assert head.target().decode(head(random_features(4, 1, 4), encoded, Batch(inputs={}, ids=list("abcd"))))[0] <= 1.0

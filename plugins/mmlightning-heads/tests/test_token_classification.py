@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mmlightning import Batch, Features
+from mmlightning import Batch, Features, HeadContext
 from mmlightning.testing import check_head
 from mmlightning_heads import EntityF1, TokenClassificationHead
 from mmlightning_heads.entities import chunks
@@ -44,36 +44,46 @@ def test_first_sub_word_of_each_word_and_words_cut_off():
 
 def test_a_cut_off_word_is_predicted_o_and_counted_as_missed():
     head = TokenClassificationHead(4)
-    head.name = "tags"
+    head.bind(HeadContext("tags", {}))
     head.fit([["B-PER", "O"]])
     assert head.tags == ["O", "B-PER"]
     fused = Features.from_tokens(torch.randn(1, 3, 4), torch.ones(1, 3, dtype=torch.bool))
     fused.spans = {"text": slice(0, 3)}
-    inputs = {"text": {"word_ids": torch.tensor([[-1, 0, -1]])}}  # word 1 was truncated away
-    target = head.collate_targets([head.encode_target(["O", "B-PER"])])
-    out = head(fused, {}, Batch(inputs=inputs, targets={"tags": target}, ids=["s"]))
+    encoded = text_words([[-1, 0, -1]])  # word 1 was truncated away
+    target = head.target().collate([head.target().encode(["O", "B-PER"])])
+    out = head(fused, encoded, Batch(inputs={}, targets={"tags": target}, ids=["s"]))
     assert out.predictions[0, 1].item() == 0  # O
-    assert head.decode(head(fused, {}, Batch(inputs=inputs, ids=["s"]))) == [[head.tags[out.predictions[0, 0].item()]]]
+    assert head.target().decode(head(fused, encoded, Batch(inputs={}, ids=["s"]))) == [[head.tags[out.predictions[0, 0].item()]]]
 
 
 def test_bad_targets_and_pooled_fusions_get_clear_errors():
     head = TokenClassificationHead(4)
-    head.name = "tags"
+    head.bind(HeadContext("tags", {}))
     head.fit([["B-PER", "O"]])
     with pytest.raises(ValueError, match="tag 'B-XYZ' is not one of the 2 tags"):
-        head.encode_target(["B-XYZ"])
+        head.target().encode(["B-XYZ"])
     with pytest.raises(ValueError, match="expected a list of tags"):
-        head.encode_target("B-PER O")
+        head.target().encode("B-PER O")
     pooled = Features.from_pooled(torch.randn(1, 4))
     with pytest.raises(ValueError, match="use a token-level fusion"):
-        head(pooled, {}, Batch(inputs={"text": {"word_ids": torch.tensor([[0]])}}, ids=["s"]))
+        head(pooled, text_words([[0]]), Batch(inputs={}, ids=["s"]))
+    with pytest.raises(ValueError, match="encoder 'text' gives no word_ids"):
+        head(pooled, {"text": Features.from_pooled(torch.randn(1, 4))}, Batch(inputs={}, ids=["s"]))
 
 
 def test_a_fusion_that_pools_the_text_is_refused():
     head = TokenClassificationHead(4)
-    head.name = "tags"
+    head.bind(HeadContext("tags", {}))
     head.fit([["B-PER", "O"]])
     fused = Features.from_tokens(torch.randn(1, 2, 4), torch.ones(1, 2, dtype=torch.bool))
     fused.spans = {"image": slice(0, 1), "text": slice(1, 2)}  # LateFusion: one token per modality
     with pytest.raises(ValueError, match="kept 1 'text' tokens for 4 text tokens"):
-        head(fused, {}, Batch(inputs={"text": {"word_ids": torch.tensor([[-1, 0, 1, -1]])}}, ids=["s"]))
+        head(fused, text_words([[-1, 0, 1, -1]]), Batch(inputs={}, ids=["s"]))
+
+
+def text_words(word_ids: list[list[int]]) -> dict[str, Features]:
+    """Encoded text features carrying the word each token came from, as a text encoder gives them."""
+    ids = torch.tensor(word_ids)
+    features = Features.from_tokens(torch.zeros(*ids.shape, 4), torch.ones(ids.shape, dtype=torch.bool))
+    features.word_ids = ids
+    return {"text": features}

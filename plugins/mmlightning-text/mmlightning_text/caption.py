@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmlightning import Batch, Features, Head, HeadOutput
+from mmlightning import Batch, Features, Head, HeadOutput, TargetCodec
 from mmlightning.layers import TransformerStack
 from mmlightning_text.metrics import CaptionScores
 from mmlightning_text.tokenizer import pad_id, train_tokenizer
@@ -72,16 +72,8 @@ class CaptionHead(Head):
             self.embed = nn.Embedding(vocab, self.dim, padding_idx=self.pad)
             self.out = nn.Linear(self.dim, vocab)
 
-    def encode_target(self, value: Any) -> Tensor:
-        if not isinstance(value, str) or not value.strip():
-            raise ValueError(f"expected a non-empty caption, got {value!r}")
-        ids = self.tokenizer.encode(value).ids  # [CLS] ... [SEP]
-        if len(ids) > self.max_length:
-            ids = ids[: self.max_length - 1] + [self.eos]
-        return torch.tensor(ids, dtype=torch.long)
-
-    def collate_targets(self, targets: Sequence[Tensor]) -> Tensor:
-        return nn.utils.rnn.pad_sequence(list(targets), batch_first=True, padding_value=self.pad)  # (B, L)
+    def target(self) -> CaptionCodec:
+        return CaptionCodec(self.fitted["tokenizer"] if self.is_fitted else None, self.max_length)
 
     # --- decoding ---------------------------------------------------------------------------------
     def logits(self, ids: Tensor, memory: Tensor, memory_mask: Tensor) -> Tensor:
@@ -146,10 +138,7 @@ class CaptionHead(Head):
         return HeadOutput(loss=loss, predictions=self.generate(memory, memory_mask), logits=logits)
 
     def texts(self, ids: Tensor) -> list[str]:
-        return [self.tokenizer.decode([t for t in row if t != self.pad], skip_special_tokens=True) for row in ids.tolist()]
-
-    def decode(self, output: HeadOutput) -> list[Any]:
-        return self.texts(output.predictions)
+        return texts(self.tokenizer, self.pad, ids)
 
     def make_metrics(self) -> dict[str, nn.Module]:
         return {"caption": CaptionScores()}
@@ -167,3 +156,41 @@ class CaptionHead(Head):
     def example_targets(self, count: int) -> list[Any]:
         words = ["a", "dog", "runs", "on", "the", "grass", "cat", "sleeps"]
         return [" ".join(words[(i + j) % len(words)] for j in range(3 + i % 3)) for i in range(count)]
+
+
+class CaptionCodec(TargetCodec):
+    """Captions -> token ids ([CLS] ... [SEP], cut at ``max_length``), batches padded; generated ids -> text."""
+
+    def __init__(self, tokenizer: str | None, max_length: int) -> None:
+        from tokenizers import Tokenizer
+
+        self.max_length, self.tokenizer = max_length, None
+        if tokenizer is not None:
+            self.tokenizer = Tokenizer.from_str(tokenizer)
+            self.tokenizer.no_padding()
+            self.pad, self.eos = pad_id(self.tokenizer), self.tokenizer.token_to_id("[SEP]")
+
+    def state(self) -> dict[str, Any]:
+        return {"tokenizer": None if self.tokenizer is None else self.tokenizer.to_str(), "max_length": self.max_length}
+
+    def check(self, value: Any) -> None:
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"expected a non-empty caption, got {value!r}")
+
+    def encode(self, value: Any) -> Tensor:
+        self.check(value)
+        ids = self.tokenizer.encode(value).ids  # [CLS] ... [SEP]
+        if len(ids) > self.max_length:
+            ids = ids[: self.max_length - 1] + [self.eos]
+        return torch.tensor(ids, dtype=torch.long)
+
+    def collate(self, targets: Sequence[Tensor]) -> Tensor:
+        return nn.utils.rnn.pad_sequence(list(targets), batch_first=True, padding_value=self.pad)  # (B, L)
+
+    def decode(self, output: Any) -> list[Any]:
+        return texts(self.tokenizer, self.pad, output.predictions)
+
+
+def texts(tokenizer: Any, pad: int, ids: Tensor) -> list[str]:
+    """Token ids ``(B, L)`` -> their texts, padding and special tokens left out."""
+    return [tokenizer.decode([t for t in row if t != pad], skip_special_tokens=True) for row in ids.tolist()]

@@ -66,16 +66,22 @@ class TextEncoder(Encoder):
             self.embed = nn.Embedding(vocab, self.dim, padding_idx=pad_id(self.tokenizer))
 
     def processor(self) -> TextProcessor:
+        return TextProcessor(self.tokenizer if self.is_fitted else None, self.max_length)
+
+    def facts(self) -> dict[str, Any]:
         if not self.is_fitted:
-            raise RuntimeError("TextEncoder has no tokenizer yet: fit it on the training text or give tokenizer_file")
-        return TextProcessor(self.tokenizer, self.max_length)
+            return {}
+        return {"vocab_size": self.tokenizer.get_vocab_size(), "tokenizer": self.fitted["tokenizer"],
+                **{f"{name}_id": self.tokenizer.token_to_id(f"[{name.upper()}]") for name in ("pad", "unk", "cls", "sep", "mask")}}
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Features:
         ids, mask = inputs["ids"], inputs["mask"]  # (B, L), (B, L)
         x = self.drop(self.embed(ids) + self.positions[: ids.shape[1]])  # (B, L, D)
         x = self.stack(x, mask)  # (B, L, D)
         pooled = x[:, 0] if self.pooling == "cls" else None  # (B, D) or mean of real tokens
-        return Features.from_tokens(x, mask, inputs.get("present"), pooled)
+        features = Features.from_tokens(x, mask, inputs.get("present"), pooled)
+        features.word_ids = inputs.get("word_ids")  # (B, L)
+        return features
 
     def example_values(self, root: Path, count: int) -> list[Any]:
         rng = random.Random(0)

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmlightning import Batch, Features, Head, HeadOutput
+from mmlightning.processing import NoPrediction
 
 IGNORE = -100
 
@@ -38,14 +39,11 @@ class MaskedLanguageHead(Head):
 
     def set_fitted(self, state: dict[str, Any]) -> None:
         super().set_fitted(state)
-        encoders = getattr(self, "encoders", None) or {}
-        encoder = encoders[self.source] if self.source in encoders else None
-        tokenizer = getattr(encoder, "tokenizer", None)
-        if tokenizer is None:
-            raise ValueError(f"head '{self.name}' masks the '{self.source}' encoder's tokens, but there is no such text encoder "
-                             f"(encoders: {sorted(getattr(self, 'encoders', None) or {})}); set modality=KEY")
-        self.vocab = tokenizer.get_vocab_size()
-        self.mask_id = tokenizer.token_to_id("[MASK]")
+        facts = self.context.facts(self.source)
+        if "vocab_size" not in facts:
+            raise ValueError(f"head '{self.name}' masks the '{self.source}' encoder's tokens, but that encoder gives no vocabulary "
+                             "(its facts() has no vocab_size): use a text encoder, or set modality=KEY")
+        self.vocab, self.mask_id = facts["vocab_size"], facts.get("mask_id")
         if self.mask_id is None:
             raise ValueError(f"the '{self.source}' tokenizer has no [MASK] token; a tokenizer trained by TextEncoder has one")
         if self.out is None or self.out.out_features != self.vocab:
@@ -93,8 +91,8 @@ class MaskedLanguageHead(Head):
         target = batch.targets.get(self.name)
         return None if target is None else (output.logits, target)
 
-    def decode(self, output: HeadOutput) -> list[Any]:
-        return [None] * output.predictions.shape[0]  # nothing to write per sample: a pretraining objective
+    def target(self) -> NoPrediction:
+        return NoPrediction()
 
     def example_inputs(self, encoded: Mapping[str, Features], targets: Any) -> dict[str, dict[str, Tensor]]:
         features = encoded[self.source]

@@ -19,14 +19,25 @@ class TextProcessor(Processor):
 
     A value is a string, or a list of words (already split, as in NER data). Besides ``ids`` and ``mask`` it
     gives ``word_ids``: the word each token came from (-1 for [CLS], [SEP] and padding), so token-level
-    heads can map sub-word tokens back to words.
+    heads can map sub-word tokens back to words. ``tokenizer``: a ``tokenizers.Tokenizer`` or its JSON; None
+    before the encoder learnt one (such a processor only checks values).
     """
 
-    def __init__(self, tokenizer: Tokenizer, max_length: int) -> None:
-        self.tokenizer = Tokenizer.from_str(tokenizer.to_str())
-        self.tokenizer.no_padding()
-        self.tokenizer.enable_truncation(max_length)
-        self.pad = pad_id(self.tokenizer)
+    def __init__(self, tokenizer: Tokenizer | str | None, max_length: int) -> None:
+        self.max_length, self.tokenizer = max_length, None
+        if tokenizer is not None:
+            self.tokenizer = Tokenizer.from_str(tokenizer if isinstance(tokenizer, str) else tokenizer.to_str())
+            self.tokenizer.no_padding()
+            self.tokenizer.enable_truncation(max_length)
+            self.pad = pad_id(self.tokenizer)
+
+    def state(self) -> dict[str, Any]:
+        return {"tokenizer": None if self.tokenizer is None else self.tokenizer.to_str(), "max_length": self.max_length}
+
+    def _fitted(self) -> Tokenizer:
+        if self.tokenizer is None:
+            raise RuntimeError("this text processor has no tokenizer yet: the encoder learns it from the training text")
+        return self.tokenizer
 
     def check(self, value: Any, root: Path) -> None:
         if isinstance(value, list):
@@ -43,12 +54,12 @@ class TextProcessor(Processor):
 
     def __call__(self, value: Any, root: Path, train: bool) -> dict[str, Tensor]:
         self.check(value, root)
-        encoding = self.tokenizer.encode(value, is_pretokenized=isinstance(value, list))
+        encoding = self._fitted().encode(value, is_pretokenized=isinstance(value, list))
         words = [-1 if w is None else w for w in encoding.word_ids]
         return {"ids": torch.tensor(encoding.ids, dtype=torch.long), "word_ids": torch.tensor(words, dtype=torch.long)}
 
     def blank(self) -> dict[str, Tensor]:
-        ids = self.tokenizer.encode("").ids or [self.pad]
+        ids = self._fitted().encode("").ids or [self.pad]
         return {"ids": torch.tensor(ids, dtype=torch.long), "word_ids": torch.full((len(ids),), -1, dtype=torch.long)}
 
     def collate(self, items: Sequence[dict[str, Tensor]]) -> dict[str, Tensor]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mmlightning import Batch
+from mmlightning import Batch, HeadContext
 from mmlightning.testing import check_head, random_features
 from mmlightning_text import CaptionHead
 from mmlightning_text.metrics import CaptionScores, rouge_l
@@ -32,7 +32,7 @@ def test_rouge_l_and_bleu_score_against_every_reference_of_a_group():
 def fitted_head(**kwargs) -> CaptionHead:
     torch.manual_seed(0)
     head = CaptionHead(16, layers=1, heads=2, vocab_size=60, max_length=24, dropout=0.0, **kwargs)
-    head.name = "caption"
+    head.bind(HeadContext("caption", {}))
     head.fit(CAPTIONS)
     return head
 
@@ -41,7 +41,7 @@ def fitted_head(**kwargs) -> CaptionHead:
 def test_a_trained_decoder_generates_the_caption_of_each_input(decoding):
     head = fitted_head(decoding=decoding, beam_size=3)
     fused = random_features(4, 3, 16)  # four inputs, one caption each
-    target = head.collate_targets([head.encode_target(c) for c in CAPTIONS])
+    target = head.target().collate([head.target().encode(c) for c in CAPTIONS])
     batch = Batch(inputs={}, targets={"caption": target}, ids=[str(i) for i in range(4)])
     optimizer = torch.optim.Adam(head.parameters(), lr=3e-3)
     head.train()
@@ -51,7 +51,7 @@ def test_a_trained_decoder_generates_the_caption_of_each_input(decoding):
         optimizer.step()
     head.eval()
     out = head(fused, {}, batch)
-    assert head.decode(out) == CAPTIONS
+    assert head.target().decode(out) == CAPTIONS
     metric = CaptionScores()
     metric.update(*head.metric_inputs(out, batch))
     assert metric.compute().tolist() == pytest.approx([1.0, 1.0])
@@ -59,9 +59,9 @@ def test_a_trained_decoder_generates_the_caption_of_each_input(decoding):
 
 def test_long_captions_are_cut_but_keep_their_end_token_and_bad_ones_are_refused():
     head = fitted_head()
-    ids = head.encode_target(" ".join(["dog"] * 40))
+    ids = head.target().encode(" ".join(["dog"] * 40))
     assert len(ids) == 24 and ids[0] == head.bos and ids[-1] == head.eos
     with pytest.raises(ValueError, match="expected a non-empty caption"):
-        head.encode_target("  ")
+        head.target().encode("  ")
     with pytest.raises(ValueError, match="decoding must be"):
         CaptionHead(16, decoding="sample")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mmlightning import Batch
+from mmlightning import Batch, HeadContext
 from mmlightning.testing import check_head
 from mmlightning_text import MaskedLanguageHead, TextEncoder
 
@@ -27,8 +27,7 @@ def test_contract():
 def test_masking_hides_only_real_tokens_and_keeps_the_originals_as_targets():
     encoder = fitted_encoder()
     head = MaskedLanguageHead(16, rate=0.5)
-    head.name = "mlm"
-    object.__setattr__(head, "encoders", {"text": encoder})
+    head.bind(HeadContext("mlm", {}, encoders={"text": encoder}))
     head.fit([])
     processor = encoder.processor()
     inputs = {"text": processor.batch([processor(t, Path("."), False) for t in TEXTS[:4]] + [None])}
@@ -46,7 +45,6 @@ def test_masking_hides_only_real_tokens_and_keeps_the_originals_as_targets():
 
 def test_a_missing_text_encoder_is_a_clear_error():
     head = MaskedLanguageHead(16)
-    head.name = "mlm"
-    object.__setattr__(head, "encoders", {"image": object()})
-    with pytest.raises(ValueError, match="no such text encoder"):
+    head.bind(HeadContext("mlm", {}, encoders={"image": object()}))
+    with pytest.raises(ValueError, match="reads encoder 'text', but the model's encoders are \\['image'\\]"):
         head.fit([])

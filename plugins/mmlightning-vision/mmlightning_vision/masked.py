@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from mmlightning import Batch, Features, Head, HeadOutput
 from mmlightning.layers import MultiHeadAttention
+from mmlightning.processing import NoPrediction
 
 
 class MaskedPatchHead(Head):
@@ -83,8 +84,8 @@ class MaskedPatchHead(Head):
         hidden = target[..., -1].bool()
         return output.predictions[hidden].flatten(), target[..., :-1][hidden].flatten()
 
-    def decode(self, output: HeadOutput) -> list[Any]:
-        return [None] * output.predictions.shape[0]  # nothing to write per sample: a pretraining objective
+    def target(self) -> NoPrediction:
+        return NoPrediction()  # nothing to write per sample: a pretraining objective
 
     def example_inputs(self, encoded: Mapping[str, Features], targets: Any) -> dict[str, dict[str, Tensor]]:
         b = encoded[self.source].pooled.shape[0]

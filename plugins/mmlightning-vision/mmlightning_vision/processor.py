@@ -22,7 +22,12 @@ class ImageProcessor(Processor):
 
     def __init__(self, data_config: dict[str, Any], augment: bool = True, augment_args: dict[str, Any] | None = None) -> None:
         self.data_config, self.augment, self.augment_args = dict(data_config), augment, dict(augment_args or {})
+        self.data_config["input_size"] = tuple(self.data_config["input_size"])
         self._transforms: dict[bool, Any] = {}
+
+    def state(self) -> dict[str, Any]:
+        plain = {k: list(v) if isinstance(v, tuple) else v for k, v in self.data_config.items()}
+        return {"data_config": plain, "augment": self.augment, "augment_args": self.augment_args}
 
     def transform(self, train: bool) -> Any:
         train = train and self.augment

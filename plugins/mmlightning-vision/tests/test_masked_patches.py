@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from mmlightning import Batch
+from mmlightning import Batch, HeadContext
 from mmlightning.testing import check_head, random_features
 from mmlightning_vision import MaskedPatchHead
 
@@ -16,7 +16,7 @@ def test_contract():
 
 def test_blanked_patches_are_zero_and_their_originals_are_the_target():
     head = MaskedPatchHead(8, grid=2, rate=0.5, resolution=2)
-    head.name = "mim"
+    head.bind(HeadContext("mim", {}))
     pixels = torch.arange(2 * 3 * 8 * 8, dtype=torch.float).view(2, 3, 8, 8)
     batch = Batch(inputs={"image": {"pixels": pixels, "present": torch.tensor([True, False])}}, ids=["a", "b"])
     masked = head.prepare_batch(batch, "train")

@@ -1,0 +1,63 @@
+"""`DataBinding`: the one place where a model and its datamodule meet under a Trainer.
+
+The model never reads the datamodule and the datamodule never holds the model: this callback (which
+``MultimodalModule.configure_callbacks`` adds) checks the training rows with the model's processors, fits the
+model on the rows that passed, and hands the fitted :class:`~mmlightning.bundle.ProcessorBundle` to the
+datamodule; after a checkpoint loads it hands over the checkpoint's. The bundle goes into every checkpoint and,
+as ``bundle.json``, into the run's folder.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from lightning.pytorch import Callback, LightningModule, Trainer
+
+from mmlightning.bundle import FILENAME
+from mmlightning.runs import run_dir
+
+log = logging.getLogger(__name__)
+
+
+def bind(model: Any, datamodule: Any) -> Any:
+    """Outside a Trainer: fit ``model`` on ``datamodule``'s checked training rows if it has not learnt from data
+    yet, and hand its bundle to ``datamodule``. Returns the bundle."""
+    if not model.is_fitted:
+        datamodule.set_bundle(model.bundle())  # not fitted yet: it checks the training rows
+        model.fit_data(datamodule.training_values())
+    datamodule.set_bundle(model.bundle())
+    return datamodule.bundle
+
+
+def _datamodule(trainer: Trainer) -> Any:
+    datamodule = getattr(trainer, "datamodule", None)
+    return datamodule if hasattr(datamodule, "set_bundle") else None
+
+
+class DataBinding(Callback):
+    """Fits the model's data side from the training split and hands the bundle to the datamodule."""
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        datamodule = _datamodule(trainer)
+        if datamodule is None:
+            return
+        if stage == "fit" or pl_module.is_fitted:  # else the checkpoint brings the fitted state (on_load_checkpoint)
+            bind(pl_module, datamodule)
+
+    def on_load_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+        datamodule = _datamodule(trainer)
+        if datamodule is not None and pl_module.is_fitted:
+            datamodule.set_bundle(pl_module.bundle())
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        datamodule = _datamodule(trainer)
+        folder = run_dir(trainer)  # on every rank: it may ask every process
+        if datamodule is not None and datamodule.bundle is not None and trainer.is_global_zero:
+            path = datamodule.bundle.save(folder / FILENAME)
+            log.info("processors saved to %s", path)
+
+    def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+        datamodule = _datamodule(trainer)
+        if datamodule is not None and datamodule.bundle is not None:
+            checkpoint.setdefault("mmlightning", {})["bundle"] = datamodule.bundle.state()

@@ -1,0 +1,122 @@
+"""The data side of components: a :class:`Processor` per encoder, a :class:`TargetCodec` per head.
+
+Both are plain picklable objects (no weights) whose fitted state is JSON (``state()``), so the data side of a
+model can be saved, loaded and used with no ``nn.Module`` at all (see :class:`~mmlightning.bundle.ProcessorBundle`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+from torch import Tensor
+
+T = TypeVar("T", bound="Stateful")
+
+# Input keys several plugins share; a processor that gives such a thing uses these names, and a head that
+# corrupts inputs before encoding (a masking objective) may rely on them and on nothing else.
+SHARED_INPUT_KEYS = {
+    "ids": "(B, L) long token ids",
+    "mask": "(B, L) bool, True for real tokens",
+    "word_ids": "(B, L) long, the word each token came from (-1 for special tokens and padding)",
+    "pixels": "(B, 3, H, W) float, normalised images",
+}
+
+
+class Stateful:
+    """JSON state: ``state()`` gives the keyword arguments that rebuild the object with ``from_state``."""
+
+    def state(self) -> dict[str, Any]:
+        """JSON-able keyword arguments of ``__init__`` that rebuild this object. Default: none."""
+        return {}
+
+    @classmethod
+    def from_state(cls: type[T], state: Mapping[str, Any]) -> T:
+        return cls(**state)
+
+
+class Processor(Stateful):
+    """Turns one raw field value into tensors, and a list of those into a padded batch.
+
+    Implement ``__call__``, ``blank`` and ``state``; ``collate`` when items are not all the same shape (the
+    default stacks each key); ``check`` when a full decode is too slow to run on every row before training;
+    ``preview`` to show a value on a dashboard. A processor must pickle (DataLoader workers get a copy).
+
+    An encoder's processor is made before the encoder is fitted too (``Encoder.processor()``), to check the
+    training rows; such a processor need only ``check``. An encoder reading several columns gets a mapping
+    ``{column: value}`` per row (a value may be None); name the column in an error (``"age: not a number"``).
+    """
+
+    def __call__(self, value: Any, root: Path, train: bool) -> dict[str, Tensor]:
+        """One raw value (a text, a path relative to ``root``, ...) -> tensors. Raise ``ValueError`` if bad."""
+        raise NotImplementedError
+
+    def collate(self, items: Sequence[dict[str, Tensor]]) -> dict[str, Tensor]:
+        """Pad and stack items into a batch; include a bool ``mask`` for variable-length sequences."""
+        return {key: torch.stack([item[key] for item in items]) for key in items[0]}
+
+    def blank(self) -> dict[str, Tensor]:
+        """A placeholder item for a missing value (its output is masked out)."""
+        raise NotImplementedError
+
+    def check(self, value: Any, root: Path) -> None:
+        """Raise ``ValueError`` saying what is wrong with a raw value. Default: process it fully."""
+        self(value, root, train=False)
+
+    def preview(self, value: Any, root: Path) -> Any:
+        """What a dashboard shows for a value: a string, or a PIL image, or a (waveform, rate) pair."""
+        return str(value)
+
+    @staticmethod
+    def resolve(value: Any, root: Path, what: str = "media") -> Path:
+        """A media path from a manifest, relative to ``root`` (or absolute); ``ValueError`` if absent or not a path."""
+        if not isinstance(value, str) or not value.strip():
+            article = "an" if what[:1] in "aeiou" else "a"
+            raise ValueError(f"expected {article} {what} path, got {value!r}")
+        path = Path(value) if Path(value).is_absolute() else Path(root) / value
+        if not path.is_file():
+            raise ValueError(f"{what} file not found: {value} (looked for {path})")
+        return path
+
+    def batch(self, items: Sequence[dict[str, Tensor] | None]) -> dict[str, Tensor]:
+        """Collate items where ``None`` marks a missing value; adds ``present`` ``(B,)``."""
+        present = torch.tensor([item is not None for item in items], dtype=torch.bool)
+        filler = next((item for item in items if item is not None), None)
+        filler = self.blank() if filler is None else filler
+        out = dict(self.collate([filler if item is None else item for item in items]))
+        out["present"] = present
+        return out
+
+
+class TargetCodec(Stateful):
+    """A head's data side: raw target value -> tensor, a batch of them, and outputs -> plain predictions.
+
+    Implement ``encode`` for a head with a target column (and ``check`` when ``encode`` cannot run before the
+    head is fitted: a label set is learnt first), ``collate`` for variable-length targets, ``decode`` for
+    anything but ``predictions.tolist()``, and ``state``. A head without a target column uses this class as it
+    is, or a subclass that only decodes.
+    """
+
+    def check(self, value: Any) -> None:
+        """Before fitting: raise ``ValueError`` if ``value`` can never be a target (a list where a label is due)."""
+
+    def encode(self, value: Any) -> Tensor:
+        """One raw target value -> a tensor. Raise ``ValueError`` saying what was expected."""
+        raise NotImplementedError(f"{type(self).__name__} encodes no target")
+
+    def collate(self, targets: Sequence[Tensor]) -> Tensor:
+        """Stack a batch's encoded targets. Override for variable-length targets (pad with -100, say)."""
+        return torch.stack(list(targets))
+
+    def decode(self, output: Any) -> list[Any]:
+        """A :class:`~mmlightning.HeadOutput` -> per-sample predictions as plain values (labels, texts, numbers)."""
+        return output.predictions.tolist()
+
+
+class NoPrediction(TargetCodec):
+    """The data side of a pretraining objective: no target column, nothing to write per sample."""
+
+    def decode(self, output: Any) -> list[Any]:
+        return [None] * output.predictions.shape[0]
