@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from mmlightning.contracts import Batch
+from mmlightning.errors import MissingFileError
 from mmlightning.processing import Processor, Stateful, TargetCodec
 
 FORMAT = "mmlightning.bundle/1"
@@ -144,13 +145,13 @@ class ProcessorBundle:
 
     # --- saving -------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        """The whole bundle as JSON-able data: class paths and each part's state."""
-        return {
+        """The whole bundle as plain JSON data (tuples become lists): class paths and each part's state."""
+        return json.loads(json.dumps({
             "format": FORMAT,
             "id_column": self.id_column,
             "inputs": {key: {"columns": self.columns[key], "processor": _path(p), "state": p.state()} for key, p in self.processors.items()},
             "heads": {key: {"column": self.columns[key], "target": key in self.targets, "codec": _path(c), "state": c.state()} for key, c in self.codecs.items()},
-        }
+        }))
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> ProcessorBundle:
@@ -174,7 +175,7 @@ class ProcessorBundle:
         path = Path(path)
         path = path / FILENAME if path.is_dir() else path
         if not path.is_file():
-            raise FileNotFoundError(f"No processor bundle at {path}: `mmlightning fit` writes {FILENAME} in the run's folder")
+            raise MissingFileError(f"No processor bundle at {path}: `mmlightning fit` writes {FILENAME} in the run's folder")
         return cls.from_state(json.loads(path.read_text(encoding="utf-8")))
 
     def __repr__(self) -> str:

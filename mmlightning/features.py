@@ -34,9 +34,12 @@ class Features:
     word_ids: Tensor | None = None
 
     @classmethod
-    def from_tokens(cls, tokens: Tensor, mask: Tensor, present: Tensor | None = None, pooled: Tensor | None = None) -> Features:
-        """Build features from tokens; masks out absent samples and mean-pools the real tokens."""
+    def from_tokens(cls, tokens: Tensor, mask: Tensor | None = None, present: Tensor | None = None, pooled: Tensor | None = None) -> Features:
+        """Build features from tokens; masks out absent samples and mean-pools the real tokens (``mask``
+        None: every token is real)."""
         batch = tokens.shape[0]
+        if mask is None:
+            mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
         if present is None:
             present = torch.ones(batch, dtype=torch.bool, device=tokens.device)
         mask = mask.bool() & present[:, None]  # (B, N)

@@ -14,13 +14,14 @@ from importlib.metadata import EntryPoint, entry_points
 import pluggy
 
 from mmlightning import hookspecs
+from mmlightning.errors import MMLightningError
 from mmlightning.registry import KINDS, Component, Registry, check_class
 
 log = logging.getLogger(__name__)
 GROUP = "mmlightning"
 
 
-class PluginError(RuntimeError):
+class PluginError(MMLightningError, RuntimeError):
     """A plugin failed to load in strict mode."""
 
 

@@ -6,6 +6,7 @@ model can be saved, loaded and used with no ``nn.Module`` at all (see :class:`~m
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,12 +26,30 @@ SHARED_INPUT_KEYS = {
 }
 
 
+def as_number(value: Any, column: str | None = None) -> float | None:
+    """A manifest cell as a number (CSV cells arrive as strings); None for a missing cell. A cell that is not a
+    number gives None, or with ``column`` a ``ValueError`` naming the column (the row is then a bad row)."""
+    try:
+        return None if value is None or isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        if column is None:
+            return None
+        raise ValueError(f"{column}: expected a number, got {value!r}") from None
+
+
 class Stateful:
     """JSON state: ``state()`` gives the keyword arguments that rebuild the object with ``from_state``."""
 
     def state(self) -> dict[str, Any]:
-        """JSON-able keyword arguments of ``__init__`` that rebuild this object. Default: none."""
-        return {}
+        """JSON-able keyword arguments of ``__init__`` that rebuild this object. Default: the attributes named
+        like ``__init__``'s arguments (scikit-learn's ``get_params`` convention); override when one is not kept
+        under its own name or is not JSON (a tokenizer object: give its JSON text)."""
+        names = [n for n, p in inspect.signature(type(self).__init__).parameters.items() if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        missing = [n for n in names if not hasattr(self, n)]
+        if missing:
+            raise TypeError(f"{type(self).__name__}.state(): no attribute {missing[0]!r} for the __init__ argument of that name; "
+                            "keep it under that name or override state()")
+        return {n: getattr(self, n) for n in names}
 
     @classmethod
     def from_state(cls: type[T], state: Mapping[str, Any]) -> T:

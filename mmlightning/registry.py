@@ -12,10 +12,12 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from mmlightning.errors import MMLightningError
+
 KINDS: dict[str, str] = {"encoder": "Encoder", "fusion": "Fusion", "head": "Head", "datamodule": "", "reader": "Reader"}
 
 
-class UnknownComponentError(LookupError):
+class UnknownComponentError(MMLightningError, LookupError):
     """A component name that no installed plugin provides, or that several provide."""
 
 
@@ -58,8 +60,9 @@ class Component:
 
     @property
     def summary(self) -> str:
+        """The docstring's first paragraph, on one line."""
         doc = (self.cls.__doc__ or "").strip()
-        return doc.splitlines()[0] if doc else ""
+        return " ".join(doc.split("\n\n")[0].split())
 
     @property
     def modality(self) -> str:

@@ -25,7 +25,9 @@ def has_account() -> bool:
 def default_logger_config(save_dir: str = ".") -> dict[str, Any]:
     """The CLI's default logger: W&B, offline unless an account is configured (then ``wandb sync`` is not needed)."""
     offline = os.environ.get("WANDB_MODE", "") in {"offline", "disabled", "dryrun"} or not has_account()
-    init = {"project": os.environ.get("WANDB_PROJECT", "mmlightning"), "save_dir": save_dir, "offline": offline}
+    # absolute: W&B's service process resolves a relative folder against its own working directory, so a second
+    # run in one process (a notebook that changed folder) would land in the first run's folder
+    init = {"project": os.environ.get("WANDB_PROJECT", "mmlightning"), "save_dir": str(Path(save_dir).resolve()), "offline": offline}
     return {"class_path": "lightning.pytorch.loggers.WandbLogger", "init_args": init}
 
 

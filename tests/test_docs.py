@@ -44,3 +44,10 @@ def test_shipped_configs_parse(config, capsys):
         main(["fit", "--config", str(config), "--print_config"])
     assert done.value.code == 0
     assert "class_path: mmlightning_" in capsys.readouterr().out
+
+
+def test_the_encoder_tutorial_shows_the_tested_example():
+    guide = (ROOT / "docs" / "plugin-guide.md").read_text()
+    example = (ROOT / "docs" / "examples" / "tabular" / "tabular_example.py").read_text()
+    assert f"```python\n{example}```" in guide
+    assert len([line for line in example.splitlines() if line.strip()]) <= 40

@@ -10,6 +10,7 @@ import torch
 
 from mmlightning import MultimodalDataModule, MultimodalModule
 from mmlightning.binding import bind
+from mmlightning.errors import ConfigError
 from mmlightning.optim import WarmupCosine, param_groups
 from mmlightning_fusions import ConcatFusion, SingleStreamFusion
 from mmlightning_heads import ClassificationHead
@@ -84,7 +85,7 @@ def test_unfitted_model_without_training_data_says_what_to_do(tmp_path):
     (tmp_path / "x.jsonl").write_text('{"text": "a red circle"}\n')
     model, dm = build(), MultimodalDataModule(predict=str(tmp_path / "x.jsonl"))
     trainer = pl.Trainer(logger=False, enable_progress_bar=False)
-    with pytest.raises(RuntimeError, match="--ckpt_path"):
+    with pytest.raises(ConfigError, match="--ckpt_path"):
         trainer.predict(model, dm)
 
 

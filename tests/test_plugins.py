@@ -60,6 +60,19 @@ def test_strict_mode_raises(plugin_site, monkeypatch):
         load_plugins()
 
 
+def test_strict_mode_on_the_command_line_says_it_once_without_a_traceback(plugin_site, monkeypatch, capsys):
+    from mmlightning.cli.main import main
+
+    make_plugin(plugin_site, "fake_broken", BROKEN_IMPORT)
+    monkeypatch.setenv("MMLIGHTNING_STRICT_PLUGINS", "1")
+    assert main(["plugins"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("No module named") == 1 and "Traceback" not in err and err.startswith("mmlightning: error: plugin fake_broken")
+    monkeypatch.setattr("mmlightning.plugins._loaded", None)
+    with pytest.raises(PluginError):  # --debug: the exception itself, with its traceback
+        main(["plugins", "--debug"])
+
+
 def test_allowlist_selects_plugins(plugin_site, monkeypatch):
     make_plugin(plugin_site, "fake_broken", BROKEN_IMPORT)
     monkeypatch.setenv("MMLIGHTNING_PLUGINS", "text,heads")

@@ -36,10 +36,15 @@ def components(argv: list[str]) -> int:
     found = registry.components(args.kind)
     if not found:
         print(f"No {args.kind or 'component'}s installed (see `mmlightning plugins`).")
+        return 0
+    rows = [("KIND", "NAME", "MODALITY", "PLUGIN", "SUMMARY")]
     for c in found:
         try:
             modality, summary = c.modality, c.summary
         except (TypeError, LookupError) as err:  # registered by a path that does not import, or a wrong class
             modality, summary = "?", f"UNUSABLE: {err}"
-        print(f"{c.kind:<10} {c.name:<24} {modality:<6} {c.plugin:<10} {summary}")
+        rows.append((c.kind, c.name, modality, c.plugin, summary))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
     return 0

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import difflib
 import logging
+import os
 import sys
 
 from mmlightning import __version__
+from mmlightning.errors import MMLightningError
 
 TRAINING = ("fit", "validate", "test", "predict")
 USAGE = f"""usage: mmlightning COMMAND [ARGS]    (also: mml)
@@ -26,12 +28,26 @@ plugins:
 Components are chosen by class name with their own arguments, e.g.
   --model.encoders.image=TimmEncoder --model.encoders.image.model_name=resnet18 --model.fusion=CrossAttentionFusion
 Environment: MMLIGHTNING_PLUGINS=a,b loads only those plugins; MMLIGHTNING_STRICT_PLUGINS=1 fails on a broken one.
+Errors in your input or config print their message alone and exit with 2; --debug (or MMLIGHTNING_DEBUG=1) adds
+the traceback.
 """
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("MMLIGHTNING_DEBUG", "").lower() in {"1", "true", "yes"}
+    argv = [arg for arg in argv if arg != "--debug"]
     _setup_logging()
+    try:
+        return _command(argv)
+    except MMLightningError as err:  # the framework's own errors say everything: no traceback unless asked
+        if debug:
+            raise
+        print(f"mmlightning: error: {err}", file=sys.stderr)
+        return err.exit_code
+
+
+def _command(argv: list[str]) -> int:
     if not argv or argv[0] in {"-h", "--help", "help"}:
         print(USAGE)
         return 0

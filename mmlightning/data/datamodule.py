@@ -13,6 +13,7 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import ConcatDataset, DataLoader
 
 from mmlightning.bundle import Columns, ProcessorBundle
+from mmlightning.errors import ConfigError
 from mmlightning.data.dataset import ManifestDataset
 from mmlightning.data.manifest import Manifest, Row, read_manifest
 from mmlightning.data.sampling import TaskBatchSampler, ratios_in_order
@@ -117,7 +118,7 @@ class MultimodalDataModule(LightningDataModule):
         known = self._known_columns()
         found = [column for pattern in patterns for column in known if fnmatch.fnmatchcase(column, pattern)] if known else []
         if not found:
-            raise ValueError(f"--data.columns gives '{key}' the pattern(s) {patterns}, which match no column; the columns are {', '.join(known) or 'unknown (no manifest)'}")
+            raise ConfigError(f"--data.columns gives '{key}' the pattern(s) {patterns}, which match no column; the columns are {', '.join(known) or 'unknown (no manifest)'}")
         return list(dict.fromkeys(found))
 
     def _known_columns(self) -> list[str]:
@@ -130,7 +131,7 @@ class MultimodalDataModule(LightningDataModule):
 
     def _bundle(self) -> ProcessorBundle:
         if self.bundle is None:
-            raise RuntimeError("The model has not learnt from data yet, so there are no processors to read rows with: pass --ckpt_path "
+            raise ConfigError("The model has not learnt from data yet, so there are no processors to read rows with: pass --ckpt_path "
                                "with a checkpoint from `mmlightning fit` (in Python: trainer.predict(model, dm, ckpt_path=...)), or train "
                                "first; outside a Trainer, mmlightning.binding.bind(model, datamodule) fits and connects them")
         return self.bundle
@@ -151,7 +152,7 @@ class MultimodalDataModule(LightningDataModule):
         if split not in self.manifests:
             self.setup({"train": "fit", "val": "validate"}.get(split, split))
         if split not in self.manifests:
-            raise ValueError(f"No {split} manifest: pass --data.{split}=PATH")
+            raise ConfigError(f"No {split} manifest: pass --data.{split}=PATH")
         return self.manifests[split]
 
     def dataset(self, split: str) -> ManifestDataset | ConcatDataset:
@@ -197,7 +198,7 @@ class MultimodalDataModule(LightningDataModule):
         wanted = bundle.read_columns(targets=split != "predict")
         unknown = [c for c in wanted if c not in columns]
         if unknown:
-            raise ValueError(f"No {split} dataset has column {', '.join(map(repr, unknown))}; their columns are "
+            raise ConfigError(f"No {split} dataset has column {', '.join(map(repr, unknown))}; their columns are "
                              f"{', '.join(sorted(columns))}. Map names with --data.columns.")
 
     def _skipped_file(self) -> Path:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mmlightning.errors import ConfigError, MissingFileError
+
 
 @dataclass
 class Row:
@@ -49,14 +51,14 @@ def read_manifest(path: str | Path, reader: Any = None) -> Manifest:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"Manifest not found: {path} (expected a .jsonl, .csv or .parquet file)")
+        raise MissingFileError(f"Manifest not found: {path} (expected a .jsonl, .csv or .parquet file)")
     if reader is not None:
         rows, bad = reader.read(path)
         return Manifest(path, rows, bad)
     readers = {".jsonl": _read_jsonl, ".json": _read_jsonl, ".csv": _read_csv, ".parquet": _read_parquet}
     read = readers.get(path.suffix.lower()) or _registered_reader(path.suffix.lower())
     if read is None:
-        raise ValueError(f"Manifest {path} has suffix '{path.suffix}'; expected one of {', '.join(sorted(readers))}, "
+        raise ConfigError(f"Manifest {path} has suffix '{path.suffix}'; expected one of {', '.join(sorted(readers))}, "
                          "or name a reader for its format with --data.reader=NAME (see `mmlightning components reader`)")
     rows, bad = read(path)
     return Manifest(path, rows, bad)

@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from mmlightning.data.manifest import BadRow, Manifest, Row
+from mmlightning.errors import MMLightningError
 
 log = logging.getLogger(__name__)
 Check = Callable[[dict[str, Any]], list[str]]  # a row's values -> every reason it is bad
 
 
-class BadRowsError(ValueError):
+class BadRowsError(MMLightningError, ValueError):
     """A manifest has rows that cannot be used; the message lists each with file, line and reason."""
 
 

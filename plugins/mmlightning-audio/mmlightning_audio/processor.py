@@ -25,10 +25,6 @@ class AudioProcessor(Processor):
         self.max_seconds, self.max_frames, self.augment = max_seconds, int(max_seconds * sample_rate / hop) + 1, augment
         self.filters = mel_filterbank(n_fft, n_mels, sample_rate)
 
-    def state(self) -> dict[str, Any]:
-        return {"sample_rate": self.sample_rate, "n_mels": self.n_mels, "n_fft": self.n_fft, "hop": self.hop,
-                "max_seconds": self.max_seconds, "augment": self.augment}
-
     def check(self, value: Any, root: Path) -> None:
         waveform, _ = read_wav(resolve(value, root))
         if not waveform.abs().max() > 0:

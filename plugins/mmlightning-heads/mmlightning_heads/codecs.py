@@ -34,9 +34,6 @@ class LabelCodec(TargetCodec):
         self.labels = None if labels is None else list(labels)
         self.index = {} if labels is None else {**{str(v): i for i, v in enumerate(labels)}, **{v: i for i, v in enumerate(labels)}}
 
-    def state(self) -> dict[str, Any]:
-        return {"labels": self.labels}
-
     def check(self, value: Any) -> None:
         if not isinstance(value, SCALARS) or (isinstance(value, float) and not math.isfinite(value)):
             raise ValueError(f"expected one label (a string or a number), got {type(value).__name__} {value!r}")
@@ -60,9 +57,6 @@ class MultiLabelCodec(TargetCodec):
     def __init__(self, labels: list[str] | None = None, separator: str = "|") -> None:
         self.labels, self.separator = (None if labels is None else list(labels)), separator
         self.index = {label: i for i, label in enumerate(labels or [])}
-
-    def state(self) -> dict[str, Any]:
-        return {"labels": self.labels, "separator": self.separator}
 
     def split(self, value: Any) -> list[str]:
         if isinstance(value, str):
@@ -118,9 +112,6 @@ class TagCodec(TargetCodec):
         self.tags = None if tags is None else list(tags)
         self.index = {tag: i for i, tag in enumerate(tags or [])}
 
-    def state(self) -> dict[str, Any]:
-        return {"tags": self.tags}
-
     def check(self, value: Any) -> None:
         if not isinstance(value, list) or not value or not all(isinstance(t, str) for t in value):
             raise ValueError(f"expected a list of tags (one per word), got {value!r}")
@@ -151,9 +142,6 @@ class GroupCodec(TargetCodec):
 
     def __init__(self, keys: list[str] | None = None) -> None:
         self.keys = list(keys or [])
-
-    def state(self) -> dict[str, Any]:
-        return {"keys": self.keys}
 
     def check(self, value: Any) -> None:
         if not isinstance(value, SCALARS):

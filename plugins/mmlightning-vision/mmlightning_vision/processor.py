@@ -25,10 +25,6 @@ class ImageProcessor(Processor):
         self.data_config["input_size"] = tuple(self.data_config["input_size"])
         self._transforms: dict[bool, Any] = {}
 
-    def state(self) -> dict[str, Any]:
-        plain = {k: list(v) if isinstance(v, tuple) else v for k, v in self.data_config.items()}
-        return {"data_config": plain, "augment": self.augment, "augment_args": self.augment_args}
-
     def transform(self, train: bool) -> Any:
         train = train and self.augment
         if train not in self._transforms:

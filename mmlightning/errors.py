@@ -1,0 +1,22 @@
+"""The errors mmlightning raises for its users: the command line prints their message alone (no traceback).
+
+Exit codes of ``mmlightning``: 0 done; 1 a run that stopped on a fault (a non-finite loss, a crash); 2 bad input
+or configuration (these errors; the message says what was wrong, where, and how to fix it). ``--debug`` or
+``MMLIGHTNING_DEBUG=1`` shows the full traceback too.
+"""
+
+from __future__ import annotations
+
+
+class MMLightningError(Exception):
+    """An error whose message is complete for a user: what was wrong, where, what was expected, the fix."""
+
+    exit_code = 2
+
+
+class ConfigError(MMLightningError, ValueError):
+    """A configuration that cannot work (a column no manifest has, a manifest of an unknown format, ...)."""
+
+
+class MissingFileError(MMLightningError, FileNotFoundError):
+    """A file the user named is not there."""
