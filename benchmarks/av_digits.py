@@ -38,11 +38,24 @@ def run(name: str, config: dict, epochs: int) -> dict:
     path, results = OUT / f"av_{slug}.yaml", OUT / f"av_{slug}.json"
     path.write_text(yaml.safe_dump(config))
     start = time.perf_counter()
-    command = ["mmlightning", "fit", "--config", str(path), f"--trainer.max_epochs={epochs}", "--trainer.logger=false",
-               "--trainer.enable_progress_bar=false", "--trainer.enable_checkpointing=false", f"--results_path={results}"]
+    command = [
+        "mmlightning",
+        "fit",
+        "--config",
+        str(path),
+        f"--trainer.max_epochs={epochs}",
+        "--trainer.logger=false",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_checkpointing=false",
+        f"--results_path={results}",
+    ]
     subprocess.run(command, check=True, cwd=ROOT, capture_output=True)
     metrics = json.loads(results.read_text())
-    return {"dev_accuracy": metrics["val/label/acc"], "dev_f1_macro": metrics["val/label/f1_macro"], "seconds": round(time.perf_counter() - start)}
+    return {
+        "dev_accuracy": metrics["val/label/acc"],
+        "dev_f1_macro": metrics["val/label/f1_macro"],
+        "seconds": round(time.perf_counter() - start),
+    }
 
 
 def variants(base: dict, only: set[str] | None) -> dict[str, dict]:
@@ -80,13 +93,19 @@ def main() -> None:
         results = json.loads(saved.read_text())["results"]  # --only re-runs some and keeps the rest
     for name, config in variants(base, only).items():
         results[name] = run(name, config, args.epochs)
-        print(f"{name:<28} dev accuracy {results[name]['dev_accuracy']:.3f}  macro F1 {results[name]['dev_f1_macro']:.3f}  ({results[name]['seconds']} s)", flush=True)
+        print(
+            f"{name:<28} dev accuracy {results[name]['dev_accuracy']:.3f}  macro F1 {results[name]['dev_f1_macro']:.3f}  ({results[name]['seconds']} s)",
+            flush=True,
+        )
     saved.write_text(json.dumps({"epochs": args.epochs, "results": results}, indent=2))
     write_table(results, args.epochs)
 
 
 def write_table(results: dict, epochs: int) -> None:
-    rows = "\n".join(f"| {name} | {r['dev_accuracy']:.3f} | {r['dev_f1_macro']:.3f} | {r['seconds']} |" for name, r in results.items())
+    rows = "\n".join(
+        f"| {name} | {r['dev_accuracy']:.3f} | {r['dev_f1_macro']:.3f} | {r['seconds']} |"
+        for name, r in results.items()
+    )
     (ROOT / "docs" / "av_digits.md").write_text(f"""# AV digits: every fusion, and each modality alone
 
 Dev accuracy on `../shared/data/av_digits` (2,400 train, 300 dev; 10 classes), each trained from scratch with the

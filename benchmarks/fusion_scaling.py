@@ -35,7 +35,10 @@ def measure(cls: type, modalities: int, tokens: int, device: str, repeats: int =
     torch.manual_seed(0)
     fusion = cls(dims, dim=64).to(device).train()
     features = {k: random_features(2, tokens, 64, seed=i) for i, k in enumerate(dims)}
-    features = {k: type(f)(f.tokens.to(device).requires_grad_(), f.mask.to(device), f.pooled.to(device), f.present.to(device)) for k, f in features.items()}
+    features = {
+        k: type(f)(f.tokens.to(device).requires_grad_(), f.mask.to(device), f.pooled.to(device), f.present.to(device))
+        for k, f in features.items()
+    }
     saved = [0]
 
     def pack(tensor):
@@ -64,8 +67,20 @@ def sweep(classes: dict, sizes: list[tuple[int, int]], device: str, budget: floa
     for name, cls in classes.items():
         for modalities, tokens in sizes:
             seconds, saved, peak = measure(cls, modalities, tokens, device)
-            rows.append({"fusion": name, "modalities": modalities, "tokens": tokens, "seconds": seconds, "saved_mb": saved / 2**20, "cuda_peak_mb": peak / 2**20})
-            print(f"{name:<26} M={modalities} N={tokens:<5} {seconds * 1000:9.1f} ms  {saved / 2**20:9.1f} MB saved", flush=True)
+            rows.append(
+                {
+                    "fusion": name,
+                    "modalities": modalities,
+                    "tokens": tokens,
+                    "seconds": seconds,
+                    "saved_mb": saved / 2**20,
+                    "cuda_peak_mb": peak / 2**20,
+                }
+            )
+            print(
+                f"{name:<26} M={modalities} N={tokens:<5} {seconds * 1000:9.1f} ms  {saved / 2**20:9.1f} MB saved",
+                flush=True,
+            )
             if seconds > budget:
                 break
     return rows
@@ -85,23 +100,37 @@ def main() -> None:
     rows += sweep(classes, [(m, 256) for m in map(int, args.modalities.split(",")) if m != 2], args.device, args.budget)
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"device": args.device, "machine": platform.platform(), "threads": torch.get_num_threads(), "torch": torch.__version__}
+    meta = {
+        "device": args.device,
+        "machine": platform.platform(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
     (out / "fusion_scaling.json").write_text(json.dumps({**meta, "rows": rows}, indent=2))
     write_docs(rows, meta, tokens)
 
 
 def write_docs(rows: list[dict], meta: dict, tokens: list[int]) -> None:
     base = {(r["modalities"], r["tokens"]): r["seconds"] for r in rows if r["fusion"] == "ConcatFusion"}
-    lines = [f"| fusion | modalities | tokens each | ms per step | vs ConcatFusion | saved for backward (MB) |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| fusion | modalities | tokens each | ms per step | vs ConcatFusion | saved for backward (MB) |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        ratio = r["seconds"] / base[(r["modalities"], r["tokens"])] if (r["modalities"], r["tokens"]) in base else float("nan")
-        lines.append(f"| {r['fusion']} | {r['modalities']} | {r['tokens']} | {r['seconds'] * 1000:.1f} | {ratio:.1f}x | {r['saved_mb']:.1f} |")
+        ratio = (
+            r["seconds"] / base[(r["modalities"], r["tokens"])]
+            if (r["modalities"], r["tokens"]) in base
+            else float("nan")
+        )
+        lines.append(
+            f"| {r['fusion']} | {r['modalities']} | {r['tokens']} | {r['seconds'] * 1000:.1f} | {ratio:.1f}x | {r['saved_mb']:.1f} |"
+        )
     figure = _plot(rows, tokens)
     (ROOT / "docs" / "fusion_scaling.md").write_text(f"""# Fusion scaling
 
 A forward + backward step of each fusion alone on random features: batch 2, width 64, as the tokens per modality
-grow (two modalities) and as modalities are added (256 tokens each). Device: {meta['device']}, {meta['threads']}
-threads, torch {meta['torch']}. "Saved for backward" counts the bytes autograd keeps between the passes, the
+grow (two modalities) and as modalities are added (256 tokens each). Device: {meta["device"]}, {meta["threads"]}
+threads, torch {meta["torch"]}. "Saved for backward" counts the bytes autograd keeps between the passes, the
 activation memory that grows with the tokens. A fusion whose step passed the time budget was not run at larger
 sizes. Reproduce: `python benchmarks/fusion_scaling.py`.
 {figure}

@@ -43,10 +43,16 @@ def build_model(device: str, tiny: bool = False):
     dim = 16 if tiny else 128  # tiny: the same pipeline with almost no compute, so the framework's own cost shows
     text = TextEncoder(dim=dim, layers=1 if tiny else 2, heads=4, vocab_size=500, max_length=48)
     text.fit([" ".join(f"word{i % 97} token{i % 13}" for i in range(j, j + 20)) for j in range(200)])
-    encoders = {"text": text, "image": TimmEncoder("test_vit" if tiny else "vit_tiny_patch16_224", image_size=64, dim=dim)}
-    model = MultimodalModule(encoders, functools.partial(CrossAttentionFusion, dim=dim, heads=4, query="text"),
-                             {"label": functools.partial(ClassificationHead, labels=LABELS)},
-                             optimizer=functools.partial(torch.optim.AdamW, lr=1e-4))
+    encoders = {
+        "text": text,
+        "image": TimmEncoder("test_vit" if tiny else "vit_tiny_patch16_224", image_size=64, dim=dim),
+    }
+    model = MultimodalModule(
+        encoders,
+        functools.partial(CrossAttentionFusion, dim=dim, heads=4, query="text"),
+        {"label": functools.partial(ClassificationHead, labels=LABELS)},
+        optimizer=functools.partial(torch.optim.AdamW, lr=1e-4),
+    )
     model.heads["label"].set_fitted({"labels": LABELS})
     return model.to(device)
 
@@ -60,8 +66,16 @@ def make_batches(count: int, size: int, device: str, vocab: int) -> list:
         ids = torch.randint(5, vocab, (size, 48), generator=g)
         mask = torch.ones(size, 48, dtype=torch.bool)
         inputs = {
-            "text": {"ids": ids, "mask": mask, "word_ids": torch.arange(48).expand(size, 48), "present": torch.ones(size, dtype=torch.bool)},
-            "image": {"pixels": torch.randn(size, 3, 64, 64, generator=g), "present": torch.ones(size, dtype=torch.bool)},
+            "text": {
+                "ids": ids,
+                "mask": mask,
+                "word_ids": torch.arange(48).expand(size, 48),
+                "present": torch.ones(size, dtype=torch.bool),
+            },
+            "image": {
+                "pixels": torch.randn(size, 3, 64, 64, generator=g),
+                "present": torch.ones(size, dtype=torch.bool),
+            },
         }
         inputs = {k: {n: t.to(device) for n, t in v.items()} for k, v in inputs.items()}
         target = torch.randint(0, len(LABELS), (size,), generator=g).to(device)
@@ -145,8 +159,18 @@ def framework(model, batches: list, warmup: int, device: str, mode: str) -> floa
     from torch.utils.data import DataLoader
 
     timer = Timer(warmup, device)
-    trainer = pl.Trainer(accelerator=device, devices=1, max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0, callbacks=[timer])
+    trainer = pl.Trainer(
+        accelerator=device,
+        devices=1,
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        callbacks=[timer],
+    )
     loader = DataLoader(batches, batch_size=None, shuffle=False)  # the batches as they are, like the plain loop
     if mode == "train":
         trainer.fit(model, train_dataloaders=loader)
@@ -161,15 +185,21 @@ def framework(model, batches: list, warmup: int, device: str, mode: str) -> floa
 
 def compare(model, batches: list, mode: str, args) -> dict:
     """``--repeats`` back-to-back pairs, each runner going first in turn, so drift on a shared machine hits both."""
-    plain(model, batches[: args.warmup + 2], args.warmup, args.device, mode)  # first-call costs (allocator, lazy init) out of the way
+    plain(
+        model, batches[: args.warmup + 2], args.warmup, args.device, mode
+    )  # first-call costs (allocator, lazy init) out of the way
     pairs = []
     for i in range(args.repeats):
         runners = [("plain PyTorch", plain), ("mmlightning", framework)][:: 1 if i % 2 == 0 else -1]
         pairs.append({name: run(model, batches, args.warmup, args.device, mode) for name, run in runners})
     ratios = [pair["mmlightning"] / pair["plain PyTorch"] for pair in pairs]
     extra = [1000 / pair["mmlightning"] - 1000 / pair["plain PyTorch"] for pair in pairs]
-    return {"steps_per_second": {name: statistics.median(pair[name] for pair in pairs) for name in pairs[0]},
-            "pair_ratios": ratios, "ratio": statistics.median(ratios), "extra_ms_per_step": statistics.median(extra)}
+    return {
+        "steps_per_second": {name: statistics.median(pair[name] for pair in pairs) for name in pairs[0]},
+        "pair_ratios": ratios,
+        "ratio": statistics.median(ratios),
+        "extra_ms_per_step": statistics.median(extra),
+    }
 
 
 def main() -> None:
@@ -186,18 +216,38 @@ def main() -> None:
     results = {}
     for size in ("full", "tiny"):
         model = build_model(args.device, tiny=size == "tiny")
-        batches = make_batches(args.steps + args.warmup, args.batch, args.device, vocab=model.encoders["text"].embed.num_embeddings)
+        batches = make_batches(
+            args.steps + args.warmup, args.batch, args.device, vocab=model.encoders["text"].embed.num_embeddings
+        )
         results[size] = {mode: compare(model, batches, mode, args) for mode in ("train", "validate", "predict")}
-    print(f"{'stage':<10} {'plain steps/s':>14} {'mmlightning steps/s':>20} {'ratio':>7} {'pair ratios':>13} {'framework ms/step (tiny model)':>31} {'as share of a plain step':>25}")
+    print(
+        f"{'stage':<10} {'plain steps/s':>14} {'mmlightning steps/s':>20} {'ratio':>7} {'pair ratios':>13} {'framework ms/step (tiny model)':>31} {'as share of a plain step':>25}"
+    )
     for mode, r in results["full"].items():
         s, spread = r["steps_per_second"], f"{min(r['pair_ratios']):.3f}-{max(r['pair_ratios']):.3f}"
         tiny = results["tiny"][mode]["extra_ms_per_step"]
         share = tiny / (1000 / s["plain PyTorch"])
         r["framework_share"] = share
-        print(f"{mode:<10} {s['plain PyTorch']:>14.2f} {s['mmlightning']:>20.2f} {r['ratio']:>7.3f} {spread:>13} {tiny:>31.2f} {share:>24.1%}")
+        print(
+            f"{mode:<10} {s['plain PyTorch']:>14.2f} {s['mmlightning']:>20.2f} {r['ratio']:>7.3f} {spread:>13} {tiny:>31.2f} {share:>24.1%}"
+        )
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps({"machine": platform.platform(), "device": args.device, "torch": torch.__version__, "batch": args.batch,
-                               "steps": args.steps, "warmup": args.warmup, "repeats": args.repeats, "results": results["full"], "tiny_model": results["tiny"]}, indent=2))
+    OUT.write_text(
+        json.dumps(
+            {
+                "machine": platform.platform(),
+                "device": args.device,
+                "torch": torch.__version__,
+                "batch": args.batch,
+                "steps": args.steps,
+                "warmup": args.warmup,
+                "repeats": args.repeats,
+                "results": results["full"],
+                "tiny_model": results["tiny"],
+            },
+            indent=2,
+        )
+    )
     print(f"\nwritten to {OUT}")
 
 

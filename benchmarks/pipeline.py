@@ -35,8 +35,14 @@ def build(config: str):
 
     get_registry().import_all()  # as `mmlightning fit` does: short class names resolve among imported classes
 
-    cli = MultimodalCLI(MultimodalModule, MultimodalDataModule, run=False, auto_configure_optimizers=False,
-                        args=["--config", str(ROOT / "docs" / "configs" / config), "--trainer.logger=false"], save_config_callback=None)
+    cli = MultimodalCLI(
+        MultimodalModule,
+        MultimodalDataModule,
+        run=False,
+        auto_configure_optimizers=False,
+        args=["--config", str(ROOT / "docs" / "configs" / config), "--trainer.logger=false"],
+        save_config_callback=None,
+    )
     model, data = cli.model, cli.datamodule
     data.attach(model)
     model.ensure_fitted(data)
@@ -104,7 +110,9 @@ def main() -> None:
         for workers, rate in result["loader"].items():
             print(f"  loader, {workers} workers: {rate:8.1f} samples/s  ({rate / result['step']:.2f}x the step)")
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps({"machine": platform.platform(), "cpus": __import__("os").cpu_count(), "results": results}, indent=2))
+    OUT.write_text(
+        json.dumps({"machine": platform.platform(), "cpus": __import__("os").cpu_count(), "results": results}, indent=2)
+    )
     print(f"\nwritten to {OUT}")
 
 

@@ -43,16 +43,39 @@ def main() -> None:
         sys.exit("mmlightning is not installed here: run `bash scripts/setup.sh` and activate .venv first")
     root = Path(__file__).resolve().parents[1]
     data = Path(tempfile.mkdtemp(prefix="mml-startup-"))
-    subprocess.run([sys.executable, str(root / "examples" / "quickstart" / "make_dataset.py"), str(data), "--train", "64", "--val", "8"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(root / "examples" / "quickstart" / "make_dataset.py"),
+            str(data),
+            "--train",
+            "64",
+            "--val",
+            "8",
+        ],
+        check=True,
+        capture_output=True,
+    )
     commands = {
         "import lightning (reference)": [sys.executable, "-c", "import lightning"],
         "import torch": [sys.executable, "-c", "import torch"],
         "mmlightning --help": [cli, "--help"],
         "mmlightning plugins": [cli, "plugins"],
         "mmlightning components": [cli, "components"],
-        "mmlightning fit to first step": [cli, "fit", "--config", str(root / "examples" / "quickstart" / "config.yaml"), f"--data.train={data / 'train.jsonl'}",
-                                          "--data.val=null", "--trainer.max_steps=1", "--trainer.logger=false", "--trainer.enable_checkpointing=false",
-                                          "--trainer.enable_progress_bar=false", f"--trainer.default_root_dir={data}", "--data.num_workers=0"],
+        "mmlightning fit to first step": [
+            cli,
+            "fit",
+            "--config",
+            str(root / "examples" / "quickstart" / "config.yaml"),
+            f"--data.train={data / 'train.jsonl'}",
+            "--data.val=null",
+            "--trainer.max_steps=1",
+            "--trainer.logger=false",
+            "--trainer.enable_checkpointing=false",
+            "--trainer.enable_progress_bar=false",
+            f"--trainer.default_root_dir={data}",
+            "--data.num_workers=0",
+        ],
     }
     wall(commands["mmlightning plugins"], 1)  # warm the file cache once
     results = {name: wall(command, args.repeats) for name, command in commands.items()}
@@ -61,8 +84,18 @@ def main() -> None:
     for name, seconds in results.items():
         print(f"{name:<32} {seconds:>9.2f} {seconds / reference:>19.2f}x")
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps({"machine": platform.platform(), "python": platform.python_version(), "repeats": args.repeats,
-                               "seconds": results, "ratio_to_import_lightning": {k: v / reference for k, v in results.items()}}, indent=2))
+    OUT.write_text(
+        json.dumps(
+            {
+                "machine": platform.platform(),
+                "python": platform.python_version(),
+                "repeats": args.repeats,
+                "seconds": results,
+                "ratio_to_import_lightning": {k: v / reference for k, v in results.items()},
+            },
+            indent=2,
+        )
+    )
     print(f"\nwritten to {OUT}")
 
 

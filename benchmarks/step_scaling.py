@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from overhead import build_model, sync
 
 OUT = Path(__file__).parent / "results" / "step_scaling.json"
@@ -29,10 +28,16 @@ def batch_of(size: int, length: int, device: str, vocab: int):
 
     ones = torch.ones(size, dtype=torch.bool, device=device)
     inputs = {
-        "text": {"ids": torch.randint(5, vocab, (size, length), device=device), "mask": torch.ones(size, length, dtype=torch.bool, device=device), "present": ones},
+        "text": {
+            "ids": torch.randint(5, vocab, (size, length), device=device),
+            "mask": torch.ones(size, length, dtype=torch.bool, device=device),
+            "present": ones,
+        },
         "image": {"pixels": torch.randn(size, 3, 64, 64, device=device), "present": ones},
     }
-    return Batch(inputs=inputs, targets={"label": torch.randint(0, 4, (size,), device=device)}, ids=[str(i) for i in range(size)])
+    return Batch(
+        inputs=inputs, targets={"label": torch.randint(0, 4, (size,), device=device)}, ids=[str(i) for i in range(size)]
+    )
 
 
 def step_time(model, batch, steps: int, device: str, precision: str) -> float:
@@ -72,12 +77,31 @@ def main() -> None:
             torch.cuda.reset_peak_memory_stats()
         seconds = step_time(model, batch_of(size, length, args.device, vocab), args.steps, args.device, args.precision)
         peak = torch.cuda.max_memory_allocated() / 2**20 if args.device == "cuda" else None
-        rows.append({"batch": size, "text_tokens": length, "seconds_per_step": seconds, "samples_per_second": size / seconds, "peak_mb": peak})
+        rows.append(
+            {
+                "batch": size,
+                "text_tokens": length,
+                "seconds_per_step": seconds,
+                "samples_per_second": size / seconds,
+                "peak_mb": peak,
+            }
+        )
         print(f"{size:>6} {length:>12} {seconds:>9.3f} {size / seconds:>10.1f} {peak if peak is not None else '-':>8}")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     device_name = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or platform.machine()
-    OUT.write_text(json.dumps({"machine": platform.platform(), "device": args.device, "device_name": device_name, "precision": args.precision,
-                               "threads": torch.get_num_threads(), "rows": rows}, indent=2))
+    OUT.write_text(
+        json.dumps(
+            {
+                "machine": platform.platform(),
+                "device": args.device,
+                "device_name": device_name,
+                "precision": args.precision,
+                "threads": torch.get_num_threads(),
+                "rows": rows,
+            },
+            indent=2,
+        )
+    )
     print(f"\nwritten to {OUT}")
 
 

@@ -21,16 +21,31 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "benchmarks" / "results"
 TASKS = {  # name: (config, data folder, metrics to report)
-    "conll2003": ("conll2003_ner.yaml", "conll2003", ["tags/precision", "tags/recall", "tags/f1", "tags/f1/PER", "tags/f1/LOC", "tags/f1/ORG", "tags/f1/MISC"]),
-    "flickr8k": ("flickr8k_contrastive.yaml", "flickr8k_1k", [f"align/R@{k}/{d}" for d in ("image_to_text", "text_to_image") for k in (1, 5, 10)]),
+    "conll2003": (
+        "conll2003_ner.yaml",
+        "conll2003",
+        ["tags/precision", "tags/recall", "tags/f1", "tags/f1/PER", "tags/f1/LOC", "tags/f1/ORG", "tags/f1/MISC"],
+    ),
+    "flickr8k": (
+        "flickr8k_contrastive.yaml",
+        "flickr8k_1k",
+        [f"align/R@{k}/{d}" for d in ("image_to_text", "text_to_image") for k in (1, 5, 10)],
+    ),
     "flickr8k_caption": ("flickr8k_caption.yaml", "flickr8k_1k", ["caption/bleu4", "caption/rougeL"]),
     "cifar10": ("cifar10.yaml", "cifar10", ["label/acc", "label/f1_macro"]),
-    "mvsa_multitask": ("mvsa_single_multitask.yaml", "mvsa_single", ["label/acc", "label/f1_weighted", "label/f1_macro"] + [f"align/R@{k}/{d}" for d in ("image_to_text", "text_to_image") for k in (1, 5, 10)]),
+    "mvsa_multitask": (
+        "mvsa_single_multitask.yaml",
+        "mvsa_single",
+        ["label/acc", "label/f1_weighted", "label/f1_macro"]
+        + [f"align/R@{k}/{d}" for d in ("image_to_text", "text_to_image") for k in (1, 5, 10)],
+    ),
 }
 
 
 def cli(*args: str) -> None:
-    done = subprocess.run(["mmlightning", *args, "--trainer.enable_progress_bar=false"], cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(
+        ["mmlightning", *args, "--trainer.enable_progress_bar=false"], cwd=ROOT, capture_output=True, text=True
+    )
     if done.returncode:
         sys.exit(f"failed: mmlightning {' '.join(args)}\n{done.stderr[-3000:]}")
 
@@ -43,7 +58,12 @@ def run(name: str, epochs: int | None) -> dict:
     cli("fit", "--config", f"docs/configs/{config}", f"--results_path={fit_json}", *extra)
     fitted = json.loads(fit_json.read_text())
     seconds = round(time.perf_counter() - start)
-    result = {"config": config, "epochs": fitted["epochs"], "fit_seconds": seconds, "val": {m: fitted.get(f"val/{m}") for m in metrics}}
+    result = {
+        "config": config,
+        "epochs": fitted["epochs"],
+        "fit_seconds": seconds,
+        "val": {m: fitted.get(f"val/{m}") for m in metrics},
+    }
     run_config = Path(fitted["run_dir"]) / "config.yaml"
     if "test:" in (ROOT / "docs" / "configs" / config).read_text():
         cli("test", "--config", str(run_config), f"--ckpt_path={fitted['checkpoint']}", f"--results_path={test_json}")
@@ -71,8 +91,14 @@ def main() -> None:
             continue
         results[name] = run(name, args.epochs)
         saved.write_text(json.dumps(results, indent=2))
-        shown = {split: {k: round(v, 4) for k, v in results[name].get(split, {}).items() if v is not None} for split in ("val", "test")}
-        print(f"{name} ({results[name]['epochs']} epochs, {results[name]['fit_seconds']} s): {json.dumps(shown)}", flush=True)
+        shown = {
+            split: {k: round(v, 4) for k, v in results[name].get(split, {}).items() if v is not None}
+            for split in ("val", "test")
+        }
+        print(
+            f"{name} ({results[name]['epochs']} epochs, {results[name]['fit_seconds']} s): {json.dumps(shown)}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -38,14 +38,14 @@ def _datamodule(trainer: Trainer) -> Any:
 class DataBinding(Callback):
     """Fits the model's data side from the training split and hands the bundle to the datamodule."""
 
-    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+    def setup(self, trainer: Trainer, pl_module: Any, stage: str) -> None:
         datamodule = _datamodule(trainer)
         if datamodule is None:
             return
         if stage == "fit" or pl_module.is_fitted:  # else the checkpoint brings the fitted state (on_load_checkpoint)
             bind(pl_module, datamodule)
 
-    def on_load_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+    def on_load_checkpoint(self, trainer: Trainer, pl_module: Any, checkpoint: dict[str, Any]) -> None:
         datamodule = _datamodule(trainer)
         if datamodule is not None and pl_module.is_fitted:
             datamodule.set_bundle(pl_module.bundle())

@@ -79,7 +79,13 @@ class ProcessorBundle:
         return picked if any(v is not None for v in picked.values()) else None
 
     # --- checking and encoding rows -----------------------------------------------------------------
-    def check(self, row: Mapping[str, Any], root: Path, inputs: Iterable[str] | None = None, targets: Iterable[str] | None = None) -> list[str]:
+    def check(
+        self,
+        row: Mapping[str, Any],
+        root: Path,
+        inputs: Iterable[str] | None = None,
+        targets: Iterable[str] | None = None,
+    ) -> list[str]:
         """Every reason a row is bad (empty: good). A missing input is allowed (a missing modality); a
         missing target is not. ``inputs``/``targets``: only these keys (default: all)."""
         reasons = []
@@ -105,14 +111,25 @@ class ProcessorBundle:
         columns = self.input_columns(key)
         return f"field '{columns[0]}'" if isinstance(self.columns[key], str) else f"columns of '{key}'"
 
-    def item(self, row: Mapping[str, Any], root: Path, train: bool = False, ident: str | None = None, targets: Iterable[str] | None = None) -> dict[str, Any]:
+    def item(
+        self,
+        row: Mapping[str, Any],
+        root: Path,
+        train: bool = False,
+        ident: str | None = None,
+        targets: Iterable[str] | None = None,
+    ) -> dict[str, Any]:
         """One row -> the tensors of one sample (what a dataset gives): inputs (None where missing), targets."""
         inputs = {}
         for key, processor in self.processors.items():
             value = self.value(key, row)
             inputs[key] = None if value is None else processor(value, root, train)
         wanted = self.targets if targets is None else targets
-        encoded = {key: self.codecs[key].encode(row[self.target_column(key)]) for key in wanted if row.get(self.target_column(key)) is not None}
+        encoded = {
+            key: self.codecs[key].encode(row[self.target_column(key)])
+            for key in wanted
+            if row.get(self.target_column(key)) is not None
+        }
         raw = {column: row.get(column) for column in self.read_columns()}
         found = row.get(self.id_column)
         return {"id": ident if found is None else str(found), "inputs": inputs, "targets": encoded, "raw": raw}
@@ -130,7 +147,9 @@ class ProcessorBundle:
         rows = [rows] if isinstance(rows, Mapping) else list(rows)
         items = []
         for i, row in enumerate(rows):
-            reasons = self.check(row, Path(root), targets=[k for k in self.targets if row.get(self.target_column(k)) is not None])
+            reasons = self.check(
+                row, Path(root), targets=[k for k in self.targets if row.get(self.target_column(k)) is not None]
+            )
             if reasons:
                 raise ValueError(f"row {i}: {'; '.join(reasons)}")
             items.append(self.item(row, Path(root), ident=str(i)))
@@ -146,20 +165,44 @@ class ProcessorBundle:
     # --- saving -------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         """The whole bundle as plain JSON data (tuples become lists): class paths and each part's state."""
-        return json.loads(json.dumps({
-            "format": FORMAT,
-            "id_column": self.id_column,
-            "inputs": {key: {"columns": self.columns[key], "processor": _path(p), "state": p.state()} for key, p in self.processors.items()},
-            "heads": {key: {"column": self.columns[key], "target": key in self.targets, "codec": _path(c), "state": c.state()} for key, c in self.codecs.items()},
-        }))
+        return json.loads(
+            json.dumps(
+                {
+                    "format": FORMAT,
+                    "id_column": self.id_column,
+                    "inputs": {
+                        key: {"columns": self.columns[key], "processor": _path(p), "state": p.state()}
+                        for key, p in self.processors.items()
+                    },
+                    "heads": {
+                        key: {
+                            "column": self.columns[key],
+                            "target": key in self.targets,
+                            "codec": _path(c),
+                            "state": c.state(),
+                        }
+                        for key, c in self.codecs.items()
+                    },
+                }
+            )
+        )
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> ProcessorBundle:
         if state.get("format") != FORMAT:
-            raise ValueError(f"not a processor bundle of format {FORMAT} (found {state.get('format')!r}); re-save it with this version")
-        processors = {key: _load(spec["processor"], Processor).from_state(spec["state"]) for key, spec in state["inputs"].items()}
-        codecs = {key: _load(spec["codec"], TargetCodec).from_state(spec["state"]) for key, spec in state["heads"].items()}
-        columns = {**{k: s["columns"] for k, s in state["inputs"].items()}, **{k: s["column"] for k, s in state["heads"].items()}}
+            raise ValueError(
+                f"not a processor bundle of format {FORMAT} (found {state.get('format')!r}); re-save it with this version"
+            )
+        processors = {
+            key: _load(spec["processor"], Processor).from_state(spec["state"]) for key, spec in state["inputs"].items()
+        }
+        codecs = {
+            key: _load(spec["codec"], TargetCodec).from_state(spec["state"]) for key, spec in state["heads"].items()
+        }
+        columns = {
+            **{k: s["columns"] for k, s in state["inputs"].items()},
+            **{k: s["column"] for k, s in state["heads"].items()},
+        }
         targets = [key for key, spec in state["heads"].items() if spec["target"]]
         return cls(processors, codecs, columns, targets, state["id_column"])
 
@@ -175,7 +218,9 @@ class ProcessorBundle:
         path = Path(path)
         path = path / FILENAME if path.is_dir() else path
         if not path.is_file():
-            raise MissingFileError(f"No processor bundle at {path}: `mmlightning fit` writes {FILENAME} in the run's folder")
+            raise MissingFileError(
+                f"No processor bundle at {path}: `mmlightning fit` writes {FILENAME} in the run's folder"
+            )
         return cls.from_state(json.loads(path.read_text(encoding="utf-8")))
 
     def __repr__(self) -> str:
@@ -203,7 +248,9 @@ def _load(path: str, base: type) -> Any:
         for part in name.split("."):
             found = getattr(found, part)
     except (ImportError, AttributeError) as err:
-        raise ValueError(f"the bundle names {path}, which cannot be imported ({err}); install the plugin that provides it") from err
+        raise ValueError(
+            f"the bundle names {path}, which cannot be imported ({err}); install the plugin that provides it"
+        ) from err
     if not (isinstance(found, type) and issubclass(found, base)):
         raise ValueError(f"the bundle names {path}, which is not a {base.__name__}")
     return found
@@ -212,4 +259,10 @@ def _load(path: str, base: type) -> Any:
 def to_device(batch: Batch, device: torch.device | str) -> Batch:
     """A batch's tensors moved to ``device`` (for using a bundle's batches outside a Trainer)."""
     inputs = {k: {n: t.to(device) for n, t in v.items()} for k, v in batch.inputs.items()}
-    return Batch(inputs=inputs, targets={k: t.to(device) for k, t in batch.targets.items()}, ids=batch.ids, raw=batch.raw, root=batch.root)
+    return Batch(
+        inputs=inputs,
+        targets={k: t.to(device) for k, t in batch.targets.items()},
+        ids=batch.ids,
+        raw=batch.raw,
+        root=batch.root,
+    )

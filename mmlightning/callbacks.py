@@ -25,7 +25,9 @@ class PredictionWriter(BasePredictionWriter):
         self.path.write_text("", encoding="utf-8")
         self.count = 0
 
-    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx) -> None:
+    def write_on_batch_end(
+        self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx
+    ) -> None:
         rows = trainer.datamodule.bundle.decode(prediction["outputs"], prediction["ids"])
         with self.path.open("a", encoding="utf-8") as handle:
             for row in rows:
@@ -40,17 +42,22 @@ class SamplePredictions(Callback):
     """Logs a table of validation samples (inputs shown as images or text, truth, prediction) to W&B."""
 
     def __init__(self, count: int = 16) -> None:
-        self.count, self.rows, self.columns = count, [], []
+        self.count = count
+        self.rows: list[list[Any]] = []
+        self.columns: list[str] = []
 
     def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.rows = []
 
-    def on_validation_batch_end(self, trainer: Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+    def on_validation_batch_end(
+        self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
         if trainer.sanity_checking or len(self.rows) >= self.count or not isinstance(outputs, dict):
             return
         from mmlightning.wandb import sample_rows
 
-        self.columns, rows = sample_rows(trainer.datamodule.bundle, batch, outputs, self.count - len(self.rows))
+        datamodule: Any = trainer.datamodule
+        self.columns, rows = sample_rows(datamodule.bundle, batch, outputs, self.count - len(self.rows))
         self.rows.extend(rows)
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:

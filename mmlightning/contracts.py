@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-import torch
 from torch import Tensor, nn
 
 from mmlightning.features import Features
@@ -139,8 +138,10 @@ class HeadContext:
     def facts(self, key: str) -> dict[str, Any]:
         """The fitted encoder ``key``'s facts; ``ValueError`` naming the encoders there are if it is absent."""
         if key not in self.encoders:
-            raise ValueError(f"head '{self.name}' reads encoder '{key}', but the model's encoders are {sorted(self.encoders)}; "
-                             "set the head's modality=KEY")
+            raise ValueError(
+                f"head '{self.name}' reads encoder '{key}', but the model's encoders are {sorted(self.encoders)}; "
+                "set the head's modality=KEY"
+            )
         return self.encoders[key].facts()
 
 

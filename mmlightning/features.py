@@ -34,7 +34,9 @@ class Features:
     word_ids: Tensor | None = None
 
     @classmethod
-    def from_tokens(cls, tokens: Tensor, mask: Tensor | None = None, present: Tensor | None = None, pooled: Tensor | None = None) -> Features:
+    def from_tokens(
+        cls, tokens: Tensor, mask: Tensor | None = None, present: Tensor | None = None, pooled: Tensor | None = None
+    ) -> Features:
         """Build features from tokens; masks out absent samples and mean-pools the real tokens (``mask``
         None: every token is real)."""
         batch = tokens.shape[0]
@@ -52,7 +54,12 @@ class Features:
     @classmethod
     def from_pooled(cls, pooled: Tensor, present: Tensor | None = None) -> Features:
         """Build features for a pooled-only encoder (one token per sample)."""
-        return cls.from_tokens(pooled[:, None, :], torch.ones(pooled.shape[:1] + (1,), dtype=torch.bool, device=pooled.device), present, pooled)
+        return cls.from_tokens(
+            pooled[:, None, :],
+            torch.ones(pooled.shape[:1] + (1,), dtype=torch.bool, device=pooled.device),
+            present,
+            pooled,
+        )
 
     @property
     def dim(self) -> int:
@@ -62,7 +69,15 @@ class Features:
         """The features of some samples only (``rows``: indices or a bool mask)."""
         weights = None if self.weights is None else self.weights[rows]
         word_ids = None if self.word_ids is None else self.word_ids[rows]
-        return Features(self.tokens[rows], self.mask[rows], self.pooled[rows], self.present[rows], dict(self.spans), weights, word_ids)
+        return Features(
+            self.tokens[rows],
+            self.mask[rows],
+            self.pooled[rows],
+            self.present[rows],
+            dict(self.spans),
+            weights,
+            word_ids,
+        )
 
     def span_means(self) -> Tensor:
         """Each span's mean real token, in ``spans`` order (zeros where a sample lacks it). ``-> (B, M, D)``."""

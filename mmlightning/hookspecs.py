@@ -14,7 +14,7 @@ Registering by import path keeps ``mmlightning plugins`` fast when a component's
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pluggy
 

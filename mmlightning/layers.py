@@ -22,11 +22,15 @@ class MultiHeadAttention(nn.Module):
         self.kv = nn.Linear(context_dim or dim, 2 * dim)
         self.out = nn.Linear(dim, dim)
 
-    def forward(self, x: Tensor, context: Tensor | None = None, key_mask: Tensor | None = None, causal: bool = False) -> Tensor:
+    def forward(
+        self, x: Tensor, context: Tensor | None = None, key_mask: Tensor | None = None, causal: bool = False
+    ) -> Tensor:
         context = x if context is None else context
         b, n, d = x.shape
         q = self.q(x).view(b, n, self.heads, -1).transpose(1, 2)  # (B, h, N, d/h)
-        k, v = self.kv(context).view(b, context.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)  # (B, h, M, d/h) each
+        k, v = (
+            self.kv(context).view(b, context.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
+        )  # (B, h, M, d/h) each
         mask, valid = _attention_mask(key_mask, n, causal, x.device)
         drop = self.dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop, is_causal=causal and mask is None)
@@ -36,7 +40,9 @@ class MultiHeadAttention(nn.Module):
         return self.out(y)
 
 
-def _attention_mask(key_mask: Tensor | None, n: int, causal: bool, device: torch.device) -> tuple[Tensor | None, Tensor | None]:
+def _attention_mask(
+    key_mask: Tensor | None, n: int, causal: bool, device: torch.device
+) -> tuple[Tensor | None, Tensor | None]:
     """A boolean SDPA mask ``(B, 1, N|1, M)`` that never masks a whole row, and which samples had a real key."""
     if key_mask is None:
         return None, None
@@ -60,7 +66,15 @@ class FeedForward(nn.Sequential):
 class TransformerLayer(nn.Module):
     """Pre-norm Transformer layer: self-attention, optional cross-attention, feed-forward, each residual."""
 
-    def __init__(self, dim: int, heads: int = 4, mult: int = 4, dropout: float = 0.0, cross: bool = False, context_dim: int | None = None) -> None:
+    def __init__(
+        self,
+        dim: int,
+        heads: int = 4,
+        mult: int = 4,
+        dropout: float = 0.0,
+        cross: bool = False,
+        context_dim: int | None = None,
+    ) -> None:
         super().__init__()
         self.norm1, self.attn = nn.LayerNorm(dim), MultiHeadAttention(dim, heads, dropout)
         self.cross = MultiHeadAttention(dim, heads, dropout, context_dim) if cross else None
@@ -68,9 +82,16 @@ class TransformerLayer(nn.Module):
         self.norm2, self.ff = nn.LayerNorm(dim), FeedForward(dim, mult, dropout)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None, context: Tensor | None = None, context_mask: Tensor | None = None, causal: bool = False) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        mask: Tensor | None = None,
+        context: Tensor | None = None,
+        context_mask: Tensor | None = None,
+        causal: bool = False,
+    ) -> Tensor:
         x = x + self.drop(self.attn(self.norm1(x), key_mask=mask, causal=causal))  # (B, N, D)
-        if self.cross is not None and context is not None:
+        if self.cross is not None and self.norm_cross is not None and context is not None:
             x = x + self.drop(self.cross(self.norm_cross(x), context, key_mask=context_mask))  # (B, N, D)
         return x + self.drop(self.ff(self.norm2(x)))  # (B, N, D)
 
@@ -78,12 +99,30 @@ class TransformerLayer(nn.Module):
 class TransformerStack(nn.Module):
     """A stack of :class:`TransformerLayer` with a final layer norm."""
 
-    def __init__(self, dim: int, layers: int = 2, heads: int = 4, mult: int = 4, dropout: float = 0.0, cross: bool = False, context_dim: int | None = None) -> None:
+    def __init__(
+        self,
+        dim: int,
+        layers: int = 2,
+        heads: int = 4,
+        mult: int = 4,
+        dropout: float = 0.0,
+        cross: bool = False,
+        context_dim: int | None = None,
+    ) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(TransformerLayer(dim, heads, mult, dropout, cross, context_dim) for _ in range(layers))
+        self.layers = nn.ModuleList(
+            TransformerLayer(dim, heads, mult, dropout, cross, context_dim) for _ in range(layers)
+        )
         self.norm = nn.LayerNorm(dim)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None, context: Tensor | None = None, context_mask: Tensor | None = None, causal: bool = False) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        mask: Tensor | None = None,
+        context: Tensor | None = None,
+        context_mask: Tensor | None = None,
+        causal: bool = False,
+    ) -> Tensor:
         for layer in self.layers:
             x = layer(x, mask, context, context_mask, causal)  # (B, N, D)
         return self.norm(x)

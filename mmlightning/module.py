@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import torch
 from lightning.pytorch import LightningModule
@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 FusionFactory = Callable[[dict[str, int]], Fusion]
 HeadFactory = Callable[[int], Head]
 STAGES = ("train", "val", "test")
+M = TypeVar("M", bound=nn.Module)
 
 
 class MultimodalModule(LightningModule):
@@ -51,26 +52,37 @@ class MultimodalModule(LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=None if _from_cli() else ["encoders", "fusion", "heads"])
         if not encoders or not heads:
-            raise ValueError("A model needs at least one encoder and one head (--model.encoders.KEY=..., --model.heads.KEY=...)")
-        self.encoders = nn.ModuleDict(dict(sorted(encoders.items())))
+            raise ValueError(
+                "A model needs at least one encoder and one head (--model.encoders.KEY=..., --model.heads.KEY=...)"
+            )
+        self.encoders: Modules[Encoder] = Modules(dict(sorted(encoders.items())))
         self.fusion = fusion({key: enc.dim for key, enc in self.encoders.items()})
-        self.heads = nn.ModuleDict({key: make(self.fusion.dim) for key, make in sorted(heads.items())})
+        self.heads: Modules[Head] = Modules({key: make(self.fusion.dim) for key, make in sorted(heads.items())})
         dims = {k: enc.dim for k, enc in self.encoders.items()}
         for key, head in self.heads.items():  # the context holds references, not submodules: weights stay the model's
-            head.bind(HeadContext(name=key, encoder_dims=dims, fuse=self.fusion, encoders=self.encoders))
+            head.bind(HeadContext(name=key, encoder_dims=dims, fuse=self.fusion, encoders=dict(self.encoders.items())))
         unknown = set(loss_weights or {}) - set(self.heads)
         if unknown:
-            raise ValueError(f"loss_weights names {sorted(unknown)}, which are not heads; heads are {sorted(self.heads)}")
+            raise ValueError(
+                f"loss_weights names {sorted(unknown)}, which are not heads; heads are {sorted(self.heads)}"
+            )
         self.loss_weights = {key: float((loss_weights or {}).get(key, 1.0)) for key in self.heads}
         if not 0.0 <= modality_dropout < 1.0:
             raise ValueError(f"modality_dropout must be in [0, 1), got {modality_dropout}")
-        self.optimizer_factory, self.scheduler_factory, self.modality_dropout = optimizer, lr_scheduler, modality_dropout
-        self.metrics = nn.ModuleDict()
+        self.optimizer_factory, self.scheduler_factory, self.modality_dropout = (
+            optimizer,
+            lr_scheduler,
+            modality_dropout,
+        )
+        self.metrics: Modules[nn.ModuleDict] = Modules()
         self._loss_sums: dict[str, tuple[Tensor, int]] = {}  # evaluation losses, summed over the epoch
 
     # --- what the data knows ------------------------------------------------------------------
     def components(self) -> dict[str, Encoder | Head]:
-        return {**{f"encoders.{k}": v for k, v in self.encoders.items()}, **{f"heads.{k}": v for k, v in self.heads.items()}}
+        return {
+            **{f"encoders.{k}": v for k, v in self.encoders.items()},
+            **{f"heads.{k}": v for k, v in self.heads.items()},
+        }
 
     @property
     def is_fitted(self) -> bool:
@@ -110,8 +122,10 @@ class MultimodalModule(LightningModule):
                 component.set_fitted(fitted[name])
         if not self.is_fitted:
             missing = ", ".join(k for k, c in self.components().items() if not c.is_fitted)
-            raise RuntimeError(f"The checkpoint has no learnt state for {missing}: it was not saved by `mmlightning fit` with this "
-                               "model's config. Pass the config the run saved beside its checkpoints (--config RUN/config.yaml).")
+            raise RuntimeError(
+                f"The checkpoint has no learnt state for {missing}: it was not saved by `mmlightning fit` with this "
+                "model's config. Pass the config the run saved beside its checkpoints (--config RUN/config.yaml)."
+            )
 
     # --- the forward pass -------------------------------------------------------------------------
     def forward(self, batch: Batch) -> dict[str, HeadOutput]:
@@ -161,11 +175,11 @@ class MultimodalModule(LightningModule):
         return {"ids": batch.ids, "outputs": self(batch)}
 
     # --- metrics ----------------------------------------------------------------------------------
-    def _metrics(self, stage: str, key: str) -> nn.ModuleDict:
+    def _metrics(self, stage: str, key: str) -> dict[str, Any]:
         name = f"{stage}_{key}"
         if name not in self.metrics:
             self.metrics[name] = nn.ModuleDict(self.heads[key].make_metrics()).to(self.device)
-        return self.metrics[name]
+        return dict(self.metrics[name].items())
 
     def _update_metrics(self, stage: str, key: str, output: HeadOutput, batch: Batch) -> None:
         metrics = self._metrics(stage, key)
@@ -179,14 +193,21 @@ class MultimodalModule(LightningModule):
         keys, zero = list(self.heads), torch.zeros((), device=self.device)
         names = [f"{stage}/{key}/loss" for key in keys] + [f"{stage}/loss"]
         sums = [self._loss_sums.pop(name, (zero, 0)) for name in names]
-        losses = self._sum_over_processes(torch.stack([torch.stack([total.float(), zero + count]) for total, count in sums]))
+        losses = self._sum_over_processes(
+            torch.stack([torch.stack([total.float(), zero + count]) for total, count in sums])
+        )
         for name, (total, count) in zip(names, losses):
             if count > 0:
                 self.log(name, total / count, prog_bar=name == f"{stage}/loss", sync_dist=True)
-        updated = [any(m.update_count for m in self.metrics[f"{stage}_{key}"].values()) if f"{stage}_{key}" in self.metrics else False for key in keys]
-        updated = self._sum_over_processes(torch.tensor(updated, dtype=torch.float, device=self.device))
-        for key, seen in zip(keys, updated.tolist()):
-            if not seen:  # no process scored this head this epoch (its dataset has no such target)
+        seen = [
+            any(m.update_count for m in self.metrics[f"{stage}_{key}"].values())
+            if f"{stage}_{key}" in self.metrics
+            else False
+            for key in keys
+        ]
+        updated = self._sum_over_processes(torch.tensor(seen, dtype=torch.float, device=self.device))
+        for key, scored in zip(keys, updated.tolist()):
+            if not scored:  # no process scored this head this epoch (its dataset has no such target)
                 continue
             head = self.heads[key]
             for metric_name, metric in self._metrics(stage, key).items():
@@ -221,6 +242,16 @@ class MultimodalModule(LightningModule):
                 scheduler.total_steps = int(self.trainer.estimated_stepping_batches)
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss"}}
+
+
+class Modules(nn.ModuleDict, Generic[M]):
+    """A ``ModuleDict`` whose values type checkers know (encoders, heads)."""
+
+    if TYPE_CHECKING:
+
+        def __getitem__(self, key: str) -> M: ...
+        def items(self) -> Iterable[tuple[str, M]]: ...  # type: ignore[override]
+        def values(self) -> Iterable[M]: ...  # type: ignore[override]
 
 
 def _from_cli() -> bool:

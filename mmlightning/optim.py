@@ -11,7 +11,8 @@ from torch.optim.lr_scheduler import LambdaLR
 
 def param_groups(model: nn.Module) -> list[dict]:
     """Two groups: weights that decay (the optimizer's ``weight_decay``), and biases/norms/embeddings' 1-d params that do not."""
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for _, param in model.named_parameters():
         if param.requires_grad:
             (no_decay if param.ndim < 2 else decay).append(param)
@@ -26,7 +27,9 @@ class WarmupCosine(LambdaLR):
         total_steps: defaults to the Trainer's estimate of the run's optimizer steps.
     """
 
-    def __init__(self, optimizer: Optimizer, warmup: float = 0.05, total_steps: int | None = None, min_ratio: float = 0.0) -> None:
+    def __init__(
+        self, optimizer: Optimizer, warmup: float = 0.05, total_steps: int | None = None, min_ratio: float = 0.0
+    ) -> None:
         self.warmup, self.total_steps, self.min_ratio = warmup, total_steps, min_ratio
         super().__init__(optimizer, self.factor)
 

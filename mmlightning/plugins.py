@@ -53,13 +53,17 @@ def _collect(pm: pluggy.PluginManager, module: object, plugin: str) -> list[Comp
     (``"pkg.module:Class"``) is checked when it is first imported, so listing plugins stays fast."""
     found: list[Component] = []
     for kind in KINDS:
+
         def register(target: type | str, kind: str = kind) -> None:
             if isinstance(target, str):
                 if ":" not in target:
-                    raise TypeError(f"register_{kind}s got {target!r}; an import path looks like 'package.module:ClassName'")
+                    raise TypeError(
+                        f"register_{kind}s got {target!r}; an import path looks like 'package.module:ClassName'"
+                    )
             else:
                 check_class(target, kind, f"register_{kind}s")
             found.append(Component(kind, target, plugin))
+
         for impl in getattr(pm.hook, f"register_{kind}s").get_hookimpls():
             if impl.plugin is module:
                 impl.function(register=register)
@@ -88,7 +92,9 @@ def load_plugins(registry: Registry | None = None) -> tuple[Registry, list[Plugi
             if module is not None and pm.is_registered(module):
                 pm.unregister(module)
             if strict:
-                raise PluginError(f"plugin {info.name} ({info.distribution} {info.version}) failed: {info.skipped}") from err
+                raise PluginError(
+                    f"plugin {info.name} ({info.distribution} {info.version}) failed: {info.skipped}"
+                ) from err
             log.warning("skipped plugin %s (%s %s): %s", info.name, info.distribution, info.version, info.skipped)
             continue
         for component in info.registered:

@@ -44,11 +44,17 @@ class Stateful:
         """JSON-able keyword arguments of ``__init__`` that rebuild this object. Default: the attributes named
         like ``__init__``'s arguments (scikit-learn's ``get_params`` convention); override when one is not kept
         under its own name or is not JSON (a tokenizer object: give its JSON text)."""
-        names = [n for n, p in inspect.signature(type(self).__init__).parameters.items() if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        names = [
+            n
+            for n, p in inspect.signature(type(self).__init__).parameters.items()
+            if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
         missing = [n for n in names if not hasattr(self, n)]
         if missing:
-            raise TypeError(f"{type(self).__name__}.state(): no attribute {missing[0]!r} for the __init__ argument of that name; "
-                            "keep it under that name or override state()")
+            raise TypeError(
+                f"{type(self).__name__}.state(): no attribute {missing[0]!r} for the __init__ argument of that name; "
+                "keep it under that name or override state()"
+            )
         return {n: getattr(self, n) for n in names}
 
     @classmethod

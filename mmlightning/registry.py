@@ -41,7 +41,9 @@ class Component:
 
     @property
     def name(self) -> str:
-        return self.target.__name__ if isinstance(self.target, type) else self.target.replace(":", ".").rsplit(".", 1)[-1]
+        return (
+            self.target.__name__ if isinstance(self.target, type) else self.target.replace(":", ".").rsplit(".", 1)[-1]
+        )
 
     @property
     def path(self) -> str:
@@ -72,7 +74,9 @@ class Component:
 def check_class(cls: Any, kind: str, where: str) -> None:
     base = base_class(kind)
     if not (isinstance(cls, type) and issubclass(cls, base)):
-        raise TypeError(f"{where} registered {cls!r} as a {kind}; expected a subclass of {base.__module__}.{base.__name__}")
+        raise TypeError(
+            f"{where} registered {cls!r} as a {kind}; expected a subclass of {base.__module__}.{base.__name__}"
+        )
 
 
 class Registry:
@@ -95,10 +99,10 @@ class Registry:
 
     def import_all(self) -> list[tuple[Component, Exception]]:
         """Import every component (so jsonargparse can find them by name); returns those that failed."""
-        failed = []
+        failed: list[tuple[Component, Exception]] = []
         for component in self.components():
             try:
-                component.cls
+                _ = component.cls  # imports it
             except (TypeError, UnknownComponentError) as err:
                 failed.append((component, err))
         return failed
@@ -115,7 +119,9 @@ class Registry:
             return entries[0]
         if len(entries) > 1:
             paths = "\n".join(f"  {c.path}  (plugin {c.plugin})" for c in entries)
-            raise UnknownComponentError(f"The {kind} name '{name}' is provided by several plugins:\n{paths}\nUse the full path of the one you mean.")
+            raise UnknownComponentError(
+                f"The {kind} name '{name}' is provided by several plugins:\n{paths}\nUse the full path of the one you mean."
+            )
         raise UnknownComponentError(self._unknown(kind, name))
 
     def _unknown(self, kind: str, name: str) -> str:

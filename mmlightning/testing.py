@@ -48,8 +48,13 @@ def check_features(features: Features, batch: int, dim: int, what: str) -> None:
     _require(isinstance(features, Features), f"{what} must return Features, got {type(features).__name__}")
     b, n, d = features.tokens.shape
     _require((b, d) == (batch, dim), f"{what} tokens are {tuple(features.tokens.shape)}; expected ({batch}, N, {dim})")
-    _require(features.mask.shape == (batch, n) and features.mask.dtype == torch.bool, f"{what} mask must be bool (B, N)")
-    _require(features.pooled.shape == (batch, dim), f"{what} pooled is {tuple(features.pooled.shape)}; expected ({batch}, {dim})")
+    _require(
+        features.mask.shape == (batch, n) and features.mask.dtype == torch.bool, f"{what} mask must be bool (B, N)"
+    )
+    _require(
+        features.pooled.shape == (batch, dim),
+        f"{what} pooled is {tuple(features.pooled.shape)}; expected ({batch}, {dim})",
+    )
     _require(features.present.shape == (batch,), f"{what} present must be (B,)")
     for name in ("tokens", "pooled"):
         _require(bool(torch.isfinite(getattr(features, name)).all()), f"{what} {name} has NaN or inf")
@@ -57,19 +62,29 @@ def check_features(features: Features, batch: int, dim: int, what: str) -> None:
     _require(not features.mask[absent].any(), f"{what}: a sample without the modality has real tokens in its mask")
     if features.weights is not None:
         w = features.weights
-        _require(w.shape == (batch, len(features.spans)), f"{what} weights are {tuple(w.shape)}; expected (B, number of spans) = ({batch}, {len(features.spans)})")
-        _require(bool(torch.isfinite(w).all()) and bool((w >= 0).all()), f"{what} weights must be finite and non-negative")
+        _require(
+            w.shape == (batch, len(features.spans)),
+            f"{what} weights are {tuple(w.shape)}; expected (B, number of spans) = ({batch}, {len(features.spans)})",
+        )
+        _require(
+            bool(torch.isfinite(w).all()) and bool((w >= 0).all()), f"{what} weights must be finite and non-negative"
+        )
         sums = w.sum(1)
-        _require(torch.allclose(sums[features.present], torch.ones_like(sums[features.present]), atol=1e-5), f"{what} weights of a present sample must sum to 1")
+        _require(
+            torch.allclose(sums[features.present], torch.ones_like(sums[features.present]), atol=1e-5),
+            f"{what} weights of a present sample must sum to 1",
+        )
         spans_present = torch.stack([features.mask[:, s].any(1) for s in features.spans.values()], 1)  # (B, M)
         _require(not bool(w[~spans_present].any()), f"{what}: a span a sample lacks must get weight 0")
 
 
 def _backward(module: torch.nn.Module, *outputs: Tensor) -> None:
-    sum(out.float().pow(2).mean() for out in outputs).backward()
+    torch.stack([out.float().pow(2).mean() for out in outputs]).sum().backward()
     grads = [p.grad for p in module.parameters() if p.requires_grad]
     _require(any(g is not None for g in grads), f"{type(module).__name__}: no parameter got a gradient")
-    _require(all(torch.isfinite(g).all() for g in grads if g is not None), f"{type(module).__name__}: non-finite gradient")
+    _require(
+        all(torch.isfinite(g).all() for g in grads if g is not None), f"{type(module).__name__}: non-finite gradient"
+    )
 
 
 def check_encoder(encoder: Encoder, values: Sequence[Any], root: Path) -> Features:
@@ -103,7 +118,9 @@ def check_encoder(encoder: Encoder, values: Sequence[Any], root: Path) -> Featur
     return features
 
 
-def _check_restored(encoder: Encoder, fresh: Encoder, processor: Any, values: Sequence[Any], root: Path, expected: Features) -> None:
+def _check_restored(
+    encoder: Encoder, fresh: Encoder, processor: Any, values: Sequence[Any], root: Path, expected: Features
+) -> None:
     """What a checkpoint and a saved bundle hold is enough: JSON states, then the same tensors and output."""
     name = type(encoder).__name__
     try:
@@ -116,14 +133,22 @@ def _check_restored(encoder: Encoder, fresh: Encoder, processor: Any, values: Se
     restored = type(processor).from_state(processor_state)
     for value in values:
         a, b = processor(value, root, train=False), restored(value, root, train=False)
-        _require(a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), f"{name}: a processor rebuilt from state() gives other tensors")
+        _require(
+            a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a),
+            f"{name}: a processor rebuilt from state() gives other tensors",
+        )
     fresh.eval()
     with torch.no_grad():
         again = fresh(restored.batch([restored(v, root, train=False) for v in values]))
-    _require(torch.allclose(again.pooled, expected.pooled, atol=1e-6), f"{name}: a fresh instance with the saved state and weights gives another output")
+    _require(
+        torch.allclose(again.pooled, expected.pooled, atol=1e-6),
+        f"{name}: a fresh instance with the saved state and weights gives another output",
+    )
 
 
-def check_fusion(fusion_cls: type[Fusion], dims: Mapping[str, int] | None = None, batch: int = 4, **kwargs: Any) -> Fusion:
+def check_fusion(
+    fusion_cls: type[Fusion], dims: Mapping[str, int] | None = None, batch: int = 4, **kwargs: Any
+) -> Fusion:
     """Shapes, backward, key-order independence, determinism, and missing modalities (no NaN, no leakage)."""
     dims = dict(dims or {"a": 12, "b": 20})
     torch.manual_seed(0)
@@ -138,7 +163,9 @@ def check_fusion(fusion_cls: type[Fusion], dims: Mapping[str, int] | None = None
     fusion.eval()
     with torch.no_grad():
         forward, backward = fusion(features), fusion(dict(reversed(list(features.items()))))
-        _require(torch.allclose(forward.pooled, backward.pooled, atol=1e-6), f"{name}: the result depends on the key order")
+        _require(
+            torch.allclose(forward.pooled, backward.pooled, atol=1e-6), f"{name}: the result depends on the key order"
+        )
         _require(torch.allclose(forward.pooled, fusion(features).pooled), f"{name} is not deterministic in eval mode")
         _check_missing(fusion, dims, batch, keys)
     return fusion
@@ -152,16 +179,24 @@ def _check_missing(fusion: Fusion, dims: Mapping[str, int], batch: int, keys: li
     check_features(out, batch, fusion.dim, f"{name} (with missing modalities)")
     complete = torch.tensor([all(i not in missing[k] for k in keys) for i in range(batch)])
     alone = fusion({k: f.index(complete) for k, f in features.items()})
-    _require(torch.allclose(out.pooled[complete], alone.pooled, atol=1e-5), f"{name}: complete samples change when incomplete ones share the batch")
+    _require(
+        torch.allclose(out.pooled[complete], alone.pooled, atol=1e-5),
+        f"{name}: complete samples change when incomplete ones share the batch",
+    )
     changed = {k: f for k, f in features.items()}
     first = keys[0]
     noisy = changed[first].tokens.clone()
     noisy[missing[first]] += 100.0  # values behind a missing modality must not matter
     changed[first] = Features(noisy, changed[first].mask, changed[first].pooled, changed[first].present)
-    _require(torch.allclose(fusion(changed).pooled, out.pooled, atol=1e-5), f"{name}: a sample takes something from a modality it lacks")
+    _require(
+        torch.allclose(fusion(changed).pooled, out.pooled, atol=1e-5),
+        f"{name}: a sample takes something from a modality it lacks",
+    )
 
 
-def check_head(head_cls: type[Head], dim: int = 16, batch: int = 6, encoders: Mapping[str, Encoder] | None = None, **kwargs: Any) -> Head:
+def check_head(
+    head_cls: type[Head], dim: int = 16, batch: int = 6, encoders: Mapping[str, Encoder] | None = None, **kwargs: Any
+) -> Head:
     """Fit on example targets, loss and backward, metrics, decode, no loss without targets, a tiny fit, and a
     target codec that pickles and rebuilds from its JSON state.
 
@@ -192,21 +227,32 @@ def check_head(head_cls: type[Head], dim: int = 16, batch: int = 6, encoders: Ma
     data = Batch(inputs=head.example_inputs(encoded, raw), targets=targets, ids=[str(i) for i in range(batch)])
     data = head.prepare_batch(data, "train")
     out = head(fused, encoded, data)
-    _require(out.loss is not None and out.loss.ndim == 0 and bool(torch.isfinite(out.loss)), f"{name}: loss must be a finite scalar")
+    _require(
+        out.loss is not None and out.loss.ndim == 0 and bool(torch.isfinite(out.loss)),
+        f"{name}: loss must be a finite scalar",
+    )
     _backward(head, out.loss)
     _require(len(head.target().decode(out)) == batch, f"{name}: its codec's decode must give one value per sample")
     head.eval()
     inputs = head.metric_inputs(head(fused, encoded, data), data)
     head.train()
-    _require(inputs is not None, f"{name}: metric_inputs gave None in eval mode; metrics would never be computed")
+    if inputs is None:
+        raise ContractError(f"{name}: metric_inputs gave None in eval mode; metrics would never be computed")
+    metric: Any
     for metric in head.make_metrics().values():
         metric.update(*inputs)
         for value in head.metric_values("m", metric.compute()).values():
             _require(isinstance(value, float), f"{name}: metric values must flatten to floats")
         for table, (columns, rows) in head.metric_tables("m", metric.compute()).items():
-            _require(all(len(row) == len(columns) for row in rows), f"{name}: table '{table}' needs a cell per column in every row")
+            _require(
+                all(len(row) == len(columns) for row in rows),
+                f"{name}: table '{table}' needs a cell per column in every row",
+            )
     if head.uses_target:
-        _require(head(fused, encoded, Batch(inputs=data.inputs, ids=data.ids)).loss is None, f"{name}: without targets the loss must be None")
+        _require(
+            head(fused, encoded, Batch(inputs=data.inputs, ids=data.ids)).loss is None,
+            f"{name}: without targets the loss must be None",
+        )
     _tiny_fit(head, fused, encoded, data)
     return head
 
@@ -228,7 +274,10 @@ def _check_codec(head: Head, raw: Sequence[Any]) -> Any:
         raise ContractError(f"{name}: state() must be JSON-able ({err})") from err
     for rebuilt in (pickle.loads(pickle.dumps(codec)), type(codec).from_state(state)):
         for value in raw:
-            _require(torch.equal(rebuilt.encode(value), codec.encode(value)), f"{name}: a rebuilt codec encodes {value!r} differently")
+            _require(
+                torch.equal(rebuilt.encode(value), codec.encode(value)),
+                f"{name}: a rebuilt codec encodes {value!r} differently",
+            )
     return codec
 
 
@@ -247,14 +296,17 @@ class _PooledFusion(Fusion):
 def _tiny_fit(head: Head, fused: Features, encoded: Mapping[str, Features], batch: Batch) -> None:
     optimizer = torch.optim.Adam(head.parameters(), lr=1e-2)
     head.train()
-    first = None
+    first: float | None = None
     for _ in range(30):
         optimizer.zero_grad()
-        loss = head(fused, encoded, batch).loss
+        loss: Any = head(fused, encoded, batch).loss
         first = float(loss.detach()) if first is None else first
         loss.backward()
         optimizer.step()
-    _require(float(loss.detach()) < first, f"{type(head).__name__}: 30 steps on one batch did not lower the loss ({first:.4f} -> {float(loss.detach()):.4f})")
+    _require(
+        first is not None and float(loss.detach()) < first,
+        f"{type(head).__name__}: 30 steps on one batch did not lower the loss ({first:.4f} -> {float(loss.detach()):.4f})",
+    )
 
 
 def run_distributed(fn: Any, *args: Any, processes: int = 2) -> dict[int, Any]:

@@ -27,7 +27,11 @@ def default_logger_config(save_dir: str = ".") -> dict[str, Any]:
     offline = os.environ.get("WANDB_MODE", "") in {"offline", "disabled", "dryrun"} or not has_account()
     # absolute: W&B's service process resolves a relative folder against its own working directory, so a second
     # run in one process (a notebook that changed folder) would land in the first run's folder
-    init = {"project": os.environ.get("WANDB_PROJECT", "mmlightning"), "save_dir": str(Path(save_dir).resolve()), "offline": offline}
+    init = {
+        "project": os.environ.get("WANDB_PROJECT", "mmlightning"),
+        "save_dir": str(Path(save_dir).resolve()),
+        "offline": offline,
+    }
     return {"class_path": "lightning.pytorch.loggers.WandbLogger", "init_args": init}
 
 
@@ -36,14 +40,18 @@ def sample_rows(bundle: Any, batch: Any, outputs: dict, limit: int) -> tuple[lis
     ``bundle``: the model's :class:`~mmlightning.bundle.ProcessorBundle` (its columns say where each raw value is)."""
     root = Path(batch.root)
     decoded = {key: bundle.codecs[key].decode(out) for key, out in outputs.items()}
-    truth = {key: bundle.target_column(key) for key in decoded if key in bundle.targets and bundle.columns[key] in batch.raw}
+    truth = {
+        key: bundle.target_column(key) for key in decoded if key in bundle.targets and bundle.columns[key] in batch.raw
+    }
     columns = ["id"] + list(bundle.processors)
     for key in decoded:
         columns += [f"{key} (truth)", f"{key} (predicted)"] if key in truth else [f"{key} (predicted)"]
     rows = []
     for i, ident in enumerate(batch.ids[:limit]):
         raw = {column: values[i] for column, values in batch.raw.items()}
-        row = [ident] + [_media(processor, bundle.value(key, raw), root) for key, processor in bundle.processors.items()]
+        row = [ident] + [
+            _media(processor, bundle.value(key, raw), root) for key, processor in bundle.processors.items()
+        ]
         for key, values in decoded.items():
             row += [raw[truth[key]], values[i]] if key in truth else [values[i]]
         rows.append(row)

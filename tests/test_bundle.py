@@ -13,10 +13,11 @@ import pytest
 import torch
 import yaml
 
-from conftest import main_in
 from mmlightning import MultimodalModule, ProcessorBundle
 from mmlightning.binding import bind
 from mmlightning.data.datamodule import MultimodalDataModule
+
+from conftest import main_in
 from wandb_reader import read_run
 
 CONFIG = {
@@ -24,8 +25,14 @@ CONFIG = {
     "trainer": {"max_epochs": 1, "enable_progress_bar": False, "enable_model_summary": False, "limit_train_batches": 2},
     "model": {
         "encoders": {
-            "caption": {"class_path": "TextEncoder", "init_args": {"dim": 16, "layers": 1, "heads": 2, "vocab_size": 100}},
-            "picture": {"class_path": "TimmEncoder", "init_args": {"model_name": "test_resnet", "image_size": 32, "dim": 16}},
+            "caption": {
+                "class_path": "TextEncoder",
+                "init_args": {"dim": 16, "layers": 1, "heads": 2, "vocab_size": 100},
+            },
+            "picture": {
+                "class_path": "TimmEncoder",
+                "init_args": {"model_name": "test_resnet", "image_size": 32, "dim": 16},
+            },
         },
         "fusion": {"class_path": "ConcatFusion", "init_args": {"dim": 16}},
         "heads": {"answer": {"class_path": "ClassificationHead"}},
@@ -37,8 +44,12 @@ CONFIG = {
 def run(shapes_data, tmp_path_factory):
     """A fit whose keys differ from the manifest's columns (``--data.columns``), W&B offline."""
     work = tmp_path_factory.mktemp("bundle")
-    data = {"train": str(shapes_data / "train.jsonl"), "val": str(shapes_data / "val.jsonl"), "batch_size": 16,
-            "columns": {"caption": "text", "picture": "image", "answer": "label"}}
+    data = {
+        "train": str(shapes_data / "train.jsonl"),
+        "val": str(shapes_data / "val.jsonl"),
+        "batch_size": 16,
+        "columns": {"caption": "text", "picture": "image", "answer": "label"},
+    }
     old, os.environ["WANDB_MODE"] = os.environ.get("WANDB_MODE"), "offline"
     try:
         main_in(work, {**CONFIG, "data": data}, "fit")
@@ -62,7 +73,7 @@ def test_a_bundle_loads_alone_and_makes_the_tensors_training_made(run, shapes_da
 import sys, json, torch
 from mmlightning.bundle import ProcessorBundle
 bundle = ProcessorBundle.load({str(folder)!r})
-rows = [json.loads(line) for line in open({str(shapes_data / 'val.jsonl')!r})][:5]
+rows = [json.loads(line) for line in open({str(shapes_data / "val.jsonl")!r})][:5]
 batch = bundle(rows, root={str(shapes_data)!r})
 assert "lightning" not in sys.modules and "mmlightning.module" not in sys.modules, "the bundle needs the training stack"
 torch.save({{"inputs": batch.inputs, "targets": batch.targets}}, sys.argv[1])
@@ -71,7 +82,11 @@ torch.save({{"inputs": batch.inputs, "targets": batch.targets}}, sys.argv[1])
     subprocess.run([sys.executable, "-c", script, str(out)], check=True)
     alone = torch.load(out)
     model = MultimodalModule.load_from_checkpoint(ckpt)  # the training side, for comparison
-    dm = MultimodalDataModule(val=str(shapes_data / "val.jsonl"), columns={"caption": "text", "picture": "image", "answer": "label"}, eval_batch_size=5)
+    dm = MultimodalDataModule(
+        val=str(shapes_data / "val.jsonl"),
+        columns={"caption": "text", "picture": "image", "answer": "label"},
+        eval_batch_size=5,
+    )
     dm.set_bundle(model.bundle())
     trained = next(iter(dm.val_dataloader()))
     for key, tensors in trained.inputs.items():
@@ -114,8 +129,12 @@ def test_training_rows_are_checked_before_anything_learns_from_them(tmp_path, sh
     from mmlightning_heads import ClassificationHead
     from mmlightning_text import TextEncoder
 
-    model = MultimodalModule({"text": TextEncoder(dim=8, layers=1, heads=2, vocab_size=60)}, ConcatFusion, {"label": ClassificationHead})
-    dm = MultimodalDataModule(train=str(tmp_path / "train.jsonl"), on_bad_rows="skip", skipped_rows_file=str(tmp_path / "skipped.jsonl"))
+    model = MultimodalModule(
+        {"text": TextEncoder(dim=8, layers=1, heads=2, vocab_size=60)}, ConcatFusion, {"label": ClassificationHead}
+    )
+    dm = MultimodalDataModule(
+        train=str(tmp_path / "train.jsonl"), on_bad_rows="skip", skipped_rows_file=str(tmp_path / "skipped.jsonl")
+    )
     bind(model, dm)
     assert model.heads["label"].labels == ["both_true", "colour_wrong", "shape_wrong"]
     skipped = [json.loads(line) for line in (tmp_path / "skipped.jsonl").read_text().splitlines()]
@@ -144,5 +163,7 @@ def test_the_data_side_imports_nothing_of_the_model():
     core = Path(mmlightning.__file__).parent
     for path in [*(core / "data").glob("*.py"), core / "bundle.py", core / "processing.py"]:
         tree = ast.parse(path.read_text())
-        names = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)] + [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        names = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)] + [
+            a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+        ]
         assert not any(name and name.startswith(("mmlightning.module", "mmlightning.binding")) for name in names), path

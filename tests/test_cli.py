@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import make_plugin
 from mmlightning.cli.main import main
+
+from conftest import make_plugin
 from wandb_reader import read_run, records
 
 CONFIG = {
@@ -21,7 +22,10 @@ CONFIG = {
     "model": {
         "encoders": {
             "text": {"class_path": "TextEncoder", "init_args": {"dim": 16, "layers": 1, "heads": 2, "vocab_size": 100}},
-            "image": {"class_path": "TimmEncoder", "init_args": {"model_name": "test_resnet", "image_size": 32, "dim": 16}},
+            "image": {
+                "class_path": "TimmEncoder",
+                "init_args": {"model_name": "test_resnet", "image_size": 32, "dim": 16},
+            },
         },
         "fusion": {"class_path": "CrossAttentionFusion", "init_args": {"dim": 16, "heads": 2}},
         "heads": {"label": {"class_path": "ClassificationHead"}},
@@ -35,7 +39,18 @@ def fitted(shapes_data, tmp_path_factory):
     """One `mmlightning fit` run, W&B offline, in its own working folder."""
     work = tmp_path_factory.mktemp("work")
     config = work / "config.yaml"
-    config.write_text(yaml.safe_dump({**CONFIG, "data": {**CONFIG["data"], "train": str(shapes_data / "train.jsonl"), "val": str(shapes_data / "val.jsonl")}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                **CONFIG,
+                "data": {
+                    **CONFIG["data"],
+                    "train": str(shapes_data / "train.jsonl"),
+                    "val": str(shapes_data / "val.jsonl"),
+                },
+            }
+        )
+    )
     old, os.environ["WANDB_MODE"] = os.environ.get("WANDB_MODE"), "offline"
     cwd = Path.cwd()
     os.chdir(work)
@@ -79,9 +94,20 @@ def test_wandb_run_holds_config_metrics_and_samples(fitted, shapes_data):
     table = json.loads(next(run_dir.glob("files/media/table/val/samples_*.table.json")).read_text())
     assert table["columns"] == ["id", "image", "text", "label (truth)", "label (predicted)"]
     first = json.loads((shapes_data / "val.jsonl").read_text().splitlines()[0])
-    assert table["data"][0][0] == first["id"] and table["data"][0][2] == first["text"] and table["data"][0][3] == first["label"]
-    images = [c.path for r in records(next(run_dir.glob("run-*.wandb"))) if r.WhichOneof("record_type") == "artifact" for c in r.artifact.manifest.contents]
-    assert sum(path.endswith(".png") for path in images) == 2 * len(table["data"])  # an image per row, one table per epoch
+    assert (
+        table["data"][0][0] == first["id"]
+        and table["data"][0][2] == first["text"]
+        and table["data"][0][3] == first["label"]
+    )
+    images = [
+        c.path
+        for r in records(next(run_dir.glob("run-*.wandb")))
+        if r.WhichOneof("record_type") == "artifact"
+        for c in r.artifact.manifest.contents
+    ]
+    assert sum(path.endswith(".png") for path in images) == 2 * len(
+        table["data"]
+    )  # an image per row, one table per epoch
 
 
 def test_validate_and_predict_from_the_saved_run(fitted, shapes_data, tmp_path, capsys):
@@ -94,7 +120,19 @@ def test_validate_and_predict_from_the_saved_run(fitted, shapes_data, tmp_path, 
     new.write_text("".join(json.dumps({k: r[k] for k in ("id", "image", "text")}) + "\n" for r in rows))
     (tmp_path / "images").symlink_to(shapes_data / "images")
     out = tmp_path / "predictions.jsonl"
-    assert main(["predict", *common, "--data.train=null", "--data.val=null", f"--data.predict={new}", f"--predictions_path={out}"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                *common,
+                "--data.train=null",
+                "--data.val=null",
+                f"--data.predict={new}",
+                f"--predictions_path={out}",
+            ]
+        )
+        == 0
+    )
     predictions = [json.loads(line) for line in out.read_text().splitlines()]
     assert [p["id"] for p in predictions] == [r["id"] for r in rows]
     assert all(p["label"] in {"both_true", "shape_wrong", "colour_wrong"} for p in predictions)
@@ -127,7 +165,13 @@ def test_unknown_command(capsys):
 
 
 def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mmlightning.cli.main", *args], capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "mmlightning.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize("command", ["--help", "plugins"])
@@ -142,7 +186,12 @@ def test_plugins_lists_a_broken_plugin_as_skipped(tmp_path):
     result = run_cli("plugins", env={"PYTHONPATH": str(tmp_path)})
     assert result.returncode == 0
     lines = result.stdout.splitlines()
-    assert any("fake_broken" in line and "fake_broken 9.9" in line and "SKIPPED: RuntimeError: this plugin is broken on purpose" in line for line in lines)
+    assert any(
+        "fake_broken" in line
+        and "fake_broken 9.9" in line
+        and "SKIPPED: RuntimeError: this plugin is broken on purpose" in line
+        for line in lines
+    )
     for plugin in ("text", "vision", "audio", "fusions", "heads"):
         assert any(line.startswith(plugin) and f"mmlightning-{plugin} 0.1.0" in line for line in lines)
     assert "skipped plugin fake_broken (fake_broken 9.9)" in result.stderr

@@ -9,7 +9,10 @@ from mmlightning.plugins import get_registry
 from mmlightning.testing import ContractError, check_encoder, check_fusion, check_head
 
 REGISTRY = get_registry()
-SMALL = {"TextEncoder": {"dim": 16, "layers": 1, "heads": 2, "vocab_size": 80}, "TimmEncoder": {"model_name": "test_vit", "image_size": 32}}
+SMALL = {
+    "TextEncoder": {"dim": 16, "layers": 1, "heads": 2, "vocab_size": 80},
+    "TimmEncoder": {"model_name": "test_vit", "image_size": 32},
+}
 
 
 @pytest.mark.parametrize("component", REGISTRY.components("encoder"), ids=lambda c: c.name)
@@ -21,7 +24,9 @@ def test_encoder_contract(component, tmp_path):
 @pytest.mark.parametrize("component", REGISTRY.components("fusion"), ids=lambda c: c.name)
 @pytest.mark.parametrize("dims", [{"text": 12, "image": 20}, {"a": 8, "b": 16, "c": 24}], ids=["two", "three"])
 def test_fusion_contract(component, dims):
-    check_fusion(component.cls, dims, dim=16, heads=2) if "heads" in component.cls.__init__.__code__.co_varnames else check_fusion(component.cls, dims, dim=16)
+    check_fusion(
+        component.cls, dims, dim=16, heads=2
+    ) if "heads" in component.cls.__init__.__code__.co_varnames else check_fusion(component.cls, dims, dim=16)
 
 
 @pytest.mark.parametrize("component", REGISTRY.components("head"), ids=lambda c: c.name)

@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from conftest import write_image, write_rows
 from mmlightning import MultimodalDataModule, MultimodalModule
 from mmlightning.data.manifest import read_manifest
 from mmlightning.data.validate import BadRowsError
@@ -15,11 +14,18 @@ from mmlightning_heads import ClassificationHead
 from mmlightning_text import TextEncoder
 from mmlightning_vision import TimmEncoder
 
+from conftest import write_image, write_rows
+
 
 @pytest.fixture(scope="module")
 def model():
-    encoders = {"text": TextEncoder(dim=16, layers=1, vocab_size=60), "image": TimmEncoder("test_resnet", image_size=32, dim=16)}
-    module = MultimodalModule(encoders, ConcatFusion, {"label": lambda dim: ClassificationHead(dim, labels=["pos", "neg"])})
+    encoders = {
+        "text": TextEncoder(dim=16, layers=1, vocab_size=60),
+        "image": TimmEncoder("test_resnet", image_size=32, dim=16),
+    }
+    module = MultimodalModule(
+        encoders, ConcatFusion, {"label": lambda dim: ClassificationHead(dim, labels=["pos", "neg"])}
+    )
     module.encoders["text"].fit(["a good day", "a bad day", "nothing much"])
     assert module.is_fitted
     return module
@@ -49,8 +55,14 @@ def test_report_names_every_bad_row(model, bad_manifest):
         dm.dataset("val")
     message = str(err.value)
     assert "6 bad row(s) of 8" in message
-    for line, reason in [(2, "field 'text': empty text"), (3, "image file not found: missing.png"), (4, "malformed JSON"),
-                         (5, "unreadable image"), (6, "label 'maybe' is not one of the 2 known labels"), (7, "field 'label': missing target")]:
+    for line, reason in [
+        (2, "field 'text': empty text"),
+        (3, "image file not found: missing.png"),
+        (4, "malformed JSON"),
+        (5, "unreadable image"),
+        (6, "label 'maybe' is not one of the 2 known labels"),
+        (7, "field 'label': missing target"),
+    ]:
         assert f"val.jsonl:{line}: " in message and reason in message, (line, reason)
     assert "--data.on_bad_rows=skip" in message
 
@@ -70,7 +82,10 @@ def test_skip_policy_writes_skipped_rows(model, bad_manifest, tmp_path):
 
 def test_batches_carry_present_masks(model, tmp_path):
     image = write_image(tmp_path / "a.png")
-    rows = [{"id": "a", "text": "hello there", "image": image, "label": "pos"}, {"id": "b", "image": image, "label": "neg"}]
+    rows = [
+        {"id": "a", "text": "hello there", "image": image, "label": "pos"},
+        {"id": "b", "image": image, "label": "neg"},
+    ]
     dm = MultimodalDataModule(train=str(write_rows(tmp_path / "train.jsonl", rows)), batch_size=2)
     dm.set_bundle(model.bundle())
     batch = next(iter(dm._loader("train", shuffle=False)))
@@ -93,7 +108,9 @@ def test_absent_column_is_an_error_not_silence(model, tmp_path):
 
 def test_csv_manifest(model, tmp_path):
     image = write_image(tmp_path / "a.png")
-    (tmp_path / "val.csv").write_text(f"id,text,image,label\n1,hello,{image},pos\n2,,{image},neg\n3,short row\n", encoding="utf-8")
+    (tmp_path / "val.csv").write_text(
+        f"id,text,image,label\n1,hello,{image},pos\n2,,{image},neg\n3,short row\n", encoding="utf-8"
+    )
     manifest = read_manifest(tmp_path / "val.csv")
     assert [r.line for r in manifest.rows] == [2, 3] and manifest.rows[1].values["text"] is None
     assert manifest.bad[0].line == 4 and "expected 4 columns" in manifest.bad[0].reason
@@ -112,7 +129,10 @@ def test_parquet_manifest(model, tmp_path):
     import pyarrow.parquet as pq
 
     image = write_image(tmp_path / "a.png")
-    rows = [{"id": "1", "text": "hello", "image": image, "label": "pos"}, {"id": "2", "text": None, "image": image, "label": "neg"}]
+    rows = [
+        {"id": "1", "text": "hello", "image": image, "label": "pos"},
+        {"id": "2", "text": None, "image": image, "label": "neg"},
+    ]
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "val.parquet")
     dm = MultimodalDataModule(val=str(tmp_path / "val.parquet"))
     dm.set_bundle(model.bundle())

@@ -38,7 +38,11 @@ def test_readme_plugin_passes_the_contract_checks():
     assert registered == [namespace["MaxFusion"]]
 
 
-@pytest.mark.parametrize("config", sorted((ROOT / "docs" / "configs").glob("*.yaml")) + [ROOT / "examples" / "quickstart" / "config.yaml"], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "config",
+    sorted((ROOT / "docs" / "configs").glob("*.yaml")) + [ROOT / "examples" / "quickstart" / "config.yaml"],
+    ids=lambda p: p.name,
+)
 def test_shipped_configs_parse(config, capsys):
     with pytest.raises(SystemExit) as done:
         main(["fit", "--config", str(config), "--print_config"])

@@ -12,22 +12,37 @@ from mmlightning import MultimodalDataModule, MultimodalModule
 from mmlightning.binding import bind
 from mmlightning.errors import ConfigError
 from mmlightning.optim import WarmupCosine, param_groups
-from mmlightning_fusions import ConcatFusion, SingleStreamFusion
+from mmlightning_fusions import SingleStreamFusion
 from mmlightning_heads import ClassificationHead
 from mmlightning_text import TextEncoder
 from mmlightning_vision import TimmEncoder
 
 
 def build(**kwargs) -> MultimodalModule:
-    encoders = {"text": TextEncoder(dim=16, layers=1, heads=2, vocab_size=80), "image": TimmEncoder("test_resnet", image_size=32, dim=16)}
+    encoders = {
+        "text": TextEncoder(dim=16, layers=1, heads=2, vocab_size=80),
+        "image": TimmEncoder("test_resnet", image_size=32, dim=16),
+    }
     heads = kwargs.pop("heads", {"label": ClassificationHead})
     return MultimodalModule(encoders, functools.partial(SingleStreamFusion, dim=16, heads=2), heads, **kwargs)
 
 
 def test_python_api_fit_and_predict(shapes_data, tmp_path):
     model = build()
-    dm = MultimodalDataModule(train=str(shapes_data / "train.jsonl"), val=str(shapes_data / "val.jsonl"), predict=str(shapes_data / "val.jsonl"), batch_size=16)
-    trainer = pl.Trainer(max_epochs=1, logger=False, enable_progress_bar=False, enable_checkpointing=False, default_root_dir=tmp_path, limit_train_batches=3)
+    dm = MultimodalDataModule(
+        train=str(shapes_data / "train.jsonl"),
+        val=str(shapes_data / "val.jsonl"),
+        predict=str(shapes_data / "val.jsonl"),
+        batch_size=16,
+    )
+    trainer = pl.Trainer(
+        max_epochs=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        default_root_dir=tmp_path,
+        limit_train_batches=3,
+    )
     trainer.fit(model, dm)
     assert model.heads["label"].labels == ["both_true", "colour_wrong", "shape_wrong"]
     assert {"val/label/acc", "val/label/f1_macro", "val/label/f1/shape_wrong"} <= set(trainer.callback_metrics)
@@ -50,7 +65,9 @@ def test_total_loss_is_the_weighted_sum(shapes_data):
 
 def test_evaluation_losses_are_the_mean_over_samples(shapes_data):
     model = build()
-    dm = MultimodalDataModule(train=str(shapes_data / "train.jsonl"), val=str(shapes_data / "val.jsonl"), batch_size=20)  # 20, 20, 8
+    dm = MultimodalDataModule(
+        train=str(shapes_data / "train.jsonl"), val=str(shapes_data / "val.jsonl"), batch_size=20
+    )  # 20, 20, 8
     trainer = pl.Trainer(logger=False, enable_progress_bar=False, enable_checkpointing=False)
     bind(model, dm)
     metrics = trainer.validate(model, dm, verbose=False)[0]
@@ -114,7 +131,9 @@ def test_modality_dropout_only_while_training(shapes_data):
     bind(model, dm)
     batch = next(iter(dm._loader("train", shuffle=False)))
     seen = []
-    model.fusion.register_forward_pre_hook(lambda module, args: seen.append(torch.stack([f.present for f in args[0].values()], 1)))
+    model.fusion.register_forward_pre_hook(
+        lambda module, args: seen.append(torch.stack([f.present for f in args[0].values()], 1))
+    )
     model.train()
     model(batch)
     model.eval()

@@ -22,11 +22,23 @@ def test_every_kind_of_head_trains_together_and_predicts(shapes_data, tmp_path):
     val = with_more_targets(shapes_data / "val.jsonl", shapes_data / "val_more.jsonl")
     config = {
         "seed_everything": 0,
-        "trainer": {"max_epochs": 1, "enable_progress_bar": False, "logger": False, "enable_model_summary": False, "default_root_dir": str(tmp_path)},
+        "trainer": {
+            "max_epochs": 1,
+            "enable_progress_bar": False,
+            "logger": False,
+            "enable_model_summary": False,
+            "default_root_dir": str(tmp_path),
+        },
         "model": {
             "encoders": {
-                "text": {"class_path": "TextEncoder", "init_args": {"dim": 16, "layers": 1, "heads": 2, "vocab_size": 100}},
-                "image": {"class_path": "TimmEncoder", "init_args": {"model_name": "test_resnet", "image_size": 32, "dim": 16}},
+                "text": {
+                    "class_path": "TextEncoder",
+                    "init_args": {"dim": 16, "layers": 1, "heads": 2, "vocab_size": 100},
+                },
+                "image": {
+                    "class_path": "TimmEncoder",
+                    "init_args": {"model_name": "test_resnet", "image_size": 32, "dim": 16},
+                },
             },
             "fusion": {"class_path": "LateFusion", "init_args": {"dim": 16, "combine": "learned"}},
             "heads": {
@@ -42,10 +54,28 @@ def test_every_kind_of_head_trains_together_and_predicts(shapes_data, tmp_path):
         "data": {"train": str(train), "val": str(val), "predict": str(val), "batch_size": 16},
     }
     results = main_in(tmp_path, config, "fit", "--trainer.enable_checkpointing=true")
-    for name in ("label/acc", "align/R@1/image_to_text", "align/R@10/text_to_image", "tags/f1_micro", "tags/f1/ok", "score/mae", "score/r2", "match/acc", "patches/mse"):
+    for name in (
+        "label/acc",
+        "align/R@1/image_to_text",
+        "align/R@10/text_to_image",
+        "tags/f1_micro",
+        "tags/f1/ok",
+        "score/mae",
+        "score/r2",
+        "match/acc",
+        "patches/mse",
+    ):
         assert f"val/{name}" in results, name
-    main_in(tmp_path, config, "predict", f"--ckpt_path={results['checkpoint']}", f"--predictions_path={tmp_path / 'pred.jsonl'}")
+    main_in(
+        tmp_path,
+        config,
+        "predict",
+        f"--ckpt_path={results['checkpoint']}",
+        f"--predictions_path={tmp_path / 'pred.jsonl'}",
+    )
     rows = [json.loads(line) for line in (tmp_path / "pred.jsonl").read_text().splitlines()]
     assert len(rows) == 48 and rows[0]["label"] in {"both_true", "colour_wrong", "shape_wrong"}
-    assert set(rows[0]["tags"]) <= {"both_true", "colour_wrong", "shape_wrong", "ok"} and isinstance(rows[0]["score"], float)
+    assert set(rows[0]["tags"]) <= {"both_true", "colour_wrong", "shape_wrong", "ok"} and isinstance(
+        rows[0]["score"], float
+    )
     assert len(rows[0]["align"]["image"]) == 8 and len(rows[0]["align"]["text"]) == 8 and 0.0 <= rows[0]["match"] <= 1.0

@@ -17,7 +17,12 @@ def write_conll(path: Path, count: int, rng: random.Random) -> Path:
     lines = ["-DOCSTART- -X- -X- O", ""]
     for _ in range(count):
         person, place = rng.choice(PEOPLE).split(), rng.choice(PLACES).split()
-        tags = [("B-PER" if i == 0 else "I-PER") for i in range(len(person))] + ["O"] + [("B-LOC" if i == 0 else "I-LOC") for i in range(len(place))] + ["O"]
+        tags = (
+            [("B-PER" if i == 0 else "I-PER") for i in range(len(person))]
+            + ["O"]
+            + [("B-LOC" if i == 0 else "I-LOC") for i in range(len(place))]
+            + ["O"]
+        )
         words = person + [rng.choice(["visited", "left", "loves"])] + place + ["."]
         lines += [f"{w} NNP B-NP {t}" for w, t in zip(words, tags)] + [""]
     path.write_text("\n".join(lines), encoding="utf-8")
@@ -29,19 +34,52 @@ def test_ner_with_masked_language_modelling_reports_entity_f1_and_predict_writes
     train, valid = write_conll(tmp_path / "train.txt", 120, rng), write_conll(tmp_path / "valid.txt", 30, rng)
     config = {
         "seed_everything": 0,
-        "trainer": {"max_epochs": 3, "enable_progress_bar": False, "logger": False, "enable_model_summary": False, "default_root_dir": str(tmp_path)},
+        "trainer": {
+            "max_epochs": 3,
+            "enable_progress_bar": False,
+            "logger": False,
+            "enable_model_summary": False,
+            "default_root_dir": str(tmp_path),
+        },
         "model": {
-            "encoders": {"tokens": {"class_path": "TextEncoder", "init_args": {"dim": 32, "layers": 1, "heads": 2, "vocab_size": 120, "lowercase": False}}},
+            "encoders": {
+                "tokens": {
+                    "class_path": "TextEncoder",
+                    "init_args": {"dim": 32, "layers": 1, "heads": 2, "vocab_size": 120, "lowercase": False},
+                }
+            },
             "fusion": {"class_path": "SingleStreamFusion", "init_args": {"dim": 32, "layers": 1, "heads": 2}},
-            "heads": {"tags": {"class_path": "TokenClassificationHead", "init_args": {"modality": "tokens"}},
-                      "mlm": {"class_path": "MaskedLanguageHead", "init_args": {"modality": "tokens"}}},  # and MLM beside it
+            "heads": {
+                "tags": {"class_path": "TokenClassificationHead", "init_args": {"modality": "tokens"}},
+                "mlm": {"class_path": "MaskedLanguageHead", "init_args": {"modality": "tokens"}},
+            },  # and MLM beside it
             "optimizer": {"class_path": "torch.optim.AdamW", "init_args": {"lr": 0.005}},
         },
-        "data": {"train": str(train), "val": str(valid), "predict": str(valid), "reader": "ConllReader", "batch_size": 16},
+        "data": {
+            "train": str(train),
+            "val": str(valid),
+            "predict": str(valid),
+            "reader": "ConllReader",
+            "batch_size": 16,
+        },
     }
     results = main_in(tmp_path, config, "fit", "--trainer.enable_checkpointing=true")
-    main_in(tmp_path, config, "predict", f"--ckpt_path={results['checkpoint']}", f"--predictions_path={tmp_path / 'pred.jsonl'}")
-    assert {"val/tags/precision", "val/tags/recall", "val/tags/f1", "val/tags/f1/PER", "val/tags/f1/LOC", "val/mlm/acc", "val/mlm/perplexity"} <= set(results)
+    main_in(
+        tmp_path,
+        config,
+        "predict",
+        f"--ckpt_path={results['checkpoint']}",
+        f"--predictions_path={tmp_path / 'pred.jsonl'}",
+    )
+    assert {
+        "val/tags/precision",
+        "val/tags/recall",
+        "val/tags/f1",
+        "val/tags/f1/PER",
+        "val/tags/f1/LOC",
+        "val/mlm/acc",
+        "val/mlm/perplexity",
+    } <= set(results)
     assert results["val/tags/f1"] > 0.5, results  # names and places are easy to learn here
     rows = [json.loads(line) for line in (tmp_path / "pred.jsonl").read_text().splitlines()]
     assert len(rows) == 30 and rows[0]["id"] == "valid.txt:3"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import make_plugin
 from mmlightning.plugins import PluginError, load_plugins
+
+from conftest import make_plugin
 
 GOOD = """
 from mmlightning import hookimpl, Fusion
@@ -35,7 +36,10 @@ def test_first_party_plugins_load():
     registry, infos = load_plugins()
     names = by_name(infos)
     assert {"text", "vision", "audio", "fusions", "heads"} <= set(names)
-    assert all(names[n].skipped is None and names[n].version == "0.1.0" for n in ("text", "vision", "audio", "fusions", "heads"))
+    assert all(
+        names[n].skipped is None and names[n].version == "0.1.0"
+        for n in ("text", "vision", "audio", "fusions", "heads")
+    )
     assert registry.resolve("encoder", "TextEncoder").plugin == "text"
     assert [i.name for i in infos] == sorted(i.name for i in infos)
 
@@ -67,7 +71,11 @@ def test_strict_mode_on_the_command_line_says_it_once_without_a_traceback(plugin
     monkeypatch.setenv("MMLIGHTNING_STRICT_PLUGINS", "1")
     assert main(["plugins"]) == 2
     err = capsys.readouterr().err
-    assert err.count("No module named") == 1 and "Traceback" not in err and err.startswith("mmlightning: error: plugin fake_broken")
+    assert (
+        err.count("No module named") == 1
+        and "Traceback" not in err
+        and err.startswith("mmlightning: error: plugin fake_broken")
+    )
     monkeypatch.setattr("mmlightning.plugins._loaded", None)
     with pytest.raises(PluginError):  # --debug: the exception itself, with its traceback
         main(["plugins", "--debug"])
@@ -82,7 +90,11 @@ def test_allowlist_selects_plugins(plugin_site, monkeypatch):
 
 
 def test_misspelt_hook_is_skipped(plugin_site):
-    make_plugin(plugin_site, "fake_typo", "from mmlightning import hookimpl\n\n@hookimpl\ndef register_encoder(register):\n    pass\n")
+    make_plugin(
+        plugin_site,
+        "fake_typo",
+        "from mmlightning import hookimpl\n\n@hookimpl\ndef register_encoder(register):\n    pass\n",
+    )
     _, infos = load_plugins()
     assert "register_encoder" in by_name(infos)["fake_typo"].skipped
 
@@ -100,18 +112,29 @@ def test_registration_by_import_path_is_checked_when_used(plugin_site):
     from mmlightning.registry import UnknownComponentError
 
     make_plugin(plugin_site, "fake_lazy", LAZY)
-    make_plugin(plugin_site, "fake_nocolon", "from mmlightning import hookimpl\n\n@hookimpl\ndef register_heads(register):\n    register('just.a.path')\n")
+    make_plugin(
+        plugin_site,
+        "fake_nocolon",
+        "from mmlightning import hookimpl\n\n@hookimpl\ndef register_heads(register):\n    register('just.a.path')\n",
+    )
     registry, infos = load_plugins()
     names = by_name(infos)
-    assert names["fake_lazy"].skipped is None and "import path looks like 'package.module:ClassName'" in names["fake_nocolon"].skipped
+    assert (
+        names["fake_lazy"].skipped is None
+        and "import path looks like 'package.module:ClassName'" in names["fake_nocolon"].skipped
+    )
     component = registry.resolve("head", "NoSuchHead")
     with pytest.raises(UnknownComponentError, match="Cannot import head 'fake_lazy_missing.NoSuchHead'"):
-        component.cls
+        _ = component.cls
     assert [c.name for c, _ in registry.import_all()] == ["NoSuchHead"]
 
 
 def test_a_path_to_the_wrong_kind_of_class_is_refused(plugin_site):
-    make_plugin(plugin_site, "fake_kind", "from mmlightning import hookimpl\n\n@hookimpl\ndef register_fusions(register):\n    register('mmlightning_heads.classification:ClassificationHead')\n")
+    make_plugin(
+        plugin_site,
+        "fake_kind",
+        "from mmlightning import hookimpl\n\n@hookimpl\ndef register_fusions(register):\n    register('mmlightning_heads.classification:ClassificationHead')\n",
+    )
     registry, _ = load_plugins()
     with pytest.raises(TypeError, match="plugin fake_kind registered .*ClassificationHead.* as a fusion"):
-        registry.resolve("fusion", "ClassificationHead").cls
+        _ = registry.resolve("fusion", "ClassificationHead").cls

@@ -7,8 +7,9 @@ from collections import Counter
 
 import pytest
 
-from conftest import main_in, write_rows
 from mmlightning.data.sampling import TaskBatchSampler, ratios_in_order
+
+from conftest import main_in, write_rows
 
 
 def dataset_of(index: int, sizes: list[int]) -> int:
@@ -20,7 +21,9 @@ def test_proportional_sees_every_row_once_and_never_mixes_datasets():
     batches = list(TaskBatchSampler(batch_size=4, sizes=sizes, sampling="proportional"))
     assert sorted(i for b in batches for i in b) == list(range(38)) and len(batches) == 3 + 1 + 7
     assert all(len({dataset_of(i, sizes) for i in b}) == 1 for b in batches)
-    assert list(TaskBatchSampler(batch_size=4, sizes=sizes)) != list(TaskBatchSampler(batch_size=4, sizes=sizes, seed=1))  # shuffled
+    assert list(TaskBatchSampler(batch_size=4, sizes=sizes)) != list(
+        TaskBatchSampler(batch_size=4, sizes=sizes, seed=1)
+    )  # shuffled
 
 
 def test_round_robin_takes_turns_and_restarts_the_smaller_dataset():
@@ -45,32 +48,59 @@ def test_under_ddp_each_process_takes_its_share_of_the_same_batches():
 
     sizes, data = [10, 3, 25], list(range(38))
     whole = list(TaskBatchSampler(batch_size=4, sizes=sizes, seed=5))  # 11 batches
-    shares = [list(TaskBatchSampler(DistributedSampler(data, num_replicas=3, rank=r), 4, sizes=sizes, seed=5)) for r in range(3)]
+    shares = [
+        list(TaskBatchSampler(DistributedSampler(data, num_replicas=3, rank=r), 4, sizes=sizes, seed=5))
+        for r in range(3)
+    ]
     assert [len(share) for share in shares] == [4, 4, 4]  # padded from 11 to 12: every process steps as often
-    assert sorted(map(tuple, sum(shares, []))) == sorted(map(tuple, whole + whole[:1]))  # nothing left out, one batch twice
-    assert shares[1] == whole[1::3] and all(len({dataset_of(i, sizes) for i in b}) == 1 for share in shares for b in share)
+    assert sorted(map(tuple, sum(shares, []))) == sorted(
+        map(tuple, whole + whole[:1])
+    )  # nothing left out, one batch twice
+    assert shares[1] == whole[1::3] and all(
+        len({dataset_of(i, sizes) for i in b}) == 1 for share in shares for b in share
+    )
 
 
 def mixed_config(shapes_data, tmp_path) -> dict:
     """Two training datasets with their own heads; the second has no image column at all and another target."""
     rows = [json.loads(line) for line in (shapes_data / "train.jsonl").read_text().splitlines()]
     words = {"both_true": "calm", "colour_wrong": "loud", "shape_wrong": "odd"}
-    topics = [{"id": f"t{i}", "text": f"a {words[r['label']]} note number {i}", "topic": r["label"]} for i, r in enumerate(rows)]
+    topics = [
+        {"id": f"t{i}", "text": f"a {words[r['label']]} note number {i}", "topic": r["label"]}
+        for i, r in enumerate(rows)
+    ]
     text_only = write_rows(tmp_path / "topics.jsonl", topics)  # no image column at all, another target
     config = {
         "seed_everything": 0,
-        "trainer": {"max_epochs": 1, "enable_progress_bar": False, "logger": False, "enable_model_summary": False, "enable_checkpointing": False, "default_root_dir": str(tmp_path)},
+        "trainer": {
+            "max_epochs": 1,
+            "enable_progress_bar": False,
+            "logger": False,
+            "enable_model_summary": False,
+            "enable_checkpointing": False,
+            "default_root_dir": str(tmp_path),
+        },
         "model": {
             "encoders": {
-                "text": {"class_path": "TextEncoder", "init_args": {"dim": 16, "layers": 1, "heads": 2, "vocab_size": 100}},
-                "image": {"class_path": "TimmEncoder", "init_args": {"model_name": "test_resnet", "image_size": 32, "dim": 16}},
+                "text": {
+                    "class_path": "TextEncoder",
+                    "init_args": {"dim": 16, "layers": 1, "heads": 2, "vocab_size": 100},
+                },
+                "image": {
+                    "class_path": "TimmEncoder",
+                    "init_args": {"model_name": "test_resnet", "image_size": 32, "dim": 16},
+                },
             },
             "fusion": {"class_path": "ConcatFusion", "init_args": {"dim": 16}},
             "heads": {"label": {"class_path": "ClassificationHead"}, "topic": {"class_path": "ClassificationHead"}},
         },
-        "data": {"train": {"shapes": str(shapes_data / "train.jsonl"), "topics": str(text_only)},
-                 "val": {"shapes": str(shapes_data / "val.jsonl"), "topics": str(text_only)},
-                 "sampling": "ratios", "ratios": {"shapes": 1.0, "topics": 1.0}, "batch_size": 16},
+        "data": {
+            "train": {"shapes": str(shapes_data / "train.jsonl"), "topics": str(text_only)},
+            "val": {"shapes": str(shapes_data / "val.jsonl"), "topics": str(text_only)},
+            "sampling": "ratios",
+            "ratios": {"shapes": 1.0, "topics": 1.0},
+            "batch_size": 16,
+        },
     }
     return config
 

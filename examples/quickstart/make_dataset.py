@@ -23,7 +23,13 @@ from PIL import Image, ImageDraw
 SHAPES = ["circle", "square", "triangle"]
 COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (50, 80, 220)}
 LABELS = ["both_true", "shape_wrong", "colour_wrong"]
-TEMPLATES = ["a {c} {s}", "there is a {c} {s} here", "this picture shows a {c} {s}", "look, a {c} {s}", "{c} {s} on a plain background"]
+TEMPLATES = [
+    "a {c} {s}",
+    "there is a {c} {s} here",
+    "this picture shows a {c} {s}",
+    "look, a {c} {s}",
+    "{c} {s} on a plain background",
+]
 
 
 def draw(shape: str, colour: str, rng: random.Random, size: int = 64) -> Image.Image:

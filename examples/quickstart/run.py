@@ -35,7 +35,17 @@ def train(name: str, config: dict, work: Path) -> dict:
     path, results = work / f"{slug}.yaml", work / f"{slug}.json"
     path.write_text(yaml.safe_dump(config))
     print(f"training {name} ...", flush=True)
-    subprocess.run(["mmlightning", "fit", "--config", str(path), f"--results_path={results}", "--trainer.enable_progress_bar=false"], check=True)
+    subprocess.run(
+        [
+            "mmlightning",
+            "fit",
+            "--config",
+            str(path),
+            f"--results_path={results}",
+            "--trainer.enable_progress_bar=false",
+        ],
+        check=True,
+    )
     return json.loads(results.read_text())
 
 
@@ -54,7 +64,9 @@ def main() -> None:
     for name, metrics in results.items():
         print(f"{name:<14} {metrics['val/label/acc']:>9.3f} {metrics['val/label/f1_macro']:>9.3f}")
     fused = results["text + image"]
-    print(f"\nThe fused model's run: {fused['run_dir']} (checkpoint {fused['checkpoint']}); W&B logged offline under runs/wandb.")
+    print(
+        f"\nThe fused model's run: {fused['run_dir']} (checkpoint {fused['checkpoint']}); W&B logged offline under runs/wandb."
+    )
 
 
 if __name__ == "__main__":

@@ -30,7 +30,9 @@ class SaveConfig(SaveConfigCallback):
     """Saves the full config (class paths, plugin versions) beside the run's checkpoints, and in W&B."""
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        self.directory = run_dir(trainer)  # on every rank: without a W&B logger it asks `trainer.log_dir`, a collective call
+        self.directory = run_dir(
+            trainer
+        )  # on every rank: without a W&B logger it asks `trainer.log_dir`, a collective call
         super().setup(trainer, pl_module, stage)
 
     def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -41,7 +43,9 @@ class SaveConfig(SaveConfigCallback):
                 self.config[key] = None if key == "results_path" else "predictions.jsonl"
         if stage == "fit":  # the run's config, beside its checkpoints, to validate/test/predict with later
             self.directory.mkdir(parents=True, exist_ok=True)
-            self.parser.save(self.config, self.directory / self.config_filename, skip_none=False, overwrite=True, multifile=False)
+            self.parser.save(
+                self.config, self.directory / self.config_filename, skip_none=False, overwrite=True, multifile=False
+            )
             log.info("config saved to %s", self.directory / self.config_filename)
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
@@ -51,9 +55,24 @@ class SaveConfig(SaveConfigCallback):
 
 class MultimodalCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: Any) -> None:
-        parser.add_argument("--predictions_path", type=str, default="predictions.jsonl", help="predict: where to write one JSON line per input row")
-        parser.add_argument("--results_path", type=str | None, default=None, help="fit/validate/test: write the final metrics to this JSON file")
-        parser.add_argument("--plugin_versions", type=dict[str, str] | None, default=None, help="filled in automatically: the plugins this config was made with")
+        parser.add_argument(
+            "--predictions_path",
+            type=str,
+            default="predictions.jsonl",
+            help="predict: where to write one JSON line per input row",
+        )
+        parser.add_argument(
+            "--results_path",
+            type=str | None,
+            default=None,
+            help="fit/validate/test: write the final metrics to this JSON file",
+        )
+        parser.add_argument(
+            "--plugin_versions",
+            type=dict[str, str] | None,
+            default=None,
+            help="filled in automatically: the plugins this config was made with",
+        )
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -64,8 +83,8 @@ class MultimodalCLI(LightningCLI):
             log.warning("this config was made with plugin %s %s; installed now: %s", name, was, now)
         config["plugin_versions"] = current
 
-    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        trainer = super().instantiate_trainer(**kwargs)
+    def instantiate_trainer(self, **kwargs: Any) -> Any:
+        trainer: Any = super().instantiate_trainer(**kwargs)
         if any(isinstance(logger, WandbLogger) for logger in trainer.loggers):
             trainer.callbacks.append(SamplePredictions())
         if self.subcommand == "predict":
@@ -73,9 +92,12 @@ class MultimodalCLI(LightningCLI):
         return trainer
 
     def after_fit(self) -> None:
-        best = self.trainer.checkpoint_callback.best_model_path if self.trainer.checkpoint_callback else ""
+        checkpoints: Any = self.trainer.checkpoint_callback
+        best = checkpoints.best_model_path if checkpoints else ""
         log.info("run saved in %s%s", run_dir(self.trainer), f" (checkpoint {best})" if best else "")
-        self.write_results({"checkpoint": best, "run_dir": str(run_dir(self.trainer)), "epochs": self.trainer.current_epoch})
+        self.write_results(
+            {"checkpoint": best, "run_dir": str(run_dir(self.trainer)), "epochs": self.trainer.current_epoch}
+        )
 
     def after_validate(self) -> None:
         self.write_results({})

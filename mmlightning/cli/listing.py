@@ -15,12 +15,22 @@ def plugins(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     _, infos = loaded()
     if args.json:
-        rows = [{"name": i.name, "distribution": i.distribution, "version": i.version, "skipped": i.skipped,
-                 "registers": {k: [c.name for c in i.registered if c.kind == k] for k in KINDS}} for i in infos]
+        rows = [
+            {
+                "name": i.name,
+                "distribution": i.distribution,
+                "version": i.version,
+                "skipped": i.skipped,
+                "registers": {k: [c.name for c in i.registered if c.kind == k] for k in KINDS},
+            }
+            for i in infos
+        ]
         print(json.dumps(rows, indent=2))
         return 0
     if not infos:
-        print("No plugins installed. First-party ones: pip install -e plugins/mmlightning-text (and -vision, -audio, -fusions, -heads).")
+        print(
+            "No plugins installed. First-party ones: pip install -e plugins/mmlightning-text (and -vision, -audio, -fusions, -heads)."
+        )
     for info in infos:
         what = ", ".join(f"{c.kind} {c.name}" for c in info.registered)
         status = f"SKIPPED: {info.skipped}" if info.skipped else what or "(registers nothing)"

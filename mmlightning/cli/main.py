@@ -82,8 +82,10 @@ def _train(argv: list[str]) -> int:
     except (UnknownComponentError, FileNotFoundError, ValueError, TypeError) as err:
         print(f"mmlightning: {err}", file=sys.stderr)
         return 2
-    for component, err in registry.import_all():  # jsonargparse finds components among imported classes
-        logging.getLogger("mmlightning").warning("%s %s from plugin %s is unusable: %s", component.kind, component.name, component.plugin, err)
+    for component, problem in registry.import_all():  # jsonargparse finds components among imported classes
+        logging.getLogger("mmlightning").warning(
+            "%s %s from plugin %s is unusable: %s", component.kind, component.name, component.plugin, problem
+        )
     from mmlightning.cli.lightning import run
 
     return run(argv)

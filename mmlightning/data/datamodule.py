@@ -13,11 +13,11 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import ConcatDataset, DataLoader
 
 from mmlightning.bundle import Columns, ProcessorBundle
-from mmlightning.errors import ConfigError
 from mmlightning.data.dataset import ManifestDataset
 from mmlightning.data.manifest import Manifest, Row, read_manifest
 from mmlightning.data.sampling import TaskBatchSampler, ratios_in_order
 from mmlightning.data.validate import check_columns, check_rows, handle_bad_rows
+from mmlightning.errors import ConfigError
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test", "predict")
@@ -104,7 +104,11 @@ class MultimodalDataModule(LightningDataModule):
     def set_bundle(self, bundle: ProcessorBundle) -> None:
         """The model's data side: its processors, target codecs and the columns they read (under a Trainer,
         the model's :class:`~mmlightning.binding.DataBinding` hands it over). Column globs are expanded here."""
-        bundle.columns = {key: self._expand(key, spec) for key, spec in {**bundle.columns, **self.columns}.items() if key in bundle.columns}
+        bundle.columns = {
+            key: self._expand(key, spec)
+            for key, spec in {**bundle.columns, **self.columns}.items()
+            if key in bundle.columns
+        }
         bundle.id_column = self.id_column
         if self.bundle is not None and self.bundle.fitted and bundle.fitted and self.bundle.state() == bundle.state():
             return
@@ -116,9 +120,15 @@ class MultimodalDataModule(LightningDataModule):
         if not any(_is_glob(p) for p in patterns):
             return spec
         known = self._known_columns()
-        found = [column for pattern in patterns for column in known if fnmatch.fnmatchcase(column, pattern)] if known else []
+        found = (
+            [column for pattern in patterns for column in known if fnmatch.fnmatchcase(column, pattern)]
+            if known
+            else []
+        )
         if not found:
-            raise ConfigError(f"--data.columns gives '{key}' the pattern(s) {patterns}, which match no column; the columns are {', '.join(known) or 'unknown (no manifest)'}")
+            raise ConfigError(
+                f"--data.columns gives '{key}' the pattern(s) {patterns}, which match no column; the columns are {', '.join(known) or 'unknown (no manifest)'}"
+            )
         return list(dict.fromkeys(found))
 
     def _known_columns(self) -> list[str]:
@@ -131,16 +141,21 @@ class MultimodalDataModule(LightningDataModule):
 
     def _bundle(self) -> ProcessorBundle:
         if self.bundle is None:
-            raise ConfigError("The model has not learnt from data yet, so there are no processors to read rows with: pass --ckpt_path "
-                               "with a checkpoint from `mmlightning fit` (in Python: trainer.predict(model, dm, ckpt_path=...)), or train "
-                               "first; outside a Trainer, mmlightning.binding.bind(model, datamodule) fits and connects them")
+            raise ConfigError(
+                "The model has not learnt from data yet, so there are no processors to read rows with: pass --ckpt_path "
+                "with a checkpoint from `mmlightning fit` (in Python: trainer.predict(model, dm, ckpt_path=...)), or train "
+                "first; outside a Trainer, mmlightning.binding.bind(model, datamodule) fits and connects them"
+            )
         return self.bundle
 
     def training_values(self) -> dict[str, list[Any]]:
         """What components learn from: per key, the training split's non-missing values, from the rows that
         passed the checks (bad rows stop here with a report, or are skipped and written out)."""
         bundle = self._bundle()
-        self._train_rows = {name: self._checked_rows(m, "train", lenient=len(self.manifests["train"]) > 1) for name, m in self._manifests("train").items()}
+        self._train_rows = {
+            name: self._checked_rows(m, "train", lenient=len(self.manifests["train"]) > 1)
+            for name, m in self._manifests("train").items()
+        }
         rows = [row.values for part in self._train_rows.values() for row in part]
         values = {key: [v for v in (bundle.value(key, r) for r in rows) if v is not None] for key in bundle.processors}
         for key in bundle.targets:
@@ -168,7 +183,16 @@ class MultimodalDataModule(LightningDataModule):
             pre = self._train_rows.get(name) if split == "train" and self._train_rows else None
             rows = pre if pre is not None else self._checked_rows(manifest, split, lenient)
             targets = [] if split == "predict" else self._targets(manifest, lenient)
-            parts.append(ManifestDataset(rows, self._root(manifest), str(manifest.path), self._bundle(), train=split == "train", targets=targets))
+            parts.append(
+                ManifestDataset(
+                    rows,
+                    self._root(manifest),
+                    str(manifest.path),
+                    self._bundle(),
+                    train=split == "train",
+                    targets=targets,
+                )
+            )
         self.datasets[split] = parts[0] if len(parts) == 1 else ConcatDataset(parts)
         return self.datasets[split]
 
@@ -184,7 +208,9 @@ class MultimodalDataModule(LightningDataModule):
         """``lenient``: one of several datasets, which may lack an input column (that modality is missing)."""
         bundle, root = self._bundle(), self._root(manifest)
         targets = [] if split == "predict" else self._targets(manifest, lenient)
-        wanted = [c for key in bundle.processors for c in bundle.input_columns(key)] + [bundle.target_column(k) for k in targets]
+        wanted = [c for key in bundle.processors for c in bundle.input_columns(key)] + [
+            bundle.target_column(k) for k in targets
+        ]
         if not lenient:
             check_columns(manifest, wanted)
         good, bad = check_rows(manifest, lambda values: bundle.check(values, root, targets=targets), progress=True)
@@ -198,8 +224,10 @@ class MultimodalDataModule(LightningDataModule):
         wanted = bundle.read_columns(targets=split != "predict")
         unknown = [c for c in wanted if c not in columns]
         if unknown:
-            raise ConfigError(f"No {split} dataset has column {', '.join(map(repr, unknown))}; their columns are "
-                             f"{', '.join(sorted(columns))}. Map names with --data.columns.")
+            raise ConfigError(
+                f"No {split} dataset has column {', '.join(map(repr, unknown))}; their columns are "
+                f"{', '.join(sorted(columns))}. Map names with --data.columns."
+            )
 
     def _skipped_file(self) -> Path:
         if self.skipped_rows_file:
@@ -211,14 +239,25 @@ class MultimodalDataModule(LightningDataModule):
         data = self.dataset(split)
         pin = torch.cuda.is_available() if self.pin_memory is None else self.pin_memory
         size = self.batch_size if split == "train" else self.eval_batch_size
-        parts = data.datasets if isinstance(data, ConcatDataset) else [data]
+        parts: list[Any] = list(data.datasets) if isinstance(data, ConcatDataset) else [data]
         collate = functools.partial(self._bundle().collate, root=parts[0].root)
-        common = {"num_workers": self.num_workers, "collate_fn": collate, "pin_memory": pin, "persistent_workers": self.num_workers > 0}
+        common: dict[str, Any] = {
+            "num_workers": self.num_workers,
+            "collate_fn": collate,
+            "pin_memory": pin,
+            "persistent_workers": self.num_workers > 0,
+        }
         if len(parts) == 1:
             return DataLoader(data, batch_size=size, shuffle=shuffle, **common)
         names = list(self.sources(split))
         ratios = ratios_in_order(names, self.ratios) if split == "train" and self.sampling == "ratios" else None
-        sampler = TaskBatchSampler(batch_size=size, sizes=[len(p) for p in parts], sampling=self.sampling if split == "train" else "proportional", ratios=ratios, shuffle=shuffle)
+        sampler = TaskBatchSampler(
+            batch_size=size,
+            sizes=[len(p) for p in parts],
+            sampling=self.sampling if split == "train" else "proportional",
+            ratios=ratios,
+            shuffle=shuffle,
+        )
         return DataLoader(data, batch_sampler=sampler, **common)
 
     def train_dataloader(self) -> DataLoader:

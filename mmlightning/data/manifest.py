@@ -58,8 +58,10 @@ def read_manifest(path: str | Path, reader: Any = None) -> Manifest:
     readers = {".jsonl": _read_jsonl, ".json": _read_jsonl, ".csv": _read_csv, ".parquet": _read_parquet}
     read = readers.get(path.suffix.lower()) or _registered_reader(path.suffix.lower())
     if read is None:
-        raise ConfigError(f"Manifest {path} has suffix '{path.suffix}'; expected one of {', '.join(sorted(readers))}, "
-                         "or name a reader for its format with --data.reader=NAME (see `mmlightning components reader`)")
+        raise ConfigError(
+            f"Manifest {path} has suffix '{path.suffix}'; expected one of {', '.join(sorted(readers))}, "
+            "or name a reader for its format with --data.reader=NAME (see `mmlightning components reader`)"
+        )
     rows, bad = read(path)
     return Manifest(path, rows, bad)
 
@@ -82,10 +84,19 @@ def _read_jsonl(path: Path) -> tuple[list[Row], list[BadRow]]:
             try:
                 values = json.loads(line)
             except json.JSONDecodeError as err:
-                bad.append(BadRow(str(path), number, f"malformed JSON ({err.msg} at column {err.colno})", line.rstrip("\n")))
+                bad.append(
+                    BadRow(str(path), number, f"malformed JSON ({err.msg} at column {err.colno})", line.rstrip("\n"))
+                )
                 continue
             if not isinstance(values, dict):
-                bad.append(BadRow(str(path), number, f"expected a JSON object per line, got {type(values).__name__}", line.rstrip("\n")))
+                bad.append(
+                    BadRow(
+                        str(path),
+                        number,
+                        f"expected a JSON object per line, got {type(values).__name__}",
+                        line.rstrip("\n"),
+                    )
+                )
                 continue
             rows.append(Row(number, values))
     return rows, bad
@@ -98,9 +109,18 @@ def _read_csv(path: Path) -> tuple[list[Row], list[BadRow]]:
         for values in reader:
             number = reader.line_num
             if None in values or any(v is None for v in values.values()):
-                bad.append(BadRow(str(path), number, f"expected {len(reader.fieldnames or [])} columns ({', '.join(reader.fieldnames or [])})", values))
+                bad.append(
+                    BadRow(
+                        str(path),
+                        number,
+                        f"expected {len(reader.fieldnames or [])} columns ({', '.join(reader.fieldnames or [])})",
+                        values,
+                    )
+                )
                 continue
-            rows.append(Row(number, {k: (None if v == "" else v) for k, v in values.items()}))  # an empty cell is a missing value
+            rows.append(
+                Row(number, {k: (None if v == "" else v) for k, v in values.items()})
+            )  # an empty cell is a missing value
     return rows, bad
 
 
@@ -108,6 +128,8 @@ def _read_parquet(path: Path) -> tuple[list[Row], list[BadRow]]:
     try:
         import pyarrow.parquet as pq
     except ImportError as err:
-        raise ImportError(f"Reading {path} needs pyarrow: pip install pyarrow (or convert the manifest to JSONL or CSV)") from err
+        raise ImportError(
+            f"Reading {path} needs pyarrow: pip install pyarrow (or convert the manifest to JSONL or CSV)"
+        ) from err
     table = pq.read_table(path).to_pylist()
     return [Row(i + 1, values) for i, values in enumerate(table)], []

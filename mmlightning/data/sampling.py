@@ -30,18 +30,31 @@ class TaskBatchSampler(BatchSampler):
     same number of steps and no row is left out (a few are seen twice, as with ``DistributedSampler``).
     """
 
-    def __init__(self, sampler: Any = None, batch_size: int = 1, drop_last: bool = False, *, sizes: Sequence[int], sampling: str = "proportional",
-                 ratios: Sequence[float] | None = None, shuffle: bool = True, seed: int = 0) -> None:
+    def __init__(
+        self,
+        sampler: Any = None,
+        batch_size: int = 1,
+        drop_last: bool = False,
+        *,
+        sizes: Sequence[int],
+        sampling: str = "proportional",
+        ratios: Sequence[float] | None = None,
+        shuffle: bool = True,
+        seed: int = 0,
+    ) -> None:
         if sampling not in SAMPLING:
             raise ValueError(f"sampling must be one of {SAMPLING}, got {sampling!r}")
-        if sampling == "ratios" and (ratios is None or len(ratios) != len(sizes) or min(ratios) < 0 or sum(ratios) <= 0):
+        if sampling == "ratios" and (
+            ratios is None or len(ratios) != len(sizes) or min(ratios) < 0 or sum(ratios) <= 0
+        ):
             raise ValueError(f"sampling='ratios' needs a non-negative ratio per dataset ({len(sizes)}), got {ratios}")
         super().__init__(range(sum(sizes)) if sampler is None else sampler, batch_size, drop_last)
         self.sizes, self.sampling, self.shuffle, self.seed = list(sizes), sampling, shuffle, seed
         self.ratios = list(ratios) if ratios is not None else None
         self.offsets = [sum(self.sizes[:i]) for i in range(len(self.sizes))]
         distributed = isinstance(sampler, DistributedSampler)
-        self.rank, self.world = (sampler.rank, sampler.num_replicas) if distributed else (0, 1)
+        self.rank: int = sampler.rank if isinstance(sampler, DistributedSampler) else 0
+        self.world: int = sampler.num_replicas if isinstance(sampler, DistributedSampler) else 1
         self.epoch = sampler.epoch if distributed else 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -50,7 +63,9 @@ class TaskBatchSampler(BatchSampler):
     def _batches(self, dataset: int, generator: torch.Generator) -> list[list[int]]:
         size, offset = self.sizes[dataset], self.offsets[dataset]
         order = torch.randperm(size, generator=generator).tolist() if self.shuffle else list(range(size))
-        return [[offset + i for i in order[start : start + self.batch_size]] for start in range(0, size, self.batch_size)]
+        return [
+            [offset + i for i in order[start : start + self.batch_size]] for start in range(0, size, self.batch_size)
+        ]
 
     def _order(self, generator: torch.Generator) -> list[int]:
         """Which dataset each batch of the epoch comes from."""
@@ -60,7 +75,9 @@ class TaskBatchSampler(BatchSampler):
         if self.sampling == "round_robin":
             return [d for _ in range(max(counts)) for d in range(len(counts)) if counts[d]]
         if self.sampling == "ratios":
-            weights = torch.tensor(self.ratios, dtype=torch.float) * torch.tensor([c > 0 for c in counts], dtype=torch.float)
+            weights = torch.tensor(self.ratios, dtype=torch.float) * torch.tensor(
+                [c > 0 for c in counts], dtype=torch.float
+            )
             return torch.multinomial(weights, sum(counts), replacement=True, generator=generator).tolist()
         slots = [d for d, c in enumerate(counts) for _ in range(c)]
         return [slots[i] for i in torch.randperm(len(slots), generator=generator).tolist()]
@@ -85,7 +102,11 @@ class TaskBatchSampler(BatchSampler):
 
     def __len__(self) -> int:
         counts = [math.ceil(n / self.batch_size) for n in self.sizes]
-        total = max(counts) * sum(1 for c in counts if c) if self.shuffle and self.sampling == "round_robin" else sum(counts)
+        total = (
+            max(counts) * sum(1 for c in counts if c)
+            if self.shuffle and self.sampling == "round_robin"
+            else sum(counts)
+        )
         return math.ceil(total / self.world)
 
 
@@ -95,5 +116,7 @@ def ratios_in_order(names: Sequence[str], ratios: Mapping[str, float] | None) ->
         return None
     unknown, missing = set(ratios) - set(names), [n for n in names if n not in ratios]
     if unknown or missing:
-        raise ValueError(f"--data.ratios must give a ratio for each training dataset {list(names)}; unknown {sorted(unknown)}, missing {missing}")
+        raise ValueError(
+            f"--data.ratios must give a ratio for each training dataset {list(names)}; unknown {sorted(unknown)}, missing {missing}"
+        )
     return [float(ratios[n]) for n in names]

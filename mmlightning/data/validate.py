@@ -38,7 +38,7 @@ def check_columns(manifest: Manifest, columns: list[str]) -> None:
     if absent and manifest.rows:
         raise BadRowsError(
             f"Manifest {manifest.path} has no column {', '.join(repr(c) for c in absent)}; its columns are "
-            f"{', '.join(present)}. Map names with --data.columns (e.g. '{{\"{absent[0]}\": \"my_column\"}}')."
+            f'{", ".join(present)}. Map names with --data.columns (e.g. \'{{"{absent[0]}": "my_column"}}\').'
         )
 
 
@@ -53,11 +53,16 @@ def handle_bad_rows(bad: list[BadRow], total: int, policy: str, skipped_file: Pa
     if not bad:
         return
     if policy == "stop":
-        raise BadRowsError(f"{report(bad, total)}\nFix these rows, or pass --data.on_bad_rows=skip to leave them out (they are then written to a file).")
+        raise BadRowsError(
+            f"{report(bad, total)}\nFix these rows, or pass --data.on_bad_rows=skip to leave them out (they are then written to a file)."
+        )
     skipped_file.parent.mkdir(parents=True, exist_ok=True)
     with skipped_file.open("a", encoding="utf-8") as handle:
         for row in bad:
-            handle.write(json.dumps({"file": row.file, "line": row.line, "reason": row.reason, "row": row.values}, default=str) + "\n")
+            handle.write(
+                json.dumps({"file": row.file, "line": row.line, "reason": row.reason, "row": row.values}, default=str)
+                + "\n"
+            )
     log.warning("skipped %s; they are listed in %s", report(bad, total, limit=5), skipped_file)
 
 

@@ -36,11 +36,20 @@ class AudioEncoder(Encoder):
         augment: bool = True,
     ) -> None:
         super().__init__()
-        self.dim, self.sample_rate, self.n_mels, self.max_seconds, self.augment = dim, sample_rate, n_mels, max_seconds, augment
+        self.dim, self.sample_rate, self.n_mels, self.max_seconds, self.augment = (
+            dim,
+            sample_rate,
+            n_mels,
+            max_seconds,
+            augment,
+        )
         self.hop = max(1, int(sample_rate * hop_ms / 1000))
         self.n_fft = 2 ** math.ceil(math.log2(max(2, int(sample_rate * window_ms / 1000))))
         self.frontend = nn.Sequential(
-            nn.Conv1d(n_mels, dim, 3, stride=2, padding=1), nn.GELU(), nn.Conv1d(dim, dim, 3, stride=2, padding=1), nn.GELU()
+            nn.Conv1d(n_mels, dim, 3, stride=2, padding=1),
+            nn.GELU(),
+            nn.Conv1d(dim, dim, 3, stride=2, padding=1),
+            nn.GELU(),
         )
         max_tokens = int(max_seconds * sample_rate / self.hop) // 4 + 2
         self.register_buffer("positions", sinusoidal_positions(max_tokens, dim), persistent=False)

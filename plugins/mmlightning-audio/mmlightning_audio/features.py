@@ -42,6 +42,7 @@ def resample(waveform: Tensor, rate: int, target: int) -> Tensor:
 
 def mel_filterbank(n_fft: int, n_mels: int, rate: int) -> Tensor:
     """Triangular HTK mel filters. ``-> (n_fft // 2 + 1, n_mels)``."""
+
     def mel(hz: float) -> float:
         return 2595.0 * math.log10(1.0 + hz / 700.0)
 
@@ -58,6 +59,8 @@ def log_mel(waveform: Tensor, filters: Tensor, n_fft: int, hop: int) -> Tensor:
     """Waveform ``(S,)`` -> log-mel frames ``(T, n_mels)``."""
     if waveform.numel() < n_fft:
         waveform = F.pad(waveform, (0, n_fft - waveform.numel()))
-    spectrum = torch.stft(waveform, n_fft, hop, window=torch.hann_window(n_fft), center=True, return_complex=True)  # (F, T)
+    spectrum = torch.stft(
+        waveform, n_fft, hop, window=torch.hann_window(n_fft), center=True, return_complex=True
+    )  # (F, T)
     power = spectrum.abs().pow(2).T  # (T, F)
     return torch.log(power @ filters + 1e-6)  # (T, n_mels)

@@ -5,7 +5,20 @@ The names load on first use, so loading the plugin (its entry point) stays cheap
 
 import importlib
 
-__all__ = ["AttentionPoolFusion", "BottleneckFusion", "CoAttentionFusion", "ConcatFusion", "CrossAttentionFusion", "CrossModalEncoderFusion", "GatedCrossAttentionFusion", "GatedFusion", "LateFusion", "LowRankTensorFusion", "SingleStreamFusion", "TensorFusion"]
+__all__ = [
+    "AttentionPoolFusion",
+    "BottleneckFusion",
+    "CoAttentionFusion",
+    "ConcatFusion",
+    "CrossAttentionFusion",
+    "CrossModalEncoderFusion",
+    "GatedCrossAttentionFusion",
+    "GatedFusion",
+    "LateFusion",
+    "LowRankTensorFusion",
+    "SingleStreamFusion",
+    "TensorFusion",
+]
 _WHERE = {
     "ConcatFusion": "mmlightning_fusions.concat",
     "GatedFusion": "mmlightning_fusions.gated",

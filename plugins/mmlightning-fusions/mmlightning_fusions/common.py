@@ -13,7 +13,9 @@ from mmlightning.features import masked_mean
 
 def projections(dims: Mapping[str, int], dim: int) -> nn.ModuleDict:
     """A linear map per modality to the shared width (identity where it already matches)."""
-    return nn.ModuleDict({key: nn.Linear(width, dim) if width != dim else nn.Identity() for key, width in sorted(dims.items())})
+    return nn.ModuleDict(
+        {key: nn.Linear(width, dim) if width != dim else nn.Identity() for key, width in sorted(dims.items())}
+    )
 
 
 def concat_tokens(tokens: Mapping[str, Tensor], masks: Mapping[str, Tensor]) -> tuple[Tensor, Tensor, dict[str, slice]]:

@@ -28,7 +28,15 @@ class CrossAttentionBlock(nn.Module):
 class CrossAttentionFusion(Fusion):
     """The query modality's tokens attend to the other modalities' tokens (one-way cross-attention)."""
 
-    def __init__(self, dims: Mapping[str, int], dim: int = 256, layers: int = 1, heads: int = 4, dropout: float = 0.1, query: str | None = None) -> None:
+    def __init__(
+        self,
+        dims: Mapping[str, int],
+        dim: int = 256,
+        layers: int = 1,
+        heads: int = 4,
+        dropout: float = 0.1,
+        query: str | None = None,
+    ) -> None:
         super().__init__(dims)
         if len(self.dims) < 2:
             raise ValueError(f"{type(self).__name__} needs at least two modalities")
@@ -38,7 +46,7 @@ class CrossAttentionFusion(Fusion):
         self.dim = dim
         self.project = projections(self.dims, dim)
         self.blocks = nn.ModuleList(self.block(dim, heads, dropout) for _ in range(layers))
-        self.norm = nn.LayerNorm(dim)
+        self.norm: nn.Module = nn.LayerNorm(dim)
 
     def block(self, dim: int, heads: int, dropout: float) -> nn.Module:
         """One cross-attention layer (subclasses swap in another kind)."""
@@ -49,7 +57,9 @@ class CrossAttentionFusion(Fusion):
         tokens = {k: self.project[k](features[k].tokens) for k in self.dims}  # (B, N_k, D)
         masks = {k: features[k].mask for k in self.dims}
         others = [k for k in self.dims if k != self.query]
-        context, context_mask, _ = concat_tokens({k: tokens[k] for k in others}, {k: masks[k] for k in others})  # (B, M, D)
+        context, context_mask, _ = concat_tokens(
+            {k: tokens[k] for k in others}, {k: masks[k] for k in others}
+        )  # (B, M, D)
         x = tokens[self.query]  # (B, N_q, D)
         for block in self.blocks:
             x = block(x, context, context_mask)  # (B, N_q, D)

@@ -28,7 +28,15 @@ class GatedCrossAttentionBlock(nn.Module):
 class GatedCrossAttentionFusion(CrossAttentionFusion):
     """The query modality attends to the others through tanh gates that start closed (Flamingo)."""
 
-    def __init__(self, dims: Mapping[str, int], dim: int = 256, layers: int = 1, heads: int = 4, dropout: float = 0.1, query: str | None = None) -> None:
+    def __init__(
+        self,
+        dims: Mapping[str, int],
+        dim: int = 256,
+        layers: int = 1,
+        heads: int = 4,
+        dropout: float = 0.1,
+        query: str | None = None,
+    ) -> None:
         super().__init__(dims, dim, layers, heads, dropout, query)
         self.norm = nn.Identity()  # with closed gates the query passes through unchanged
 

@@ -23,16 +23,25 @@ class LateFusion(Fusion):
     ``pooled``, the same weighting of the modality tokens.
     """
 
-    def __init__(self, dims: Mapping[str, int], dim: int = 256, combine: str = "mean", hidden: int | None = None, dropout: float = 0.1) -> None:
+    def __init__(
+        self,
+        dims: Mapping[str, int],
+        dim: int = 256,
+        combine: str = "mean",
+        hidden: int | None = None,
+        dropout: float = 0.1,
+    ) -> None:
         super().__init__(dims)
         if combine not in COMBINE:
             raise ValueError(f"combine must be one of {COMBINE}, got {combine!r}")
         self.dim, self.combine = dim, combine
         hidden = hidden or dim
-        self.towers = nn.ModuleDict({
-            key: nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim))
-            for key, width in self.dims.items()
-        })
+        self.towers = nn.ModuleDict(
+            {
+                key: nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim))
+                for key, width in self.dims.items()
+            }
+        )
         if combine == "learned":
             self.scores = nn.Parameter(torch.zeros(len(self.dims)))  # starts as the mean
         else:

@@ -15,7 +15,9 @@ from mmlightning_fusions.common import any_present, check_keys, concat_tokens, p
 class SingleStreamFusion(Fusion):
     """One Transformer over the concatenation of every modality's tokens, with modality-type embeddings."""
 
-    def __init__(self, dims: Mapping[str, int], dim: int = 256, layers: int = 2, heads: int = 4, dropout: float = 0.1) -> None:
+    def __init__(
+        self, dims: Mapping[str, int], dim: int = 256, layers: int = 2, heads: int = 4, dropout: float = 0.1
+    ) -> None:
         super().__init__(dims)
         self.dim = dim
         self.project = projections(self.dims, dim)

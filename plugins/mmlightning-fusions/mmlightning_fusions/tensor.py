@@ -43,7 +43,9 @@ class LowRankTensorFusion(Fusion):
     def __init__(self, dims: Mapping[str, int], dim: int = 256, rank: int = 4, dropout: float = 0.1) -> None:
         super().__init__(dims)
         self.dim, self.rank = dim, rank
-        self.factors = nn.ParameterDict({k: nn.Parameter(torch.randn(rank, d + 1, dim) * (d + 1) ** -0.5) for k, d in self.dims.items()})
+        self.factors = nn.ParameterDict(
+            {k: nn.Parameter(torch.randn(rank, d + 1, dim) * (d + 1) ** -0.5) for k, d in self.dims.items()}
+        )
         self.weights = nn.Parameter(torch.full((rank,), 1.0 / rank))
         self.bias = nn.Parameter(torch.zeros(dim))
         self.drop = nn.Dropout(dropout)

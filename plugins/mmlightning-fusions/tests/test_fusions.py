@@ -5,9 +5,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mmlightning.testing import check_fusion, random_features
 import mmlightning_fusions
-from mmlightning_fusions import BottleneckFusion, ConcatFusion, CrossAttentionFusion, GatedCrossAttentionFusion, LateFusion, SingleStreamFusion, TensorFusion
+from mmlightning.testing import check_fusion, random_features
+from mmlightning_fusions import (
+    BottleneckFusion,
+    ConcatFusion,
+    CrossAttentionFusion,
+    GatedCrossAttentionFusion,
+    LateFusion,
+    SingleStreamFusion,
+    TensorFusion,
+)
 from mmlightning_fusions.plugin import FUSIONS
 
 DIMS = {"text": 12, "image": 20, "audio": 8}
@@ -28,7 +36,10 @@ def test_gated_cross_attention_starts_as_the_query_alone():
     fusion = GatedCrossAttentionFusion({"text": 16, "image": 20}, dim=16, query="text").eval()
     features = {"text": random_features(2, 5, 16), "image": random_features(2, 7, 20)}
     out = fusion(features)
-    assert torch.allclose(out.tokens[:, out.spans["text"]], fusion.project["text"](features["text"].tokens) * features["text"].mask[..., None])
+    assert torch.allclose(
+        out.tokens[:, out.spans["text"]],
+        fusion.project["text"](features["text"].tokens) * features["text"].mask[..., None],
+    )
     with torch.no_grad():
         fusion.blocks[0].gate_attn.fill_(1.0)
     assert not torch.allclose(fusion(features).tokens[:, out.spans["text"]], out.tokens[:, out.spans["text"]])

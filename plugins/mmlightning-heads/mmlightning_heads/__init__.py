@@ -5,7 +5,16 @@ The names load on first use, so loading the plugin (its entry point) stays cheap
 
 import importlib
 
-__all__ = ["ClassificationHead", "ContrastiveHead", "EntityF1", "MatchingHead", "MultiLabelHead", "RegressionHead", "RetrievalRecall", "TokenClassificationHead"]
+__all__ = [
+    "ClassificationHead",
+    "ContrastiveHead",
+    "EntityF1",
+    "MatchingHead",
+    "MultiLabelHead",
+    "RegressionHead",
+    "RetrievalRecall",
+    "TokenClassificationHead",
+]
 _WHERE = {
     "ClassificationHead": "mmlightning_heads.classification",
     "ContrastiveHead": "mmlightning_heads.contrastive",

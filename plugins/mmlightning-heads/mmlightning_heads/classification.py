@@ -5,14 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmlightning import Batch, Features, Head, HeadOutput
 from mmlightning_heads.codecs import LabelCodec
 from mmlightning_heads.common import classifier, per_label, safe_divide
-
 
 CONFUSION_UP_TO = 20  # classes; beyond that a confusion matrix is too many numbers to log one by one
 
@@ -24,17 +22,28 @@ class ClassificationHead(Head):
     and combines the predictions with the fusion's weights (see :func:`late_log_probs`): late fusion.
     """
 
-    def __init__(self, dim: int, labels: list[Any] | None = None, hidden: int | None = None, dropout: float = 0.1, label_smoothing: float = 0.0) -> None:
+    def __init__(
+        self,
+        dim: int,
+        labels: list[Any] | None = None,
+        hidden: int | None = None,
+        dropout: float = 0.1,
+        label_smoothing: float = 0.0,
+    ) -> None:
         super().__init__()
         self.in_dim, self.hidden, self.dropout, self.label_smoothing = dim, hidden, dropout, label_smoothing
-        self.classifier: nn.Module | None = None
+        self.classifier: Any = None  # built in set_fitted
         if labels:
             self.set_fitted({"labels": list(labels)})
 
     def fit(self, values: Sequence[Any]) -> None:
-        labels = sorted(set(values), key=lambda v: (not isinstance(v, (int, float)), v if isinstance(v, (int, float)) else str(v)))
+        labels = sorted(
+            set(values), key=lambda v: (not isinstance(v, (int, float)), v if isinstance(v, (int, float)) else str(v))
+        )
         if len(labels) < 2:
-            raise ValueError(f"head '{self.name}' found {len(labels)} distinct label(s) in the training split; classification needs at least 2")
+            raise ValueError(
+                f"head '{self.name}' found {len(labels)} distinct label(s) in the training split; classification needs at least 2"
+            )
         self.set_fitted({"labels": labels})
 
     def set_fitted(self, state: dict[str, Any]) -> None:
@@ -68,7 +77,9 @@ class ClassificationHead(Head):
         if len(self.labels) > CONFUSION_UP_TO:
             return {}
         columns = ["true / predicted", *map(str, self.labels)]
-        return {"confusion": (columns, [[str(label), *map(int, row)] for label, row in zip(self.labels, value.tolist())])}
+        return {
+            "confusion": (columns, [[str(label), *map(int, row)] for label, row in zip(self.labels, value.tolist())])
+        }
 
     def example_targets(self, count: int) -> list[Any]:
         return [("cat", "dog", "bird")[i % 3] for i in range(count)]
@@ -105,5 +116,7 @@ def report(matrix: Tensor, labels: Sequence[Any], confusion: bool = True) -> dic
         **per_label("f1", f1, labels),
     }
     if confusion:
-        values.update({f"confusion/{t}/{p}": float(matrix[i, j]) for i, t in enumerate(labels) for j, p in enumerate(labels)})
+        values.update(
+            {f"confusion/{t}/{p}": float(matrix[i, j]) for i, t in enumerate(labels) for j, p in enumerate(labels)}
+        )
     return values

@@ -24,7 +24,9 @@ def _require_labels(labels: list[Any] | None, what: str = "labels") -> list[Any]
 
 def _unknown(value: Any, labels: Sequence[Any]) -> ValueError:
     shown = ", ".join(map(repr, labels[:20]))
-    return ValueError(f"label {value!r} is not one of the {len(labels)} known labels ({shown}); labels are learnt from the training split or set with labels=[...]")
+    return ValueError(
+        f"label {value!r} is not one of the {len(labels)} known labels ({shown}); labels are learnt from the training split or set with labels=[...]"
+    )
 
 
 class LabelCodec(TargetCodec):
@@ -32,7 +34,11 @@ class LabelCodec(TargetCodec):
 
     def __init__(self, labels: list[Any] | None = None) -> None:
         self.labels = None if labels is None else list(labels)
-        self.index = {} if labels is None else {**{str(v): i for i, v in enumerate(labels)}, **{v: i for i, v in enumerate(labels)}}
+        self.index = (
+            {}
+            if labels is None
+            else {**{str(v): i for i, v in enumerate(labels)}, **{v: i for i, v in enumerate(labels)}}
+        )
 
     def check(self, value: Any) -> None:
         if not isinstance(value, SCALARS) or (isinstance(value, float) and not math.isfinite(value)):
@@ -121,7 +127,9 @@ class TagCodec(TargetCodec):
         tags = _require_labels(self.tags, "tags")
         unknown = [t for t in value if t not in self.index]
         if unknown:
-            raise ValueError(f"tag {unknown[0]!r} is not one of the {len(tags)} tags learnt from the training split ({', '.join(tags[:20])})")
+            raise ValueError(
+                f"tag {unknown[0]!r} is not one of the {len(tags)} tags learnt from the training split ({', '.join(tags[:20])})"
+            )
         return torch.tensor([self.index[t] for t in value], dtype=torch.long)
 
     def collate(self, targets: Sequence[Tensor]) -> Tensor:

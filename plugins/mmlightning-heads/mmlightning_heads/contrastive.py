@@ -36,7 +36,17 @@ class ContrastiveHead(Head):
     In a distributed run the negatives come from the global batch: embeddings are gathered with their gradient.
     """
 
-    def __init__(self, dim: int, modalities: Sequence[str] | None = None, embed_dim: int = 128, loss: str = "infonce", temperature: float = 0.07, learn_temperature: bool = True, groups: bool = False, recall_at: Sequence[int] = (1, 5, 10)) -> None:
+    def __init__(
+        self,
+        dim: int,
+        modalities: Sequence[str] | None = None,
+        embed_dim: int = 128,
+        loss: str = "infonce",
+        temperature: float = 0.07,
+        learn_temperature: bool = True,
+        groups: bool = False,
+        recall_at: Sequence[int] = (1, 5, 10),
+    ) -> None:
         super().__init__()
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
@@ -45,8 +55,10 @@ class ContrastiveHead(Head):
         self.uses_target = groups
         start = math.log(1 / temperature) if loss == "infonce" else math.log(10.0)  # SigLIP starts at t' = log 10
         self.logit_scale = nn.Parameter(torch.tensor(start), requires_grad=learn_temperature)
-        self.logit_bias = nn.Parameter(torch.tensor(-10.0 if loss == "sigmoid" else 0.0), requires_grad=loss == "sigmoid")
-        self.project: nn.ModuleDict | None = None
+        self.logit_bias = nn.Parameter(
+            torch.tensor(-10.0 if loss == "sigmoid" else 0.0), requires_grad=loss == "sigmoid"
+        )
+        self.project: Any = None  # built in set_fitted
 
     def fit(self, values: Sequence[Any]) -> None:
         self.set_fitted({})
@@ -56,7 +68,9 @@ class ContrastiveHead(Head):
         keys = self.modalities or sorted(self.encoder_dims)
         unknown = [k for k in keys if k not in self.encoder_dims]
         if len(keys) != 2 or unknown:
-            raise ValueError(f"head '{self.name}' aligns two encoders; got modalities={keys} with encoders {sorted(self.encoder_dims)} (set modalities=[A, B])")
+            raise ValueError(
+                f"head '{self.name}' aligns two encoders; got modalities={keys} with encoders {sorted(self.encoder_dims)} (set modalities=[A, B])"
+            )
         self.keys = sorted(keys)
         self.project = nn.ModuleDict({k: nn.Linear(self.encoder_dims[k], self.embed_dim) for k in self.keys})
 
@@ -89,7 +103,12 @@ class ContrastiveHead(Head):
         if not valid.any():
             return embeddings.sum() * 0.0
         left, right = embeddings[:, 0], embeddings[:, 1]  # (B, E)
-        all_left, all_right, all_group, all_valid = gather(left), gather(right), gather(group), gather(valid)  # (G, ...)
+        all_left, all_right, all_group, all_valid = (
+            gather(left),
+            gather(right),
+            gather(group),
+            gather(valid),
+        )  # (G, ...)
         scale = self.logit_scale.clamp(max=math.log(100.0)).exp()
         positive = (group[:, None] == all_group[None, :]) & all_valid[None, :]  # (B, G)
         if self.loss_name == "sigmoid":

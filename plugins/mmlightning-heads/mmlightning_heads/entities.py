@@ -15,11 +15,13 @@ def chunks(tags: Sequence[str]) -> set[tuple[str, int, int]]:
     A chunk starts at B-/S-, or at I-/E- after O or after a different type; it ends before O, B-, S-, or a
     different type, and after E-/S-.
     """
-    found, kind, start = set(), None, 0
+    found: set[tuple[str, int, int]] = set()
+    kind: str | None = None
+    start = 0
     for i, tag in enumerate([*tags, "O"]):
         prefix, _, label = tag.partition("-") if tag != "O" else ("O", "", "")
         ends = kind is not None and (prefix in ("O", "B", "S") or label != kind)
-        if ends:
+        if kind is not None and ends:
             found.add((kind, start, i))
             kind = None
         if prefix != "O" and (kind is None or prefix in ("B", "S")):
@@ -38,6 +40,9 @@ class EntityF1(Metric):
     """
 
     full_state_update = False
+    correct: Tensor  # metric states (add_state)
+    predicted: Tensor
+    gold: Tensor
 
     def __init__(self, tags: Sequence[str], **kwargs) -> None:
         super().__init__(**kwargs)

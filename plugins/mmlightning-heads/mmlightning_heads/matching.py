@@ -32,7 +32,17 @@ class MatchingHead(Head):
             image is never taken as a negative.
     """
 
-    def __init__(self, dim: int, modalities: Sequence[str] | None = None, embed_dim: int = 128, hard_negatives: bool = True, contrastive_weight: float = 1.0, groups: bool = False, hidden: int | None = None, dropout: float = 0.1) -> None:
+    def __init__(
+        self,
+        dim: int,
+        modalities: Sequence[str] | None = None,
+        embed_dim: int = 128,
+        hard_negatives: bool = True,
+        contrastive_weight: float = 1.0,
+        groups: bool = False,
+        hidden: int | None = None,
+        dropout: float = 0.1,
+    ) -> None:
         super().__init__()
         self.hard_negatives, self.contrastive_weight = hard_negatives, contrastive_weight
         self.align = ContrastiveHead(dim, modalities, embed_dim=embed_dim, groups=groups, recall_at=(1,))
@@ -80,7 +90,9 @@ class MatchingHead(Head):
             usable = valid & ~same[torch.arange(len(groups)), for_a] & ~same[torch.arange(len(groups)), for_b]
         swap_b = {a: encoded[a], b: encoded[b].index(for_a)}  # a's item with someone else's b
         swap_a = {a: encoded[a].index(for_b), b: encoded[b]}  # b's item with someone else's a
-        negative = torch.cat([self.classifier(self.fuse(swap).pooled).squeeze(-1) for swap in (swap_b, swap_a)])  # (2B,)
+        negative = torch.cat(
+            [self.classifier(self.fuse(swap).pooled).squeeze(-1) for swap in (swap_b, swap_a)]
+        )  # (2B,)
         logits = torch.cat([positive, negative])  # (3B,)
         labels = torch.cat([torch.ones_like(positive), torch.zeros_like(negative)])
         keep = torch.cat([valid, usable, usable])

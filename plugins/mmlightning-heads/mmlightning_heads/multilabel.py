@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -21,10 +20,24 @@ class MultiLabelHead(Head):
     (CSV: ``"dog|outdoor"``); an empty list or string means no label applies.
     """
 
-    def __init__(self, dim: int, labels: list[str] | None = None, separator: str = "|", threshold: float = 0.5, hidden: int | None = None, dropout: float = 0.1) -> None:
+    def __init__(
+        self,
+        dim: int,
+        labels: list[str] | None = None,
+        separator: str = "|",
+        threshold: float = 0.5,
+        hidden: int | None = None,
+        dropout: float = 0.1,
+    ) -> None:
         super().__init__()
-        self.in_dim, self.separator, self.threshold, self.hidden, self.dropout = dim, separator, threshold, hidden, dropout
-        self.classifier: nn.Module | None = None
+        self.in_dim, self.separator, self.threshold, self.hidden, self.dropout = (
+            dim,
+            separator,
+            threshold,
+            hidden,
+            dropout,
+        )
+        self.classifier: Any = None  # built in set_fitted
         if labels:
             self.set_fitted({"labels": list(labels)})
 
@@ -49,7 +62,12 @@ class MultiLabelHead(Head):
         return HeadOutput(loss=loss, predictions=(logits.sigmoid() >= self.threshold).long(), logits=logits)
 
     def make_metrics(self) -> dict[str, nn.Module]:
-        from torchmetrics.classification import MultilabelExactMatch, MultilabelF1Score, MultilabelPrecision, MultilabelRecall
+        from torchmetrics.classification import (
+            MultilabelExactMatch,
+            MultilabelF1Score,
+            MultilabelPrecision,
+            MultilabelRecall,
+        )
 
         n = len(self.labels)
         return {

@@ -6,9 +6,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 
 from mmlightning import Batch, Features, Head, HeadOutput
 from mmlightning_heads.codecs import NumberCodec, number

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -20,6 +21,8 @@ class RetrievalRecall(Metric):
     """
 
     full_state_update = False
+    embeddings: Any  # metric states: a list while updating, a tensor once gathered
+    groups: Any
 
     def __init__(self, recall_at: Sequence[int] = (1, 5, 10), **kwargs) -> None:
         super().__init__(**kwargs)
@@ -36,7 +39,9 @@ class RetrievalRecall(Metric):
         groups = torch.cat(self.groups) if isinstance(self.groups, list) else self.groups  # (N,)
         sides = [distinct(embeddings[:, i], groups) for i in range(2)]
         (a, a_groups), (b, b_groups) = sides
-        return torch.cat([recall(a, a_groups, b, b_groups, self.recall_at), recall(b, b_groups, a, a_groups, self.recall_at)])
+        return torch.cat(
+            [recall(a, a_groups, b, b_groups, self.recall_at), recall(b, b_groups, a, a_groups, self.recall_at)]
+        )
 
 
 def distinct(embeddings: Tensor, groups: Tensor, tol: float = 1e-4) -> tuple[Tensor, Tensor]:

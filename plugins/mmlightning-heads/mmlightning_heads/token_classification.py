@@ -31,7 +31,7 @@ class TokenClassificationHead(Head):
     def __init__(self, dim: int, modality: str = "text", hidden: int | None = None, dropout: float = 0.1) -> None:
         super().__init__()
         self.in_dim, self.source, self.hidden, self.dropout = dim, modality, hidden, dropout
-        self.classifier: nn.Module | None = None
+        self.classifier: Any = None  # built in set_fitted
 
     def fit(self, values: Sequence[Any]) -> None:
         tags = sorted({tag for value in values for tag in value})
@@ -49,14 +49,18 @@ class TokenClassificationHead(Head):
 
     def tokens(self, fused: Features) -> Tensor:
         if self.source not in fused.spans:
-            raise ValueError(f"head '{self.name}' tags the '{self.source}' tokens, but the fusion kept no tokens for it "
-                             f"(spans: {sorted(fused.spans) or 'none'}); use a token-level fusion such as SingleStreamFusion or CrossAttentionFusion")
+            raise ValueError(
+                f"head '{self.name}' tags the '{self.source}' tokens, but the fusion kept no tokens for it "
+                f"(spans: {sorted(fused.spans) or 'none'}); use a token-level fusion such as SingleStreamFusion or CrossAttentionFusion"
+            )
         return fused.tokens[:, fused.spans[self.source]]  # (B, N, D)
 
     def check_length(self, tokens: Tensor, word_ids: Tensor) -> None:
         if tokens.shape[1] != word_ids.shape[1]:
-            raise ValueError(f"head '{self.name}': the fusion kept {tokens.shape[1]} '{self.source}' tokens for {word_ids.shape[1]} text tokens; "
-                             "use a fusion that keeps every token (SingleStreamFusion, CrossAttentionFusion, ...), not a pooling one")
+            raise ValueError(
+                f"head '{self.name}': the fusion kept {tokens.shape[1]} '{self.source}' tokens for {word_ids.shape[1]} text tokens; "
+                "use a fusion that keeps every token (SingleStreamFusion, CrossAttentionFusion, ...), not a pooling one"
+            )
 
     def forward(self, fused: Features, encoded: Mapping[str, Features], batch: Batch) -> HeadOutput:
         word_ids = self.word_ids(encoded).to(fused.tokens.device)  # (B, N), -1 for no word
@@ -67,14 +71,22 @@ class TokenClassificationHead(Head):
         self.check_length(tokens, word_ids)
         logits = self.classifier(tokens)  # (B, N, T)
         word_logits = logits.gather(1, first[..., None].expand(-1, -1, logits.shape[-1]))  # (B, W, T)
-        predictions = word_logits.argmax(-1).masked_fill(~has_token, self.tags.index("O") if "O" in self.tags else 0)  # (B, W)
+        predictions = word_logits.argmax(-1).masked_fill(
+            ~has_token, self.tags.index("O") if "O" in self.tags else 0
+        )  # (B, W)
         loss = None
         if target is not None:
             wanted = target.masked_fill(~has_token, IGNORE)
-            loss = F.cross_entropy(word_logits.flatten(0, 1), wanted.flatten(), ignore_index=IGNORE) if (wanted != IGNORE).any() else logits.sum() * 0.0
+            loss = (
+                F.cross_entropy(word_logits.flatten(0, 1), wanted.flatten(), ignore_index=IGNORE)
+                if (wanted != IGNORE).any()
+                else logits.sum() * 0.0
+            )
         else:
             lengths = (word_ids.max(1).values + 1).clamp(min=0)  # (B,) words seen per sample
-            predictions = predictions.masked_fill(torch.arange(words, device=word_ids.device)[None] >= lengths[:, None], IGNORE)
+            predictions = predictions.masked_fill(
+                torch.arange(words, device=word_ids.device)[None] >= lengths[:, None], IGNORE
+            )
         return HeadOutput(loss=loss, predictions=predictions, logits=word_logits)
 
     def make_metrics(self) -> dict[str, nn.Module]:
@@ -92,8 +104,10 @@ class TokenClassificationHead(Head):
     def word_ids(self, encoded: Mapping[str, Features]) -> Tensor:
         features = encoded.get(self.source)
         if features is None or features.word_ids is None:
-            raise ValueError(f"head '{self.name}' tags words, but encoder '{self.source}' gives no word_ids (Features.word_ids): "
-                             "use an encoder whose tokens come from words (TextEncoder), or set modality=KEY")
+            raise ValueError(
+                f"head '{self.name}' tags words, but encoder '{self.source}' gives no word_ids (Features.word_ids): "
+                "use an encoder whose tokens come from words (TextEncoder), or set modality=KEY"
+            )
         return features.word_ids
 
 

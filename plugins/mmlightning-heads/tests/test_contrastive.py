@@ -46,7 +46,9 @@ def test_a_pair_missing_a_side_is_left_out():
     encoded = {"image": random_features(3, 2, 6, missing=[2]), "text": random_features(3, 4, 5)}
     batch = Batch(inputs={}, ids=["a", "b", "c"])
     full = head(None, encoded, batch).loss
-    alone = head(None, {k: f.index(torch.tensor([0, 1])) for k, f in encoded.items()}, Batch(inputs={}, ids=["a", "b"])).loss
+    alone = head(
+        None, {k: f.index(torch.tensor([0, 1])) for k, f in encoded.items()}, Batch(inputs={}, ids=["a", "b"])
+    ).loss
     assert torch.allclose(full, alone)
 
 
@@ -61,10 +63,14 @@ def test_two_encoders_are_needed_and_named_ones_must_exist():
 
 def test_recall_counts_each_image_once_and_any_caption_as_a_hit():
     images = torch.eye(3)  # 3 images, orthogonal
-    captions = F.normalize(torch.stack([images[0], images[0] + 0.1 * images[1], images[1], images[1] + 0.5 * images[2]]), dim=1)
+    captions = F.normalize(
+        torch.stack([images[0], images[0] + 0.1 * images[1], images[1], images[1] + 0.5 * images[2]]), dim=1
+    )
     groups = torch.tensor([0, 0, 1, 2])  # two captions of image 0; image 2's caption looks more like image 1
     embeddings = torch.stack([images[groups], captions], 1)  # (4, 2, 3): the image repeats once per caption
-    assert distinct(embeddings[:, 0], groups)[1].tolist() == [0, 1, 2] and len(distinct(embeddings[:, 1], groups)[1]) == 4
+    assert (
+        distinct(embeddings[:, 0], groups)[1].tolist() == [0, 1, 2] and len(distinct(embeddings[:, 1], groups)[1]) == 4
+    )
     metric = RetrievalRecall((1, 2))
     metric.update(embeddings, groups)
     image_to_text_at1, image_to_text_at2, text_to_image_at1, text_to_image_at2 = metric.compute().tolist()

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import torch
-
-from mmlightning import HeadContext
 import torch.nn.functional as F
 
+from mmlightning import HeadContext
 from mmlightning.testing import run_distributed
 from mmlightning_heads import ContrastiveHead
 

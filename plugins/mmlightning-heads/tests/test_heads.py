@@ -40,7 +40,9 @@ def test_metrics_and_per_class_report():
         values.update(head.metric_values(name, metric.compute()))
     assert values["acc"] == pytest.approx(0.75)
     assert values["precision/pos"] == pytest.approx(2 / 3) and values["recall/neg"] == pytest.approx(0.5)
-    assert values["confusion/neg/pos"] == 1.0 and values["confusion/pos/pos"] == 2.0 and values["confusion/pos/neg"] == 0.0
+    assert (
+        values["confusion/neg/pos"] == 1.0 and values["confusion/pos/pos"] == 2.0 and values["confusion/pos/neg"] == 0.0
+    )
     columns, rows = head.metric_tables("report", metrics["report"].compute())["confusion"]
     assert columns == ["true / predicted", "neg", "pos"] and rows == [["neg", 1, 1], ["pos", 0, 2]]
     out = head(random_features(2, 1, 4), {}, Batch(inputs={}, ids=["a", "b"]))
@@ -48,7 +50,12 @@ def test_metrics_and_per_class_report():
 
 
 def test_the_report_read_off_the_confusion_matrix_matches_torchmetrics():
-    from torchmetrics.functional.classification import multiclass_accuracy, multiclass_f1_score, multiclass_precision, multiclass_recall
+    from torchmetrics.functional.classification import (
+        multiclass_accuracy,
+        multiclass_f1_score,
+        multiclass_precision,
+        multiclass_recall,
+    )
 
     g = torch.Generator().manual_seed(0)
     preds, target = torch.randint(0, 4, (200,), generator=g), torch.randint(0, 4, (200,), generator=g)
@@ -57,7 +64,7 @@ def test_the_report_read_off_the_confusion_matrix_matches_torchmetrics():
     head = ClassificationHead(4, labels=["a", "b", "c", "d", "e"])
     metric = head.make_metrics()["report"]
     for chunk in range(4):  # updated batch by batch, as in an epoch
-        metric.update(preds[chunk * 50:(chunk + 1) * 50], target[chunk * 50:(chunk + 1) * 50])
+        metric.update(preds[chunk * 50 : (chunk + 1) * 50], target[chunk * 50 : (chunk + 1) * 50])
     values = head.metric_values("report", metric.compute())
     n = 5
     assert values["acc"] == pytest.approx(float(multiclass_accuracy(preds, target, n, average="micro")))

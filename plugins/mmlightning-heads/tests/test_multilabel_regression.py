@@ -21,7 +21,11 @@ def test_multilabel_reads_lists_and_separated_strings():
     head = MultiLabelHead(4)
     head.fit([["dog", "outdoor"], "cat|indoor", []])
     assert head.labels == ["cat", "dog", "indoor", "outdoor"]
-    assert head.target().encode("dog | outdoor").tolist() == [0, 1, 0, 1] == head.target().encode(["dog", "outdoor"]).tolist()
+    assert (
+        head.target().encode("dog | outdoor").tolist()
+        == [0, 1, 0, 1]
+        == head.target().encode(["dog", "outdoor"]).tolist()
+    )
     assert head.target().encode("").tolist() == [0, 0, 0, 0]
     with pytest.raises(ValueError, match="label 'bird' is not one of the 4 known labels"):
         head.target().encode("bird")

@@ -53,7 +53,9 @@ def test_a_cut_off_word_is_predicted_o_and_counted_as_missed():
     target = head.target().collate([head.target().encode(["O", "B-PER"])])
     out = head(fused, encoded, Batch(inputs={}, targets={"tags": target}, ids=["s"]))
     assert out.predictions[0, 1].item() == 0  # O
-    assert head.target().decode(head(fused, encoded, Batch(inputs={}, ids=["s"]))) == [[head.tags[out.predictions[0, 0].item()]]]
+    assert head.target().decode(head(fused, encoded, Batch(inputs={}, ids=["s"]))) == [
+        [head.tags[out.predictions[0, 0].item()]]
+    ]
 
 
 def test_bad_targets_and_pooled_fusions_get_clear_errors():

@@ -6,7 +6,13 @@ The names load on first use, so loading the plugin (its entry point) stays cheap
 import importlib
 
 __all__ = ["CaptionHead", "ConllReader", "MaskedLanguageHead", "TextEncoder", "TextProcessor"]
-_WHERE = {"CaptionHead": "mmlightning_text.caption", "ConllReader": "mmlightning_text.conll", "MaskedLanguageHead": "mmlightning_text.masked", "TextEncoder": "mmlightning_text.encoder", "TextProcessor": "mmlightning_text.processor"}
+_WHERE = {
+    "CaptionHead": "mmlightning_text.caption",
+    "ConllReader": "mmlightning_text.conll",
+    "MaskedLanguageHead": "mmlightning_text.masked",
+    "TextEncoder": "mmlightning_text.encoder",
+    "TextProcessor": "mmlightning_text.processor",
+}
 
 
 def __getattr__(name):

@@ -46,12 +46,17 @@ class CaptionHead(Head):
         if decoding not in ("greedy", "beam"):
             raise ValueError(f"decoding must be 'greedy' or 'beam', got {decoding!r}")
         self.dim, self.max_length, self.vocab_size, self.kind = dim, max_length, vocab_size, tokenizer
-        self.decoding, self.beam_size, self.group_by, self.label_smoothing = decoding, beam_size, group_by, label_smoothing
+        self.decoding, self.beam_size, self.group_by, self.label_smoothing = (
+            decoding,
+            beam_size,
+            group_by,
+            label_smoothing,
+        )
         self.positions = nn.Parameter(torch.randn(max_length, dim) * 0.02)  # (L, D)
         self.decoder = TransformerStack(dim, layers, heads, dropout=dropout, cross=True)
         self.norm = nn.LayerNorm(dim)
-        self.embed: nn.Embedding | None = None
-        self.out: nn.Linear | None = None
+        self.embed: Any = None  # built in set_fitted
+        self.out: Any = None  # built in set_fitted
 
     # --- the vocabulary ---------------------------------------------------------------------------
     def fit(self, values: Sequence[Any]) -> None:
@@ -66,7 +71,11 @@ class CaptionHead(Head):
         super().set_fitted(state)
         self.tokenizer = Tokenizer.from_str(state["tokenizer"])
         self.tokenizer.no_padding()
-        self.pad, self.bos, self.eos = pad_id(self.tokenizer), self.tokenizer.token_to_id("[CLS]"), self.tokenizer.token_to_id("[SEP]")
+        self.pad, self.bos, self.eos = (
+            pad_id(self.tokenizer),
+            _token(self.tokenizer, "[CLS]"),
+            _token(self.tokenizer, "[SEP]"),
+        )
         vocab = self.tokenizer.get_vocab_size()
         if self.embed is None or self.embed.num_embeddings != vocab:
             self.embed = nn.Embedding(vocab, self.dim, padding_idx=self.pad)
@@ -132,7 +141,9 @@ class CaptionHead(Head):
         if target is not None:
             logits = self.logits(target[:, :-1], memory, memory_mask)  # (B, L-1, V)
             wanted = target[:, 1:].masked_fill(target[:, 1:] == self.pad, -100)
-            loss = F.cross_entropy(logits.flatten(0, 1), wanted.flatten(), ignore_index=-100, label_smoothing=self.label_smoothing)
+            loss = F.cross_entropy(
+                logits.flatten(0, 1), wanted.flatten(), ignore_index=-100, label_smoothing=self.label_smoothing
+            )
         if self.training and logits is not None:
             return HeadOutput(loss=loss, predictions=logits.argmax(-1), logits=logits)  # generation is for eval
         return HeadOutput(loss=loss, predictions=self.generate(memory, memory_mask), logits=logits)
@@ -168,7 +179,7 @@ class CaptionCodec(TargetCodec):
         if tokenizer is not None:
             self.tokenizer = Tokenizer.from_str(tokenizer)
             self.tokenizer.no_padding()
-            self.pad, self.eos = pad_id(self.tokenizer), self.tokenizer.token_to_id("[SEP]")
+            self.pad, self.eos = pad_id(self.tokenizer), _token(self.tokenizer, "[SEP]")
 
     def state(self) -> dict[str, Any]:
         return {"tokenizer": None if self.tokenizer is None else self.tokenizer.to_str(), "max_length": self.max_length}
@@ -179,6 +190,8 @@ class CaptionCodec(TargetCodec):
 
     def encode(self, value: Any) -> Tensor:
         self.check(value)
+        if self.tokenizer is None:
+            raise RuntimeError("this caption codec has no tokenizer yet: the head learns it from the training captions")
         ids = self.tokenizer.encode(value).ids  # [CLS] ... [SEP]
         if len(ids) > self.max_length:
             ids = ids[: self.max_length - 1] + [self.eos]
@@ -189,6 +202,13 @@ class CaptionCodec(TargetCodec):
 
     def decode(self, output: Any) -> list[Any]:
         return texts(self.tokenizer, self.pad, output.predictions)
+
+
+def _token(tokenizer: Any, token: str) -> int:
+    found = tokenizer.token_to_id(token)
+    if found is None:
+        raise ValueError(f"the caption tokenizer has no {token} token; one trained by CaptionHead has it")
+    return found
 
 
 def texts(tokenizer: Any, pad: int, ids: Tensor) -> list[str]:

@@ -33,7 +33,9 @@ class ConllReader(Reader):
                     if not sentence:
                         start, problem = number, ""
                     if sentence and len(parts) != len(sentence[0]) and not problem:
-                        problem = f"line {number} has {len(parts)} columns, the sentence's first line {len(sentence[0])}"
+                        problem = (
+                            f"line {number} has {len(parts)} columns, the sentence's first line {len(sentence[0])}"
+                        )
                     if len(parts) < 2 and not problem:
                         problem = f"line {number} has {len(parts)} column; expected a token and a tag at least"
                     sentence.append(parts)

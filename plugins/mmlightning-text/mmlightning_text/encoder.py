@@ -40,7 +40,7 @@ class TextEncoder(Encoder):
         super().__init__()
         self.dim, self.max_length, self.pooling = dim, max_length, pooling
         self.kind, self.vocab_size, self.lowercase = tokenizer, vocab_size, lowercase
-        self.embed: nn.Embedding | None = None
+        self.embed: Any = None  # built in set_fitted
         if positions == "learned":
             self.positions = nn.Parameter(torch.randn(max_length, dim) * 0.02)  # (L, D)
         else:
@@ -53,7 +53,9 @@ class TextEncoder(Encoder):
     def fit(self, values: Sequence[Any]) -> None:
         texts = [v if isinstance(v, str) else " ".join(v) for v in values if isinstance(v, (str, list))]
         if not texts:
-            raise ValueError("No training text to learn a tokenizer from; give --model.encoders.KEY.tokenizer_file instead")
+            raise ValueError(
+                "No training text to learn a tokenizer from; give --model.encoders.KEY.tokenizer_file instead"
+            )
         self.set_fitted({"tokenizer": train_tokenizer(texts, self.kind, self.vocab_size, self.lowercase).to_str()})
 
     def set_fitted(self, state: dict[str, Any]) -> None:
@@ -71,8 +73,14 @@ class TextEncoder(Encoder):
     def facts(self) -> dict[str, Any]:
         if not self.is_fitted:
             return {}
-        return {"vocab_size": self.tokenizer.get_vocab_size(), "tokenizer": self.fitted["tokenizer"],
-                **{f"{name}_id": self.tokenizer.token_to_id(f"[{name.upper()}]") for name in ("pad", "unk", "cls", "sep", "mask")}}
+        return {
+            "vocab_size": self.tokenizer.get_vocab_size(),
+            "tokenizer": self.fitted["tokenizer"],
+            **{
+                f"{name}_id": self.tokenizer.token_to_id(f"[{name.upper()}]")
+                for name in ("pad", "unk", "cls", "sep", "mask")
+            },
+        }
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Features:
         ids, mask = inputs["ids"], inputs["mask"]  # (B, L), (B, L)
@@ -85,4 +93,9 @@ class TextEncoder(Encoder):
 
     def example_values(self, root: Path, count: int) -> list[Any]:
         rng = random.Random(0)
-        return [" ".join("".join(rng.choices(string.ascii_lowercase, k=rng.randint(2, 7))) for _ in range(rng.randint(1, 9))) for _ in range(count)]
+        return [
+            " ".join(
+                "".join(rng.choices(string.ascii_lowercase, k=rng.randint(2, 7))) for _ in range(rng.randint(1, 9))
+            )
+            for _ in range(count)
+        ]

@@ -35,17 +35,21 @@ class MaskedLanguageHead(Head):
             raise ValueError(f"rate must be between 0 and 1, got {rate}")
         self.in_dim, self.source, self.rate = dim, modality, rate
         self.drop = nn.Dropout(dropout)
-        self.out: nn.Linear | None = None
+        self.out: Any = None  # built in set_fitted
 
     def set_fitted(self, state: dict[str, Any]) -> None:
         super().set_fitted(state)
         facts = self.context.facts(self.source)
         if "vocab_size" not in facts:
-            raise ValueError(f"head '{self.name}' masks the '{self.source}' encoder's tokens, but that encoder gives no vocabulary "
-                             "(its facts() has no vocab_size): use a text encoder, or set modality=KEY")
+            raise ValueError(
+                f"head '{self.name}' masks the '{self.source}' encoder's tokens, but that encoder gives no vocabulary "
+                "(its facts() has no vocab_size): use a text encoder, or set modality=KEY"
+            )
         self.vocab, self.mask_id = facts["vocab_size"], facts.get("mask_id")
         if self.mask_id is None:
-            raise ValueError(f"the '{self.source}' tokenizer has no [MASK] token; a tokenizer trained by TextEncoder has one")
+            raise ValueError(
+                f"the '{self.source}' tokenizer has no [MASK] token; a tokenizer trained by TextEncoder has one"
+            )
         if self.out is None or self.out.out_features != self.vocab:
             self.out = nn.Linear(self.in_dim, self.vocab)
 
@@ -55,7 +59,9 @@ class MaskedLanguageHead(Head):
         text = batch.inputs[self.source]
         ids = text["ids"]  # (B, L)
         generator = None if stage == "train" else torch.Generator(device=ids.device).manual_seed(0)
-        candidates = text["mask"] & (text["word_ids"] >= 0) if "word_ids" in text else text["mask"]  # real, not [CLS]/[SEP]
+        candidates = (
+            text["mask"] & (text["word_ids"] >= 0) if "word_ids" in text else text["mask"]
+        )  # real, not [CLS]/[SEP]
         draw = torch.rand(ids.shape, generator=generator, device=ids.device)
         chosen = candidates & (draw < self.rate)  # (B, L)
         action = torch.rand(ids.shape, generator=generator, device=ids.device)
@@ -68,24 +74,35 @@ class MaskedLanguageHead(Head):
 
     def forward(self, fused: Features, encoded: Mapping[str, Features], batch: Batch) -> HeadOutput:
         if self.source not in fused.spans:
-            raise ValueError(f"head '{self.name}' predicts the '{self.source}' tokens, but the fusion kept no tokens for it; "
-                             "use a token-level fusion such as SingleStreamFusion or CrossAttentionFusion")
+            raise ValueError(
+                f"head '{self.name}' predicts the '{self.source}' tokens, but the fusion kept no tokens for it; "
+                "use a token-level fusion such as SingleStreamFusion or CrossAttentionFusion"
+            )
         tokens = fused.tokens[:, fused.spans[self.source]]  # (B, L, D)
         target = batch.targets.get(self.name)  # (B, L) original ids where masked, else -100
         if target is not None and tokens.shape[1] != target.shape[1]:
-            raise ValueError(f"head '{self.name}': the fusion kept {tokens.shape[1]} '{self.source}' tokens for {target.shape[1]} text tokens; "
-                             "use a fusion that keeps every token (SingleStreamFusion, CrossAttentionFusion, ...), not a pooling one")
+            raise ValueError(
+                f"head '{self.name}': the fusion kept {tokens.shape[1]} '{self.source}' tokens for {target.shape[1]} text tokens; "
+                "use a fusion that keeps every token (SingleStreamFusion, CrossAttentionFusion, ...), not a pooling one"
+            )
         logits = self.out(self.drop(tokens))  # (B, L, V)
         loss = None
         if target is not None:
-            loss = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=IGNORE) if (target != IGNORE).any() else logits.sum() * 0.0
+            loss = (
+                F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=IGNORE)
+                if (target != IGNORE).any()
+                else logits.sum() * 0.0
+            )
         return HeadOutput(loss=loss, predictions=logits.argmax(-1), logits=logits)
 
     def make_metrics(self) -> dict[str, nn.Module]:
         from torchmetrics.classification import MulticlassAccuracy
         from torchmetrics.text import Perplexity
 
-        return {"acc": _Flat(MulticlassAccuracy(self.vocab, average="micro", ignore_index=IGNORE)), "perplexity": Perplexity(ignore_index=IGNORE)}
+        return {
+            "acc": _Flat(MulticlassAccuracy(self.vocab, average="micro", ignore_index=IGNORE)),
+            "perplexity": Perplexity(ignore_index=IGNORE),
+        }
 
     def metric_inputs(self, output: HeadOutput, batch: Batch) -> tuple[Tensor, Tensor] | None:
         target = batch.targets.get(self.name)
@@ -108,7 +125,7 @@ class _Flat(nn.Module):
 
     def __init__(self, metric: nn.Module) -> None:
         super().__init__()
-        self.metric = metric
+        self.metric: Any = metric
 
     @property
     def update_count(self) -> int:

@@ -19,6 +19,7 @@ class CaptionScores(Metric):
     """
 
     full_state_update = False
+    seen: Tensor  # a metric state (add_state)
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)

@@ -10,7 +10,12 @@ from mmlightning.testing import check_head, random_features
 from mmlightning_text import CaptionHead
 from mmlightning_text.metrics import CaptionScores, rouge_l
 
-CAPTIONS = ["a dog runs on the grass", "a cat sleeps on the sofa", "two dogs play in the snow", "a child rides a red bike"]
+CAPTIONS = [
+    "a dog runs on the grass",
+    "a cat sleeps on the sofa",
+    "two dogs play in the snow",
+    "a child rides a red bike",
+]
 
 
 def test_contract():
@@ -21,7 +26,10 @@ def test_contract():
 def test_rouge_l_and_bleu_score_against_every_reference_of_a_group():
     assert rouge_l("a dog runs", "a dog runs") == 1.0 and rouge_l("a b c d", "a x c y") == pytest.approx(0.5)
     metric = CaptionScores()
-    metric.update(["a dog runs on the grass", "a dog runs on the grass"], [("img1", "a dog runs on grass"), ("img1", "a dog runs on the grass")])
+    metric.update(
+        ["a dog runs on the grass", "a dog runs on the grass"],
+        [("img1", "a dog runs on grass"), ("img1", "a dog runs on the grass")],
+    )
     bleu, rouge = metric.compute().tolist()
     assert bleu == pytest.approx(1.0) and rouge == pytest.approx(1.0)  # the second reference matches exactly
     metric.reset()

@@ -7,9 +7,20 @@ import torch
 from mmlightning.testing import run_distributed
 from mmlightning_text.metrics import CaptionScores
 
-HYPOTHESES = ["a dog runs on grass", "a dog runs on grass", "a man climbs a rock", "two children play", "two children play"]
-REFERENCES = [("img1", "a brown dog runs on the grass"), ("img1", "a dog running in a field"), ("img2", "a man climbs a rock wall"),
-              ("img3", "two children play in the sand"), ("img3", "children playing on a beach")]
+HYPOTHESES = [
+    "a dog runs on grass",
+    "a dog runs on grass",
+    "a man climbs a rock",
+    "two children play",
+    "two children play",
+]
+REFERENCES = [
+    ("img1", "a brown dog runs on the grass"),
+    ("img1", "a dog running in a field"),
+    ("img2", "a man climbs a rock wall"),
+    ("img3", "two children play in the sand"),
+    ("img3", "children playing on a beach"),
+]
 SPLIT = 4  # img1 and img2 on process 0; img3 split: its first caption on process 0, its second on process 1
 
 

@@ -36,7 +36,9 @@ def test_masking_hides_only_real_tokens_and_keeps_the_originals_as_targets():
     ids, new, target = inputs["text"]["ids"], masked.inputs["text"]["ids"], masked.targets["mlm"]
     chosen = target != -100
     assert chosen.any() and torch.equal(target[chosen], ids[chosen])  # the originals are the targets
-    assert not chosen[~(inputs["text"]["mask"] & (inputs["text"]["word_ids"] >= 0))].any()  # never [CLS], [SEP], padding
+    assert not chosen[
+        ~(inputs["text"]["mask"] & (inputs["text"]["word_ids"] >= 0))
+    ].any()  # never [CLS], [SEP], padding
     assert torch.equal(new[~chosen], ids[~chosen]) and (new[chosen] == head.mask_id).float().mean() > 0.5
     assert torch.equal(batch.inputs["text"]["ids"], ids)  # the batch it was given is left as it was
     assert torch.equal(head.prepare_batch(batch, "val").targets["mlm"], head.prepare_batch(batch, "val").targets["mlm"])

@@ -46,7 +46,9 @@ def test_processor_pads_truncates_and_rejects_empty_text():
     encoder = TextEncoder(dim=8, layers=1, heads=2, vocab_size=100, max_length=6)
     encoder.fit(TEXTS)
     processor = encoder.processor()
-    batch = processor.batch([processor("the cat", Path("."), False), processor("the park is green and large and more", Path("."), False)])
+    batch = processor.batch(
+        [processor("the cat", Path("."), False), processor("the park is green and large and more", Path("."), False)]
+    )
     assert batch["ids"].shape == (2, 6) and batch["mask"].sum(1).tolist() == [4, 6]
     assert (batch["ids"][0, 4:] == 0).all()
     for bad, reason in [("", "empty text"), ("   ", "empty text"), (3, "expected text or a list of words, got int")]:
@@ -83,8 +85,15 @@ def test_conll_reader_gives_a_sentence_per_row_and_reports_broken_ones(tmp_path)
     from mmlightning_text import ConllReader
 
     path = tmp_path / "train.txt"
-    path.write_text("-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\nPeter NNP B-NP B-PER\nBlackburn NNP\n\n\nBRUSSELS NNP B-NP B-LOC\n")
+    path.write_text(
+        "-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\nPeter NNP B-NP B-PER\nBlackburn NNP\n\n\nBRUSSELS NNP B-NP B-LOC\n"
+    )
     rows, bad = ConllReader().read(path)
     assert [r.line for r in rows] == [3, 10]
-    assert rows[0].values == {"tokens": ["EU", "rejects"], "tags": ["B-ORG", "O"], "column2": ["NNP", "VBZ"], "column3": ["B-NP", "B-VP"]}
+    assert rows[0].values == {
+        "tokens": ["EU", "rejects"],
+        "tags": ["B-ORG", "O"],
+        "column2": ["NNP", "VBZ"],
+        "column3": ["B-NP", "B-VP"],
+    }
     assert len(bad) == 1 and bad[0].line == 6 and "line 7 has 2 columns" in bad[0].reason

@@ -6,7 +6,11 @@ The names load on first use, so loading the plugin (its entry point) stays cheap
 import importlib
 
 __all__ = ["ImageProcessor", "MaskedPatchHead", "TimmEncoder"]
-_WHERE = {"TimmEncoder": "mmlightning_vision.encoder", "ImageProcessor": "mmlightning_vision.processor", "MaskedPatchHead": "mmlightning_vision.masked"}
+_WHERE = {
+    "TimmEncoder": "mmlightning_vision.encoder",
+    "ImageProcessor": "mmlightning_vision.processor",
+    "MaskedPatchHead": "mmlightning_vision.masked",
+}
 
 
 def __getattr__(name):

@@ -31,11 +31,12 @@ class TimmEncoder(Encoder):
         super().__init__()
         import timm
 
-        self.model = _create(timm, model_name, checkpoint_path, image_size, dict(model_args or {}))
+        model: Any = _create(timm, model_name, checkpoint_path, image_size, dict(model_args or {}))
+        self.model = model
         overrides = {"input_size": (3, image_size, image_size)} if image_size else {}
         self.data_config = timm.data.resolve_data_config(overrides, model=self.model)
         self.augment, self.augment_args = augment, augment_args
-        width = self.model.num_features
+        width: int = model.num_features
         self.proj = nn.Linear(width, dim) if dim and dim != width else nn.Identity()
         self.dim = dim or width
         self.channels_last = getattr(self.model, "output_fmt", "NCHW") == "NHWC"
@@ -68,11 +69,15 @@ class TimmEncoder(Encoder):
 def _create(timm: Any, name: str, checkpoint: str | None, image_size: int | None, kwargs: dict[str, Any]) -> nn.Module:
     if checkpoint:
         if not Path(checkpoint).is_file():
-            raise FileNotFoundError(f"checkpoint_path {checkpoint} does not exist (pretrained weights load from local files only)")
+            raise FileNotFoundError(
+                f"checkpoint_path {checkpoint} does not exist (pretrained weights load from local files only)"
+            )
         kwargs.update(pretrained=True, pretrained_cfg_overlay={"file": str(checkpoint)})
     if name not in timm.list_models() and name.split(".")[0] not in timm.list_models():
         close = timm.list_models(f"*{name[:4]}*")[:8]
-        raise ValueError(f"timm has no model named '{name}'. Similar: {', '.join(close) or 'none'} (see timm.list_models())")
+        raise ValueError(
+            f"timm has no model named '{name}'. Similar: {', '.join(close) or 'none'} (see timm.list_models())"
+        )
     if image_size:
         try:
             return timm.create_model(name, num_classes=0, img_size=image_size, **kwargs)

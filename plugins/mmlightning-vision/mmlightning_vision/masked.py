@@ -30,7 +30,9 @@ class MaskedPatchHead(Head):
     modality = "image"
     uses_target = False
 
-    def __init__(self, dim: int, modality: str = "image", grid: int = 4, rate: float = 0.5, resolution: int = 4, heads: int = 4) -> None:
+    def __init__(
+        self, dim: int, modality: str = "image", grid: int = 4, rate: float = 0.5, resolution: int = 4, heads: int = 4
+    ) -> None:
         super().__init__()
         if not 0 < rate < 1:
             raise ValueError(f"rate must be between 0 and 1, got {rate}")
@@ -48,11 +50,15 @@ class MaskedPatchHead(Head):
         generator = None if stage == "train" else torch.Generator(device=pixels.device).manual_seed(0)
         hidden = torch.rand(b, self.grid * self.grid, generator=generator, device=pixels.device) < self.rate  # (B, P)
         hidden[~hidden.any(1), 0] = True  # at least one patch each
-        cover = F.interpolate(hidden.view(b, 1, self.grid, self.grid).float(), size=(h, w), mode="nearest")  # (B, 1, H, W)
+        cover = F.interpolate(
+            hidden.view(b, 1, self.grid, self.grid).float(), size=(h, w), mode="nearest"
+        )  # (B, 1, H, W)
         inputs = {**batch.inputs, self.source: {**batch.inputs[self.source], "pixels": pixels * (1 - cover)}}
         size = self.grid * self.resolution
         small = F.adaptive_avg_pool2d(pixels, size)  # (B, 3, g*r, g*r)
-        patches = small.unfold(2, self.resolution, self.resolution).unfold(3, self.resolution, self.resolution)  # (B, 3, g, g, r, r)
+        patches = small.unfold(2, self.resolution, self.resolution).unfold(
+            3, self.resolution, self.resolution
+        )  # (B, 3, g, g, r, r)
         patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(b, self.grid * self.grid, -1)  # (B, P, 3*r*r)
         present = batch.inputs[self.source].get("present", torch.ones(b, dtype=torch.bool, device=pixels.device))
         target = torch.cat([patches, (hidden & present[:, None]).float()[..., None]], -1)  # (B, P, 3*r*r + 1)
@@ -90,4 +96,6 @@ class MaskedPatchHead(Head):
     def example_inputs(self, encoded: Mapping[str, Features], targets: Any) -> dict[str, dict[str, Tensor]]:
         b = encoded[self.source].pooled.shape[0]
         g = torch.Generator().manual_seed(0)
-        return {self.source: {"pixels": torch.randn(b, 3, 32, 32, generator=g), "present": torch.ones(b, dtype=torch.bool)}}
+        return {
+            self.source: {"pixels": torch.randn(b, 3, 32, 32, generator=g), "present": torch.ones(b, dtype=torch.bool)}
+        }

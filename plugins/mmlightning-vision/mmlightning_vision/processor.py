@@ -20,7 +20,9 @@ def resolve(value: Any, root: Path) -> Path:
 class ImageProcessor(Processor):
     """Decodes an image with PIL (RGB) and applies the train or eval transform."""
 
-    def __init__(self, data_config: dict[str, Any], augment: bool = True, augment_args: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, data_config: dict[str, Any], augment: bool = True, augment_args: dict[str, Any] | None = None
+    ) -> None:
         self.data_config, self.augment, self.augment_args = dict(data_config), augment, dict(augment_args or {})
         self.data_config["input_size"] = tuple(self.data_config["input_size"])
         self._transforms: dict[bool, Any] = {}
@@ -30,7 +32,9 @@ class ImageProcessor(Processor):
         if train not in self._transforms:
             from timm.data import create_transform
 
-            self._transforms[train] = create_transform(**self.data_config, is_training=train, **(self.augment_args if train else {}))
+            self._transforms[train] = create_transform(
+                **self.data_config, is_training=train, **(self.augment_args if train else {})
+            )
         return self._transforms[train]
 
     def check(self, value: Any, root: Path) -> None:

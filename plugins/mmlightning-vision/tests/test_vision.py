@@ -26,7 +26,9 @@ def test_train_and_eval_transforms(tmp_path):
     assert processor(name, tmp_path, train=True)["pixels"].shape == (3, 48, 48)
     evaluated = [processor(name, tmp_path, train=False)["pixels"] for _ in range(2)]
     assert torch.equal(*evaluated)  # evaluation is deterministic
-    assert "RandomResizedCrop" in repr(processor.transform(True)) and "RandomResizedCrop" not in repr(processor.transform(False))
+    assert "RandomResizedCrop" in repr(processor.transform(True)) and "RandomResizedCrop" not in repr(
+        processor.transform(False)
+    )
 
 
 def test_bad_images_say_what_is_wrong(tmp_path):
