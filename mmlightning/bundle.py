@@ -18,7 +18,7 @@ import torch
 
 from mmlightning.contracts import Batch
 from mmlightning.errors import MissingFileError
-from mmlightning.processing import Processor, Stateful, TargetCodec
+from mmlightning.processing import MediaRoot, Processor, Stateful, TargetCodec
 
 FORMAT = "mmlightning.bundle/1"
 FILENAME = "bundle.json"
@@ -145,6 +145,7 @@ class ProcessorBundle:
     def __call__(self, rows: Mapping[str, Any] | Sequence[Mapping[str, Any]], root: Path | str = ".") -> Batch:
         """Raw rows (or one row) -> a batch the model takes. Bad values raise ``ValueError`` naming the field."""
         rows = [rows] if isinstance(rows, Mapping) else list(rows)
+        root = root if isinstance(root, MediaRoot) else MediaRoot.make(root)
         items = []
         for i, row in enumerate(rows):
             reasons = self.check(

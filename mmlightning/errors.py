@@ -18,5 +18,11 @@ class ConfigError(MMLightningError, ValueError):
     """A configuration that cannot work (a column no manifest has, a manifest of an unknown format, ...)."""
 
 
+class NonFiniteLossError(MMLightningError, FloatingPointError):
+    """Training met a NaN or infinite loss (or weights): the run stops rather than train on garbage."""
+
+    exit_code = 1
+
+
 class MissingFileError(MMLightningError, FileNotFoundError):
     """A file the user named is not there."""

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from mmlightning.binding import DataBinding
 from mmlightning.bundle import ProcessorBundle
 from mmlightning.contracts import Batch, Encoder, Fusion, Head, HeadContext, HeadOutput
+from mmlightning.errors import NonFiniteLossError
 from mmlightning.features import drop_modalities
 from mmlightning.optim import WarmupCosine, param_groups
 from mmlightning.wandb import log_table
@@ -37,6 +38,8 @@ class MultimodalModule(LightningModule):
         lr_scheduler: built with the optimizer, e.g. ``mmlightning.optim.WarmupCosine``.
         modality_dropout: while training, the chance that a sample loses each modality (never all of them),
             so the model learns to cope with missing inputs.
+        max_nonfinite_steps: training steps whose loss is NaN or infinite to skip (no update) before the run stops
+            with an error; 0 (default) stops at the first. A checkpoint is never written from non-finite weights.
     """
 
     def __init__(
@@ -48,6 +51,7 @@ class MultimodalModule(LightningModule):
         optimizer: OptimizerCallable = torch.optim.AdamW,
         lr_scheduler: LRSchedulerCallable | None = None,
         modality_dropout: float = 0.0,
+        max_nonfinite_steps: int = 0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=None if _from_cli() else ["encoders", "fusion", "heads"])
@@ -75,6 +79,8 @@ class MultimodalModule(LightningModule):
             modality_dropout,
         )
         self.metrics: Modules[nn.ModuleDict] = Modules()
+        self.max_nonfinite_steps, self._nonfinite_steps = max_nonfinite_steps, 0
+        self._last_finite: tuple[int, Tensor] | None = None  # (step, loss) of the last finite training loss
         self._loss_sums: dict[str, tuple[Tensor, int]] = {}  # evaluation losses, summed over the epoch
 
     # --- what the data knows ------------------------------------------------------------------
@@ -111,6 +117,19 @@ class MultimodalModule(LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         from mmlightning.plugins import plugin_versions
+
+        params = dict(self.named_parameters())
+        finite = (
+            torch.stack([torch.isfinite(p).all() for p in params.values()])
+            if params
+            else torch.ones(0, dtype=torch.bool)
+        )
+        if not bool(finite.all()):  # one sync per checkpoint
+            broken = next(name for name, ok in zip(params, finite.tolist()) if not ok)
+            raise NonFiniteLossError(
+                f"not saving a checkpoint at step {self.global_step}: parameter {broken} holds NaN or infinite values "
+                "(the last update diverged). Lower the learning rate or clip gradients (--trainer.gradient_clip_val=1.0)."
+            )
 
         saved = checkpoint.setdefault("mmlightning", {})
         saved.update(fitted={k: c.fitted for k, c in self.components().items()}, plugins=plugin_versions())
@@ -158,11 +177,37 @@ class MultimodalModule(LightningModule):
         total, count = self._loss_sums.get(name, (0.0, 0))
         self._loss_sums[name] = (total + loss.detach() * size, count + size)
 
-    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
-        total, _ = self._step(batch, "train")
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor | None:
+        total, outputs = self._step(batch, "train")
         if total is None:
             raise ValueError("No head produced a loss on this training batch: does every head have its target column?")
-        return total
+        if bool(torch.isfinite(total)):  # one sync per step: a NaN must never train on silently
+            self._last_finite = (self.global_step, total.detach())
+            return total
+        self._nonfinite_steps += 1
+        if self._nonfinite_steps > self.max_nonfinite_steps:
+            raise NonFiniteLossError(self._nonfinite_message(total, outputs, batch_idx))
+        log.warning(
+            "skipped step %d: non-finite loss (%d of %d allowed)",
+            self.global_step,
+            self._nonfinite_steps,
+            self.max_nonfinite_steps,
+        )
+        return None  # Lightning skips the update
+
+    def _nonfinite_message(self, total: Tensor, outputs: dict[str, HeadOutput], batch_idx: int) -> str:
+        heads = ", ".join(f"'{k}' {float(o.loss.detach()):.4g}" for k, o in outputs.items() if o.loss is not None)
+        last = (
+            "no finite loss before it"
+            if self._last_finite is None
+            else (f"the last finite loss was {float(self._last_finite[1]):.4g} at step {self._last_finite[0]}")
+        )
+        return (
+            f"training stopped at step {self.global_step} (epoch {self.current_epoch}, batch {batch_idx}): the loss is "
+            f"{float(total.detach())} (per head: {heads}); {last}. Lower the learning rate (--model.optimizer.init_args.lr), clip "
+            "gradients (--trainer.gradient_clip_val=1.0), or skip a few such steps (--model.max_nonfinite_steps=N). "
+            "Checkpoints written before this step are unaffected; none is written from this state."
+        )
 
     def validation_step(self, batch: Batch, batch_idx: int) -> dict[str, HeadOutput]:
         return self._step(batch, "val")[1]

@@ -7,6 +7,7 @@ model can be saved, loaded and used with no ``nn.Module`` at all (see :class:`~m
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -62,6 +63,21 @@ class Stateful:
         return cls(**state)
 
 
+class MediaRoot(type(Path())):  # type: ignore[misc]
+    """The folder media paths are relative to, with the other folders the user allowed them to come from."""
+
+    allowed: tuple[str, ...] = ()
+
+    @classmethod
+    def make(cls, path: str | Path, allowed: Sequence[str | Path] = ()) -> MediaRoot:
+        root = cls(str(path))
+        root.allowed = tuple(os.path.abspath(a) for a in allowed)
+        return root
+
+    def __reduce__(self) -> Any:  # DataLoader workers get the allowed folders too
+        return (MediaRoot.make, (str(self), self.allowed))
+
+
 class Processor(Stateful):
     """Turns one raw field value into tensors, and a list of those into a padded batch.
 
@@ -96,11 +112,20 @@ class Processor(Stateful):
 
     @staticmethod
     def resolve(value: Any, root: Path, what: str = "media") -> Path:
-        """A media path from a manifest, relative to ``root`` (or absolute); ``ValueError`` if absent or not a path."""
+        """A media path from a manifest, relative to ``root``; ``ValueError`` if it is not a path, is absent, or
+        leads outside ``root`` (an absolute path, ``..``) and outside the folders the user allowed
+        (``--data.allow_roots``, carried by a :class:`MediaRoot`): a manifest never reads a file the user did not
+        point at. Links inside the folder are the user's own and are followed."""
         if not isinstance(value, str) or not value.strip():
             article = "an" if what[:1] in "aeiou" else "a"
             raise ValueError(f"expected {article} {what} path, got {value!r}")
-        path = Path(value) if Path(value).is_absolute() else Path(root) / value
+        path = Path(os.path.normpath(Path(os.path.abspath(root)) / value))  # an absolute value stays absolute
+        bases = [Path(os.path.abspath(root)), *map(Path, getattr(root, "allowed", ()))]
+        if not any(path.is_relative_to(base) for base in bases):
+            raise ValueError(
+                f"{what} path {value} is outside the data folder {root}; keep media under the manifest's folder or "
+                "--data.data_root, or allow another folder with --data.allow_roots=[DIR]"
+            )
         if not path.is_file():
             raise ValueError(f"{what} file not found: {value} (looked for {path})")
         return path

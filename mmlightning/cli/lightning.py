@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +84,11 @@ class MultimodalCLI(LightningCLI):
         for name, (was, now) in changed.items():
             log.warning("this config was made with plugin %s %s; installed now: %s", name, was, now)
         config["plugin_versions"] = current
+        trainer = config["trainer"]
+        if not trainer.get("logger") and not Path(trainer.get("default_root_dir") or "runs").name.startswith("run-"):
+            # no logger to name the run: a folder of its own, so two runs never share checkpoints or configs
+            stamp = f"run-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+            trainer["default_root_dir"] = str(Path(trainer.get("default_root_dir") or "runs") / stamp)
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
         trainer: Any = super().instantiate_trainer(**kwargs)

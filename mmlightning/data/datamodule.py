@@ -18,6 +18,8 @@ from mmlightning.data.manifest import Manifest, Row, read_manifest
 from mmlightning.data.sampling import TaskBatchSampler, ratios_in_order
 from mmlightning.data.validate import check_columns, check_rows, handle_bad_rows
 from mmlightning.errors import ConfigError
+from mmlightning.processing import MediaRoot
+from mmlightning.runs import run_dir
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test", "predict")
@@ -32,6 +34,9 @@ class MultimodalDataModule(LightningDataModule):
             (or to ``data_root``). A mapping of names to paths trains on several datasets at once: each batch
             comes from one of them, mixed as ``sampling`` says; a dataset without a column some encoder reads
             lacks that modality, and one without a head's target column trains only the other heads.
+        data_root: the folder media paths are relative to, instead of each manifest's own folder.
+        allow_roots: other folders media may come from. A path leading outside the data folder (``../x.png``, an
+            absolute path, a link) is otherwise a bad row: a manifest never reads a file you did not point at.
         columns: map an encoder or head key to a differently named column (default: the key itself). An
             encoder may read several columns: a list of names, or a glob (``"feat_*"``), and then gets
             ``{column: value}`` per row (a wide CSV, one column per feature, feeding one tabular encoder).
@@ -51,6 +56,7 @@ class MultimodalDataModule(LightningDataModule):
         test: str | dict[str, str] | None = None,
         predict: str | dict[str, str] | None = None,
         data_root: str | None = None,
+        allow_roots: list[str] | None = None,
         columns: dict[str, Columns] | None = None,
         id_column: str = "id",
         batch_size: int = 32,
@@ -66,6 +72,7 @@ class MultimodalDataModule(LightningDataModule):
         super().__init__()
         self.paths = {"train": train, "val": val, "test": test, "predict": predict}
         self.data_root, self.columns, self.id_column = data_root, dict(columns or {}), id_column
+        self.allow_roots = list(allow_roots or [])
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.num_workers, self.pin_memory = num_workers, pin_memory
         self.on_bad_rows, self.skipped_rows_file = on_bad_rows, skipped_rows_file
@@ -95,11 +102,15 @@ class MultimodalDataModule(LightningDataModule):
             log.info("%s%s: %d rows from %s", split, f" ({name})" if name else "", len(manifest.rows), manifest.path)
 
     def _read(self, path: str) -> Manifest:
-        if self.reader is None:
-            return read_manifest(path)
-        from mmlightning.plugins import get_registry
+        reader = None
+        if self.reader is not None:
+            from mmlightning.plugins import get_registry
 
-        return read_manifest(path, get_registry().resolve("reader", self.reader).cls())
+            reader = get_registry().resolve("reader", self.reader).cls()
+        manifest = read_manifest(path, reader)
+        if not manifest.rows and not manifest.bad:
+            raise ConfigError(f"Manifest {path} is empty: it has no rows. Give a manifest with one row per sample.")
+        return manifest
 
     def set_bundle(self, bundle: ProcessorBundle) -> None:
         """The model's data side: its processors, target codecs and the columns they read (under a Trainer,
@@ -196,8 +207,8 @@ class MultimodalDataModule(LightningDataModule):
         self.datasets[split] = parts[0] if len(parts) == 1 else ConcatDataset(parts)
         return self.datasets[split]
 
-    def _root(self, manifest: Manifest) -> Path:
-        return Path(self.data_root) if self.data_root else manifest.root
+    def _root(self, manifest: Manifest) -> MediaRoot:
+        return MediaRoot.make(self.data_root or manifest.root, self.allow_roots)
 
     def _targets(self, manifest: Manifest, lenient: bool) -> list[str]:
         """The heads a manifest trains: all of them, or (one of several datasets) those whose column it has."""
@@ -213,7 +224,18 @@ class MultimodalDataModule(LightningDataModule):
         ]
         if not lenient:
             check_columns(manifest, wanted)
-        good, bad = check_rows(manifest, lambda values: bundle.check(values, root, targets=targets), progress=True)
+        seen: dict[str, int] = {}
+
+        def check(row: Row) -> list[str]:
+            reasons = bundle.check(row.values, root, targets=targets)
+            ident = row.values.get(self.id_column)
+            if ident is not None and isinstance(ident, (str, int)):
+                first = seen.setdefault(str(ident), row.line)
+                if first != row.line:
+                    reasons.append(f"field '{self.id_column}': duplicate id {ident!r} (also on line {first})")
+            return reasons
+
+        good, bad = check_rows(manifest, check, progress=True)
         handle_bad_rows(bad, len(manifest.rows) + len(manifest.bad), self.on_bad_rows, self._skipped_file())
         return good
 
@@ -230,10 +252,10 @@ class MultimodalDataModule(LightningDataModule):
             )
 
     def _skipped_file(self) -> Path:
+        """Where skipped rows go: ``skipped_rows_file``, or the run's folder (one file per run)."""
         if self.skipped_rows_file:
             return Path(self.skipped_rows_file)
-        log_dir = self.trainer.log_dir if self.trainer and self.trainer.log_dir else "."
-        return Path(log_dir) / "skipped_rows.jsonl"
+        return (run_dir(self.trainer) if self.trainer else Path(".")) / "skipped_rows.jsonl"
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         data = self.dataset(split)

@@ -77,8 +77,21 @@ def _registered_reader(suffix: str) -> Any:
 
 def _read_jsonl(path: Path) -> tuple[list[Row], list[BadRow]]:
     rows, bad = [], []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                shown = raw.decode("utf-8", "replace").rstrip("\n")
+                bad.append(
+                    BadRow(
+                        str(path),
+                        number,
+                        f"not UTF-8 text (byte 0x{raw[err.start]:02x} at column {err.start + 1})",
+                        shown,
+                    )
+                )
+                continue
             if not line.strip():
                 continue
             try:
@@ -88,15 +101,12 @@ def _read_jsonl(path: Path) -> tuple[list[Row], list[BadRow]]:
                     BadRow(str(path), number, f"malformed JSON ({err.msg} at column {err.colno})", line.rstrip("\n"))
                 )
                 continue
+            except RecursionError:
+                bad.append(BadRow(str(path), number, "JSON nested too deeply to read", line[:200]))
+                continue
             if not isinstance(values, dict):
-                bad.append(
-                    BadRow(
-                        str(path),
-                        number,
-                        f"expected a JSON object per line, got {type(values).__name__}",
-                        line.rstrip("\n"),
-                    )
-                )
+                kind = type(values).__name__
+                bad.append(BadRow(str(path), number, f"expected a JSON object per line, got {kind}", line.rstrip("\n")))
                 continue
             rows.append(Row(number, values))
     return rows, bad
@@ -104,32 +114,50 @@ def _read_jsonl(path: Path) -> tuple[list[Row], list[BadRow]]:
 
 def _read_csv(path: Path) -> tuple[list[Row], list[BadRow]]:
     rows, bad = [], []
-    with path.open(encoding="utf-8", newline="") as handle:
+    with path.open(encoding="utf-8", errors="surrogateescape", newline="") as handle:
         reader = csv.DictReader(handle)
-        for values in reader:
-            number = reader.line_num
-            if None in values or any(v is None for v in values.values()):
-                bad.append(
-                    BadRow(
-                        str(path),
-                        number,
-                        f"expected {len(reader.fieldnames or [])} columns ({', '.join(reader.fieldnames or [])})",
-                        values,
-                    )
-                )
+        number = 1
+        while True:
+            try:
+                values = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as err:
+                bad.append(BadRow(str(path), reader.line_num, f"unreadable CSV ({err})"))
                 continue
-            rows.append(
-                Row(number, {k: (None if v == "" else v) for k, v in values.items()})
-            )  # an empty cell is a missing value
+            number = reader.line_num
+            fields = reader.fieldnames or []
+            if None in values or any(v is None for v in values.values()):
+                bad.append(BadRow(str(path), number, f"expected {len(fields)} columns ({', '.join(fields)})", values))
+            elif not _utf8(values):
+                bad.append(BadRow(str(path), number, "not UTF-8 text", {k: _shown(v) for k, v in values.items()}))
+            else:  # an empty cell is a missing value
+                rows.append(Row(number, {k: (None if v == "" else v) for k, v in values.items()}))
     return rows, bad
+
+
+def _utf8(values: dict[str, Any]) -> bool:
+    try:
+        "".join(f"{k}{v}" for k, v in values.items()).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _shown(value: Any) -> Any:
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace") if isinstance(value, str) else value
 
 
 def _read_parquet(path: Path) -> tuple[list[Row], list[BadRow]]:
     try:
+        import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError as err:
         raise ImportError(
             f"Reading {path} needs pyarrow: pip install pyarrow (or convert the manifest to JSONL or CSV)"
         ) from err
-    table = pq.read_table(path).to_pylist()
+    try:
+        table = pq.read_table(path).to_pylist()
+    except (pa.ArrowException, OSError) as err:  # a whole file: no row of it can be read
+        return [], [BadRow(str(path), 0, f"the file cannot be read as Parquet ({err})")]
     return [Row(i + 1, values) for i, values in enumerate(table)], []

@@ -6,13 +6,12 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from mmlightning.data.manifest import BadRow, Manifest, Row
 from mmlightning.errors import MMLightningError
 
 log = logging.getLogger(__name__)
-Check = Callable[[dict[str, Any]], list[str]]  # a row's values -> every reason it is bad
+Check = Callable[[Row], list[str]]  # a row -> every reason it is bad
 
 
 class BadRowsError(MMLightningError, ValueError):
@@ -20,10 +19,10 @@ class BadRowsError(MMLightningError, ValueError):
 
 
 def check_rows(manifest: Manifest, check: Check, progress: bool = False) -> tuple[list[Row], list[BadRow]]:
-    """Split rows into good and bad; ``check(values)`` gives a row's reasons (none: good)."""
+    """Split rows into good and bad; ``check(row)`` gives a row's reasons (none: good)."""
     good, bad = [], list(manifest.bad)
     for row in _progress(manifest.rows, progress, f"checking {manifest.path.name}"):
-        reasons = check(row.values)
+        reasons = check(row)
         if reasons:
             bad.append(BadRow(str(manifest.path), row.line, "; ".join(reasons), row.values))
         else:

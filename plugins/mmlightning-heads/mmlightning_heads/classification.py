@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmlightning import Batch, Features, Head, HeadOutput
+from mmlightning.errors import ConfigError
 from mmlightning_heads.codecs import LabelCodec
 from mmlightning_heads.common import classifier, per_label, safe_divide
 
@@ -37,6 +38,13 @@ class ClassificationHead(Head):
             self.set_fitted({"labels": list(labels)})
 
     def fit(self, values: Sequence[Any]) -> None:
+        numbers = [v for v in values if isinstance(v, (int, float))]
+        if numbers and len(numbers) < len(values):  # JSON numbers beside strings would become classes of their own
+            texts = next(v for v in values if not isinstance(v, (int, float)))
+            raise ConfigError(
+                f"head '{self.name}': the training split's labels mix numbers ({len(numbers)} rows, e.g. {numbers[0]!r}) and "
+                f"text ({len(values) - len(numbers)} rows, e.g. {texts!r}); write every label the same way"
+            )
         labels = sorted(
             set(values), key=lambda v: (not isinstance(v, (int, float)), v if isinstance(v, (int, float)) else str(v))
         )
