@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from mmlightning.binding import DataBinding
 from mmlightning.bundle import ProcessorBundle
 from mmlightning.contracts import Batch, Encoder, Fusion, Head, HeadContext, HeadOutput
+from mmlightning.data.resume import RandomStates
 from mmlightning.errors import NonFiniteLossError
 from mmlightning.features import drop_modalities
 from mmlightning.optim import WarmupCosine, param_groups
@@ -113,7 +114,7 @@ class MultimodalModule(LightningModule):
         return ProcessorBundle(processors, codecs, columns, targets, id_column, fitted=self.is_fitted)
 
     def configure_callbacks(self) -> list[Any]:
-        return [DataBinding()]
+        return [DataBinding(), RandomStates()]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         from mmlightning.plugins import plugin_versions

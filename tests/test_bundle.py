@@ -56,7 +56,7 @@ def run(shapes_data, tmp_path_factory):
     finally:
         os.environ.pop("WANDB_MODE") if old is None else os.environ.__setitem__("WANDB_MODE", old)
     folder = next((work / "runs" / "mmlightning").iterdir())
-    return work, folder, next((folder / "checkpoints").glob("*.ckpt"))
+    return work, folder, next((folder / "checkpoints").glob("epoch=*.ckpt"))
 
 
 def test_the_run_folder_and_checkpoint_hold_the_same_bundle(run):

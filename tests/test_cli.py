@@ -60,7 +60,7 @@ def fitted(shapes_data, tmp_path_factory):
         os.chdir(cwd)
         os.environ.pop("WANDB_MODE") if old is None else os.environ.__setitem__("WANDB_MODE", old)
     run = next((work / "runs" / "mmlightning").iterdir())
-    return work, run, next((run / "checkpoints").glob("*.ckpt"))
+    return work, run, next((run / "checkpoints").glob("epoch=*.ckpt"))
 
 
 def test_fit_saves_config_with_class_paths_and_plugin_versions(fitted):

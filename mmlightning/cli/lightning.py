@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
@@ -70,6 +71,12 @@ class MultimodalCLI(LightningCLI):
             help="fit/validate/test: write the final metrics to this JSON file",
         )
         parser.add_argument(
+            "--checkpoint_every_n_steps",
+            type=int,
+            default=200,
+            help="fit: also keep checkpoints/last.ckpt, rewritten every N training steps (0: off), to resume a killed run",
+        )
+        parser.add_argument(
             "--plugin_versions",
             type=dict[str, str] | None,
             default=None,
@@ -92,6 +99,10 @@ class MultimodalCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
         trainer: Any = super().instantiate_trainer(**kwargs)
+        every = self.config[self.subcommand].get("checkpoint_every_n_steps") if self.subcommand else None
+        if self.subcommand == "fit" and every and trainer.checkpoint_callback is not None:
+            # besides the end-of-epoch checkpoint: last.ckpt, rewritten every N steps, to resume a killed run from
+            trainer.callbacks.append(ModelCheckpoint(save_top_k=0, save_last=True, every_n_train_steps=every))
         if any(isinstance(logger, WandbLogger) for logger in trainer.loggers):
             trainer.callbacks.append(SamplePredictions())
         if self.subcommand == "predict":

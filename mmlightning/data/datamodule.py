@@ -10,11 +10,12 @@ from typing import Any, Literal
 
 import torch
 from lightning.pytorch import LightningDataModule
-from torch.utils.data import ConcatDataset, DataLoader
+from torch.utils.data import DataLoader
 
 from mmlightning.bundle import Columns, ProcessorBundle
-from mmlightning.data.dataset import ManifestDataset
+from mmlightning.data.dataset import ManifestDataset, Rows
 from mmlightning.data.manifest import Manifest, Row, read_manifest
+from mmlightning.data.resume import EpochSampler, ResumableLoader
 from mmlightning.data.sampling import TaskBatchSampler, ratios_in_order
 from mmlightning.data.validate import check_columns, check_rows, handle_bad_rows
 from mmlightning.errors import ConfigError
@@ -78,7 +79,7 @@ class MultimodalDataModule(LightningDataModule):
         self.on_bad_rows, self.skipped_rows_file = on_bad_rows, skipped_rows_file
         self.reader, self.sampling, self.ratios = reader, sampling, ratios
         self.manifests: dict[str, dict[str, Manifest]] = {}  # split -> dataset name ("" for a single path) -> manifest
-        self.datasets: dict[str, ManifestDataset | ConcatDataset] = {}  # checked once per split and bundle
+        self.datasets: dict[str, ManifestDataset | Rows] = {}  # checked once per split and bundle
         self.bundle: ProcessorBundle | None = None
         self._train_rows: dict[str, list[Row]] | None = None  # checked before fitting
 
@@ -181,7 +182,7 @@ class MultimodalDataModule(LightningDataModule):
             raise ConfigError(f"No {split} manifest: pass --data.{split}=PATH")
         return self.manifests[split]
 
-    def dataset(self, split: str) -> ManifestDataset | ConcatDataset:
+    def dataset(self, split: str) -> ManifestDataset | Rows:
         """The checked rows of one split; bad rows stop here with a report, or are skipped and written out."""
         if split in self.datasets:
             return self.datasets[split]
@@ -204,7 +205,7 @@ class MultimodalDataModule(LightningDataModule):
                     targets=targets,
                 )
             )
-        self.datasets[split] = parts[0] if len(parts) == 1 else ConcatDataset(parts)
+        self.datasets[split] = parts[0] if len(parts) == 1 else Rows(parts)
         return self.datasets[split]
 
     def _root(self, manifest: Manifest) -> MediaRoot:
@@ -258,29 +259,41 @@ class MultimodalDataModule(LightningDataModule):
         return (run_dir(self.trainer) if self.trainer else Path(".")) / "skipped_rows.jsonl"
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        """A loader whose order and augmentation depend on the seed alone and which a resumed run continues
+        exactly (see :mod:`mmlightning.data.resume`)."""
         data = self.dataset(split)
         pin = torch.cuda.is_available() if self.pin_memory is None else self.pin_memory
         size = self.batch_size if split == "train" else self.eval_batch_size
-        parts: list[Any] = list(data.datasets) if isinstance(data, ConcatDataset) else [data]
-        collate = functools.partial(self._bundle().collate, root=parts[0].root)
+        parts: list[Any] = list(data.parts) if isinstance(data, Rows) else [data]
+        seed = torch.initial_seed() % (2**31)  # seed_everything's seed; the same in every process
+        for part in parts:
+            part.seed = seed
         common: dict[str, Any] = {
             "num_workers": self.num_workers,
-            "collate_fn": collate,
+            "collate_fn": functools.partial(self._bundle().collate, root=parts[0].root),
             "pin_memory": pin,
             "persistent_workers": self.num_workers > 0,
+            "generator": torch.Generator().manual_seed(seed),  # worker seeds drawn from it, not the global state
         }
         if len(parts) == 1:
-            return DataLoader(data, batch_size=size, shuffle=shuffle, **common)
-        names = list(self.sources(split))
-        ratios = ratios_in_order(names, self.ratios) if split == "train" and self.sampling == "ratios" else None
-        sampler = TaskBatchSampler(
-            batch_size=size,
-            sizes=[len(p) for p in parts],
-            sampling=self.sampling if split == "train" else "proportional",
-            ratios=ratios,
-            shuffle=shuffle,
-        )
-        return DataLoader(data, batch_sampler=sampler, **common)
+            loader = ResumableLoader(data, batch_size=size, sampler=EpochSampler(data, size, shuffle, seed), **common)
+        else:
+            names = list(self.sources(split))
+            ratios = ratios_in_order(names, self.ratios) if split == "train" and self.sampling == "ratios" else None
+            sampling = self.sampling if split == "train" else "proportional"
+            sampler = TaskBatchSampler(
+                batch_size=size,
+                sizes=[len(p) for p in parts],
+                sampling=sampling,
+                ratios=ratios,
+                shuffle=shuffle,
+                seed=seed,
+            )
+            loader = ResumableLoader(data, batch_sampler=sampler, **common)
+        if split == "train" and self.trainer is not None:
+            trainer: Any = self.trainer
+            loader.progress = lambda: trainer.fit_loop.epoch_loop.batch_progress.current.processed  # trained on so far
+        return loader
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

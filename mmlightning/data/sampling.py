@@ -56,6 +56,7 @@ class TaskBatchSampler(BatchSampler):
         self.rank: int = sampler.rank if isinstance(sampler, DistributedSampler) else 0
         self.world: int = sampler.num_replicas if isinstance(sampler, DistributedSampler) else 1
         self.epoch = sampler.epoch if distributed else 0
+        self.resume: tuple[int, int] | None = None  # (epoch, batches already trained on), set on resume
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -94,11 +95,16 @@ class TaskBatchSampler(BatchSampler):
         return batches
 
     def __iter__(self) -> Iterator[list[int]]:
+        epoch, total = self.epoch, sum(self.sizes)
         batches = self._epoch_batches()
         if self.world > 1:
             batches += batches[: len(self) * self.world - len(batches)]  # pad so every process gets as many
             batches = batches[self.rank :: self.world]
-        yield from batches
+        if self.resume is not None and self.resume[0] == epoch:  # a resumed run: skip what it trained on
+            batches = batches[self.resume[1] :]
+        self.resume = None
+        for batch in batches:
+            yield [epoch * total + i for i in batch]  # the index carries its epoch (per-sample augmentation seeds)
 
     def __len__(self) -> int:
         counts = [math.ceil(n / self.batch_size) for n in self.sizes]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+from mmlightning_text.wordpiece import learn_vocab
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
@@ -12,14 +15,19 @@ SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 def train_tokenizer(
     texts: Iterable[str], kind: str = "wordpiece", vocab_size: int = 8000, lowercase: bool = True
 ) -> Tokenizer:
+    """A tokenizer learnt from ``texts``; the same texts always give the same tokenizer."""
     if kind == "wordpiece":
-        tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-        tokenizer.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
-        tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-        tokenizer.decoder = decoders.WordPiece()
-        trainer: trainers.Trainer = trainers.WordPieceTrainer(
-            vocab_size=vocab_size, special_tokens=SPECIAL, show_progress=False
+        normalizer, pre_tokenizer = normalizers.BertNormalizer(lowercase=lowercase), pre_tokenizers.BertPreTokenizer()
+        words: Counter[str] = Counter()
+        for text in texts:
+            words.update(word for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
+        tokenizer = Tokenizer(models.WordPiece(vocab=learn_vocab(words, vocab_size, SPECIAL), unk_token="[UNK]"))
+        tokenizer.normalizer, tokenizer.pre_tokenizer, tokenizer.decoder = (
+            normalizer,
+            pre_tokenizer,
+            decoders.WordPiece(),
         )
+        tokenizer.add_special_tokens(SPECIAL)
     elif kind == "bpe":
         tokenizer = Tokenizer(models.BPE(unk_token="[UNK]"))
         steps = [normalizers.NFKC()] + ([normalizers.Lowercase()] if lowercase else [])
@@ -32,9 +40,9 @@ def train_tokenizer(
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
             show_progress=False,
         )
+        tokenizer.train_from_iterator(texts, trainer)
     else:
         raise ValueError(f"tokenizer must be 'wordpiece' or 'bpe', got {kind!r}")
-    tokenizer.train_from_iterator(texts, trainer)
     cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]

@@ -97,3 +97,20 @@ def test_conll_reader_gives_a_sentence_per_row_and_reports_broken_ones(tmp_path)
         "column3": ["B-NP", "B-VP"],
     }
     assert len(bad) == 1 and bad[0].line == 6 and "line 7 has 2 columns" in bad[0].reason
+
+
+def test_a_learnt_tokenizer_is_the_same_in_every_process():
+    """tokenizers' own WordPiece trainer breaks ties in hash order, which differs between processes."""
+    import subprocess
+    import sys
+
+    code = (
+        "from mmlightning_text.tokenizer import train_tokenizer; "
+        "texts = [f'the {c} {s} sits {p} a {c}{s} thing' for c in ['red', 'blue', 'green'] for s in ['circle', 'square'] "
+        "for p in ['on', 'under', 'beside']]; print(train_tokenizer(texts, 'wordpiece', 80).to_str())"
+    )
+    first, second = (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        for _ in range(2)
+    )
+    assert first == second and '"[MASK]":4' in first.replace(" ", "")

@@ -1,0 +1,84 @@
+"""Exact resume: a run killed with SIGKILL mid-epoch and resumed from last.ckpt ends as a run never stopped."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+import yaml
+
+from conftest import main_in
+
+CONFIG = {
+    "seed_everything": 0,
+    "checkpoint_every_n_steps": 5,
+    "trainer": {
+        "max_epochs": 3,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "logger": False,
+        "deterministic": True,
+    },
+    "model": {
+        "encoders": {
+            "text": {"class_path": "TextEncoder", "init_args": {"dim": 16, "layers": 1, "heads": 2, "vocab_size": 100}},
+            "image": {
+                "class_path": "TimmEncoder",
+                "init_args": {"model_name": "test_resnet", "image_size": 32, "dim": 16},
+            },
+        },
+        "fusion": {"class_path": "CrossAttentionFusion", "init_args": {"dim": 16, "heads": 2}},
+        "heads": {"label": {"class_path": "ClassificationHead"}},
+        "modality_dropout": 0.2,  # random draws in the model too, besides dropout and augmentation
+    },
+}
+
+
+def test_a_killed_run_resumed_from_last_ckpt_ends_bit_for_bit_as_an_uninterrupted_one(shapes_data, tmp_path):
+    data = {
+        "train": str(shapes_data / "train.jsonl"),
+        "val": str(shapes_data / "val.jsonl"),
+        "batch_size": 8,
+    }  # 12 steps an epoch
+    config = {**CONFIG, "data": data}
+    (tmp_path / "whole").mkdir()
+    whole = main_in(
+        tmp_path / "whole", {**config, "trainer": {**config["trainer"], "default_root_dir": "runs/run-whole"}}, "fit"
+    )
+
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    trainer = {
+        **config["trainer"],
+        "default_root_dir": "runs/run-killed",
+        "callbacks": [{"class_path": "killer.KillAt", "init_args": {"step": 17}}],
+    }
+    (killed / "config.yaml").write_text(yaml.safe_dump({**config, "trainer": trainer}))
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent / "helpers"), os.environ.get("PYTHONPATH", "")]),
+        "WANDB_MODE": "offline",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "mmlightning.cli.main", "fit", "--config", "config.yaml"],
+        cwd=killed,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == -9, done.stderr[-2000:]
+    last = killed / "runs" / "run-killed" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=False)["global_step"] == 15  # mid-epoch 2: 3 of its 12 batches done
+
+    resumed = main_in(
+        killed,
+        {**config, "trainer": {**config["trainer"], "default_root_dir": "runs/run-killed"}},
+        "fit",
+        f"--ckpt_path={last}",
+    )
+    assert whole["epochs"] == resumed["epochs"] == 3
+    for key in ("val/loss", "val/label/acc", "val/label/f1_macro", "train/loss_epoch"):
+        assert resumed[key] == whole[key], key  # exactly, not approximately
