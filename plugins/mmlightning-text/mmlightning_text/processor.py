@@ -43,9 +43,9 @@ class TextProcessor(Processor):
         if isinstance(value, list):
             if not value:
                 raise ValueError("empty list of words")
-            bad = next((w for w in value if not isinstance(w, str) or not w.strip()), None)
-            if bad is not None:
-                raise ValueError(f"expected a list of non-empty words, found {bad!r}")
+            bad = [w for w in value if not isinstance(w, str) or not w.strip()]
+            if bad:
+                raise ValueError(f"expected a list of non-empty words, found {bad[0]!r}")
             return
         if not isinstance(value, str):
             raise ValueError(f"expected text or a list of words, got {type(value).__name__} {value!r}")
