@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 
@@ -37,8 +39,10 @@ CONFIG = {
 }
 
 
-def test_a_killed_run_resumed_from_last_ckpt_ends_bit_for_bit_as_an_uninterrupted_one(shapes_data, tmp_path):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_killed_run_resumed_from_last_ckpt_ends_bit_for_bit_as_an_uninterrupted_one(shapes_data, tmp_path, workers):
     data = {
+        "num_workers": workers,
         "train": str(shapes_data / "train.jsonl"),
         "val": str(shapes_data / "val.jsonl"),
         "batch_size": 8,
@@ -72,6 +76,8 @@ def test_a_killed_run_resumed_from_last_ckpt_ends_bit_for_bit_as_an_uninterrupte
     assert done.returncode == -9, done.stderr[-2000:]
     last = killed / "runs" / "run-killed" / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=False)["global_step"] == 15  # mid-epoch 2: 3 of its 12 batches done
+    epoch_end = tmp_path / "epoch_end.ckpt"  # the end of epoch 1 (the resumed run replaces it in its folder)
+    shutil.copy(next(last.parent.glob("epoch=0-*.ckpt")), epoch_end)
 
     resumed = main_in(
         killed,
@@ -82,3 +88,10 @@ def test_a_killed_run_resumed_from_last_ckpt_ends_bit_for_bit_as_an_uninterrupte
     assert whole["epochs"] == resumed["epochs"] == 3
     for key in ("val/loss", "val/label/acc", "val/label/f1_macro", "train/loss_epoch"):
         assert resumed[key] == whole[key], key  # exactly, not approximately
+    again = main_in(
+        killed,
+        {**config, "trainer": {**config["trainer"], "default_root_dir": "runs/run-again"}},
+        "fit",
+        f"--ckpt_path={epoch_end}",
+    )
+    assert again["val/loss"] == whole["val/loss"] and again["train/loss_epoch"] == whole["train/loss_epoch"]

@@ -292,6 +292,11 @@ class MultimodalDataModule(LightningDataModule):
             loader = ResumableLoader(data, batch_sampler=sampler, **common)
         if split == "train" and self.trainer is not None:
             trainer: Any = self.trainer
+            # Lightning makes the iterator before it sets the epoch, and a resumed run keeps it for its first epoch
+            # (worker processes draw indices at once): start at the epoch about to run
+            epoch = trainer.fit_loop.epoch_progress.current.processed  # what Lightning gives set_epoch, later
+            source: Any = loader.batch_sampler if isinstance(loader.batch_sampler, TaskBatchSampler) else loader.sampler
+            source.set_epoch(epoch)
             loader.progress = lambda: trainer.fit_loop.epoch_loop.batch_progress.current.processed  # trained on so far
         return loader
 

@@ -74,7 +74,12 @@ class ResumableLoader(DataLoader):
         return {"epoch": int(source.epoch), "batches": int(self.progress()) if self.progress else 0}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        self._epoch_source().resume = (int(state["epoch"]), int(state["batches"]))
+        epoch, batches = int(state["epoch"]), int(state["batches"])
+        if batches >= len(self):  # saved at the end of an epoch: the next one starts afresh
+            epoch, batches = epoch + 1, 0
+        source = self._epoch_source()
+        source.set_epoch(epoch)  # now: Lightning makes the iterator (worker processes draw indices at once) before
+        source.resume = (epoch, batches)  # it sets the epoch for the loop
 
 
 class RandomStates(Callback):
