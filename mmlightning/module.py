@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -13,6 +14,7 @@ from torch import Tensor, nn
 
 from mmlightning.binding import DataBinding
 from mmlightning.bundle import ProcessorBundle
+from mmlightning.cache import FeatureCache
 from mmlightning.contracts import Batch, Encoder, Fusion, Head, HeadContext, HeadOutput
 from mmlightning.data.resume import RandomStates
 from mmlightning.errors import NonFiniteLossError
@@ -41,6 +43,11 @@ class MultimodalModule(LightningModule):
             so the model learns to cope with missing inputs.
         max_nonfinite_steps: training steps whose loss is NaN or infinite to skip (no update) before the run stops
             with an error; 0 (default) stops at the first. A checkpoint is never written from non-finite weights.
+        freeze: encoder keys whose weights stay as loaded (no gradient, always in eval mode): a linear probe or
+            fusion-only training on pretrained encoders.
+        cache_frozen: compute a frozen encoder's features once per sample and reuse them in later epochs, when its
+            processor has no random augmentation in training (``augment=False`` for images); see
+            :mod:`mmlightning.cache`. Results are the same either way.
     """
 
     def __init__(
@@ -53,6 +60,8 @@ class MultimodalModule(LightningModule):
         lr_scheduler: LRSchedulerCallable | None = None,
         modality_dropout: float = 0.0,
         max_nonfinite_steps: int = 0,
+        freeze: list[str] | None = None,
+        cache_frozen: bool = True,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=None if _from_cli() else ["encoders", "fusion", "heads"])
@@ -81,6 +90,15 @@ class MultimodalModule(LightningModule):
         )
         self.metrics: Modules[nn.ModuleDict] = Modules()
         self.max_nonfinite_steps, self._nonfinite_steps = max_nonfinite_steps, 0
+        unknown_frozen = sorted(set(freeze or []) - set(self.encoders))
+        if unknown_frozen:
+            raise ValueError(
+                f"freeze names {unknown_frozen}, which are not encoders; the encoders are {sorted(self.encoders)}"
+            )
+        self.frozen = sorted(freeze or [])
+        self._apply_freeze()
+        self.cache = FeatureCache() if cache_frozen else None
+        self._random_inputs: dict[str, bool] = {}
         self._last_finite: tuple[int, Tensor] | None = None  # (step, loss) of the last finite training loss
         self._loss_sums: dict[str, tuple[Tensor, int]] = {}  # evaluation losses, summed over the epoch
 
@@ -149,11 +167,48 @@ class MultimodalModule(LightningModule):
 
     # --- the forward pass -------------------------------------------------------------------------
     def forward(self, batch: Batch) -> dict[str, HeadOutput]:
-        encoded = {key: encoder(batch.inputs[key]) for key, encoder in self.encoders.items()}
+        encoded = {key: self._encode(key, encoder, batch) for key, encoder in self.encoders.items()}
         if self.training and self.modality_dropout > 0:
             encoded = drop_modalities(encoded, self.modality_dropout)
         fused = self.fusion(encoded)
         return {key: head(fused, encoded, batch) for key, head in self.heads.items()}
+
+    def _encode(self, key: str, encoder: Encoder, batch: Batch) -> Any:
+        if key in self.frozen and encoder.training:
+            encoder.eval()  # Lightning restores each submodule's own mode, so the model's train() is not enough
+        if self.cache is None or key not in self.frozen or not batch.raw or self._augments(key):
+            return encoder(batch.inputs[key])
+        columns = list(batch.raw)
+        samples = [json.dumps([batch.raw[c][i] for c in columns], default=str) + batch.root for i in range(len(batch))]
+        return self.cache.encode(key, samples, batch.inputs[key], encoder)
+
+    def _augments(self, key: str) -> bool:
+        """Whether the key's processor draws random augmentation in training (its features then change)."""
+        if key not in self._random_inputs:
+            self._random_inputs[key] = bool(getattr(self.encoders[key].processor(), "random_in_training", True))
+        return self._random_inputs[key]
+
+    def train(self, mode: bool = True) -> MultimodalModule:
+        super().train(mode)
+        for key in getattr(self, "frozen", []):
+            self.encoders[key].eval()  # frozen: no dropout, no batch-norm updates
+        return self
+
+    def _apply_freeze(self) -> None:
+        """Again after fitting: layers built from the data (an embedding sized by the vocabulary) are new."""
+        for key in self.frozen:
+            self.encoders[key].requires_grad_(False)
+
+    def _check_cache(self) -> None:
+        if self.cache is not None:
+            for key in self.frozen:
+                self.cache.check(key, self.encoders[key])
+
+    def on_train_epoch_start(self) -> None:
+        self._check_cache()
+
+    def on_validation_epoch_start(self) -> None:
+        self._check_cache()
 
     def _step(self, batch: Batch, stage: str) -> tuple[Tensor | None, dict[str, HeadOutput]]:
         for head in self.heads.values():
@@ -279,6 +334,7 @@ class MultimodalModule(LightningModule):
 
     # --- optimisation -----------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
+        self._apply_freeze()
         optimizer = self.optimizer_factory(param_groups(self))
         if self.scheduler_factory is None:
             return optimizer

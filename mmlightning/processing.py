@@ -88,7 +88,11 @@ class Processor(Stateful):
     An encoder's processor is made before the encoder is fitted too (``Encoder.processor()``), to check the
     training rows; such a processor need only ``check``. An encoder reading several columns gets a mapping
     ``{column: value}`` per row (a value may be None); name the column in an error (``"age: not a number"``).
+    Set ``random_in_training`` when ``__call__(..., train=True)`` draws random augmentation: a frozen encoder's
+    features are then computed every time rather than cached.
     """
+
+    random_in_training: bool = False
 
     def __call__(self, value: Any, root: Path, train: bool) -> dict[str, Tensor]:
         """One raw value (a text, a path relative to ``root``, ...) -> tensors. Raise ``ValueError`` if bad."""

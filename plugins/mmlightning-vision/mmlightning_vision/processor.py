@@ -27,6 +27,10 @@ class ImageProcessor(Processor):
         self.data_config["input_size"] = tuple(self.data_config["input_size"])
         self._transforms: dict[bool, Any] = {}
 
+    @property
+    def random_in_training(self) -> bool:  # type: ignore[override]
+        return self.augment
+
     def transform(self, train: bool) -> Any:
         train = train and self.augment
         if train not in self._transforms:

@@ -1,0 +1,78 @@
+"""The frozen-encoder feature cache: invisible to results, never stale, and used only where it can be."""
+
+from __future__ import annotations
+
+import functools
+
+import lightning.pytorch as pl
+import torch
+
+from mmlightning import MultimodalDataModule, MultimodalModule
+from mmlightning_fusions import ConcatFusion
+from mmlightning_heads import ClassificationHead
+from mmlightning_text import TextEncoder
+from mmlightning_vision import TimmEncoder
+
+
+class Losses(pl.Callback):
+    def __init__(self) -> None:
+        self.seen: list[float] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.seen.append(float(outputs["loss"]))
+
+
+def fit(shapes_data, tmp_path, cache: bool, augment: bool = False):
+    pl.seed_everything(0)
+    encoders = {
+        "text": TextEncoder(dim=16, layers=1, heads=2, vocab_size=80),
+        "image": TimmEncoder("test_resnet", image_size=32, augment=augment),
+    }
+    model = MultimodalModule(
+        encoders,
+        functools.partial(ConcatFusion, dim=16),
+        {"label": ClassificationHead},
+        freeze=["text", "image"],
+        cache_frozen=cache,
+    )
+    dm = MultimodalDataModule(train=str(shapes_data / "train.jsonl"), val=str(shapes_data / "val.jsonl"), batch_size=16)
+    losses = Losses()
+    trainer = pl.Trainer(
+        max_epochs=2,
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        default_root_dir=tmp_path,
+        callbacks=[losses],
+        deterministic=True,
+    )
+    trainer.fit(model, dm)
+    return model, losses.seen, trainer.callback_metrics
+
+
+def test_the_cache_gives_the_losses_of_no_cache_and_encodes_each_sample_once(shapes_data, tmp_path):
+    cached, with_cache, metrics = fit(shapes_data, tmp_path, cache=True)
+    _, without, plain = fit(shapes_data, tmp_path, cache=False)
+    assert torch.allclose(torch.tensor(with_cache), torch.tensor(without), atol=1e-6, rtol=0)
+    assert abs(float(metrics["val/loss"]) - float(plain["val/loss"])) < 1e-6
+    cache = cached.cache
+    assert cache.misses == 2 * (96 + 48)  # two encoders: each train and val sample once (sanity check: val's first 32)
+    assert cache.hits == 2 * (32 + 96 + 48)  # val reuses the sanity check's, the second epoch everything
+    assert not any(p.requires_grad for p in cached.encoders["image"].parameters())
+
+
+def test_new_weights_never_meet_old_features(shapes_data, tmp_path):
+    model, _, _ = fit(shapes_data, tmp_path, cache=True)
+    encoder = model.encoders["image"]
+    assert "image" in model.cache.entries
+    model.cache.check("image", encoder)
+    assert "image" in model.cache.entries  # same weights: kept
+    with torch.no_grad():
+        next(encoder.parameters()).add_(0.1)
+    model.cache.check("image", encoder)
+    assert "image" not in model.cache.entries
+
+
+def test_an_augmenting_processor_is_never_cached(shapes_data, tmp_path):
+    model, _, _ = fit(shapes_data, tmp_path, cache=True, augment=True)
+    assert "image" not in model.cache.entries and "text" in model.cache.entries
