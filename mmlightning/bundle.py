@@ -157,8 +157,14 @@ class ProcessorBundle:
         return self.collate(items, root)
 
     def decode(self, outputs: Mapping[str, Any], ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
-        """Head outputs (``{head: HeadOutput}``) -> one dict of plain predictions per sample, ``id`` first."""
-        decoded = {key: self.codecs[key].decode(output) for key, output in sorted(outputs.items())}
+        """Head outputs (``{head: HeadOutput}``) -> one dict of plain predictions per sample, ``id`` first, in input
+        order; a head whose codec gives scores adds ``HEAD_scores`` (a classification head: each label's probability)."""
+        decoded: dict[str, list[Any]] = {}
+        for key, output in sorted(outputs.items()):
+            decoded[key] = self.codecs[key].decode(output)
+            scores = self.codecs[key].scores(output)
+            if scores is not None:  # e.g. a probability per class: written as HEAD_scores
+                decoded[f"{key}_scores"] = scores
         count = len(next(iter(decoded.values()))) if decoded else 0
         ids = list(ids) if ids is not None else [str(i) for i in range(count)]
         return [{"id": ident, **{key: values[i] for key, values in decoded.items()}} for i, ident in enumerate(ids)]

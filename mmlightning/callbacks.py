@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -66,3 +67,57 @@ class SamplePredictions(Callback):
         from mmlightning.wandb import log_table
 
         log_table(trainer, "val/samples", self.columns, self.rows)
+
+
+def _headline(metrics: dict[str, Any]) -> dict[str, float]:
+    """The losses and each head's overall scores (not per-class or confusion entries)."""
+    out = {}
+    for key, value in metrics.items():
+        parts = key.split("/")
+        if (
+            parts[0] in ("train", "val")
+            and (len(parts) == 2 or (len(parts) == 3 and parts[-1] != "loss_step"))
+            and getattr(value, "numel", lambda: 1)() == 1
+        ):
+            out[key.replace("_epoch", "")] = float(value)
+    return {k: v for k, v in out.items() if not k.endswith("_step")}
+
+
+class EpochSummary(Callback):
+    """One line per epoch (losses and scores, seconds taken) and, when a fit ends, its best and last validation
+    scores and where the run is: the progress a user reads without a progress bar."""
+
+    def __init__(self) -> None:
+        self.history: list[dict[str, float]] = []
+        self.start = 0.0
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        metrics = _headline(dict(trainer.callback_metrics))
+        self.history.append(metrics)
+        if trainer.is_global_zero:
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items()))
+            log.info(
+                "epoch %d/%d (%.0f s): %s",
+                trainer.current_epoch + 1,
+                trainer.max_epochs or 0,
+                time.perf_counter() - self.start,
+                shown,
+            )
+
+    def table(self, run: str) -> str:
+        """Best (lowest val/loss) and last epoch's validation scores."""
+        scored = [(i, h) for i, h in enumerate(self.history) if "val/loss" in h]
+        if not scored:
+            return f"run saved in {run}"
+        best_i, best = min(scored, key=lambda ih: ih[1]["val/loss"])
+        last_i, last = scored[-1]
+        keys = sorted(k for k in last if k.startswith("val/"))
+        width = max(len(k) for k in keys)
+        lines = [
+            f"{'':<{width}}  {'best (epoch ' + str(best_i + 1) + ')':>16}  {'last (epoch ' + str(last_i + 1) + ')':>16}"
+        ]
+        lines += [f"{k:<{width}}  {best.get(k, float('nan')):>16.4f}  {last[k]:>16.4f}" for k in keys]
+        return "\n".join(lines) + f"\nrun saved in {run}"

@@ -168,6 +168,10 @@ class TargetCodec(Stateful):
         """A :class:`~mmlightning.HeadOutput` -> per-sample predictions as plain values (labels, texts, numbers)."""
         return output.predictions.tolist()
 
+    def scores(self, output: Any) -> list[dict[str, float]] | None:
+        """Per-sample scores to write beside the predictions (a probability per class), or None (the default)."""
+        return None
+
 
 class NoPrediction(TargetCodec):
     """The data side of a pretraining objective: no target column, nothing to write per sample."""

@@ -101,7 +101,12 @@ def test_decode_and_pickle(run, shapes_data):
     from mmlightning import HeadOutput
 
     rows = bundle.decode({"answer": HeadOutput(loss=None, predictions=logits.argmax(-1), logits=logits)}, ["a", "b"])
-    assert rows == [{"id": "a", "answer": "colour_wrong"}, {"id": "b", "answer": "both_true"}]
+    assert [(r["id"], r["answer"]) for r in rows] == [("a", "colour_wrong"), ("b", "both_true")]
+    assert set(rows[0]["answer_scores"]) == {"both_true", "colour_wrong", "shape_wrong"}
+    assert (
+        abs(sum(rows[0]["answer_scores"].values()) - 1) < 1e-3
+        and max(rows[0]["answer_scores"].values()) == rows[0]["answer_scores"]["colour_wrong"]
+    )
     with pytest.raises(ValueError, match="row 0: field 'image': image file not found: nope.png"):
         bundle([{"text": "a red circle", "image": "nope.png"}], root=shapes_data)
 

@@ -16,7 +16,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
-from mmlightning.callbacks import PredictionWriter, SamplePredictions
+from mmlightning.callbacks import EpochSummary, PredictionWriter, SamplePredictions
 from mmlightning.data.datamodule import MultimodalDataModule
 from mmlightning.module import MultimodalModule
 from mmlightning.plugins import plugin_versions
@@ -105,6 +105,8 @@ class MultimodalCLI(LightningCLI):
             trainer.callbacks.append(ModelCheckpoint(save_top_k=0, save_last=True, every_n_train_steps=every))
         if any(isinstance(logger, WandbLogger) for logger in trainer.loggers):
             trainer.callbacks.append(SamplePredictions())
+        if self.subcommand == "fit":
+            trainer.callbacks.append(EpochSummary())
         if self.subcommand == "predict":
             trainer.callbacks.append(PredictionWriter(self.config["predict"]["predictions_path"]))
         return trainer
@@ -112,7 +114,10 @@ class MultimodalCLI(LightningCLI):
     def after_fit(self) -> None:
         checkpoints: Any = self.trainer.checkpoint_callback
         best = checkpoints.best_model_path if checkpoints else ""
-        log.info("run saved in %s%s", run_dir(self.trainer), f" (checkpoint {best})" if best else "")
+        summary = next((c for c in self.trainer.callbacks if isinstance(c, EpochSummary)), None)
+        run = f"{run_dir(self.trainer)}" + (f" (checkpoint {best})" if best else "")
+        if self.trainer.is_global_zero:
+            log.info("%s", summary.table(run) if summary else f"run saved in {run}")
         self.write_results(
             {"checkpoint": best, "run_dir": str(run_dir(self.trainer)), "epochs": self.trainer.current_epoch}
         )
@@ -136,6 +141,7 @@ def run(argv: list[str]) -> int:
     import sys
 
     os.environ.setdefault("WANDB_SILENT", "true")
+    quiet_upstream()
     cli = MultimodalCLI(
         MultimodalModule,
         MultimodalDataModule,
@@ -157,3 +163,18 @@ def finish_wandb(trainer: Trainer) -> None:
             folder, offline = Path(run.dir).parent, run.settings.mode == "offline"
             run.finish()
             log.info("W&B run saved in %s%s", folder, f"; upload it with `wandb sync {folder}`" if offline else "")
+
+
+def quiet_upstream() -> None:
+    """Silence what a user cannot act on: Lightning's tips and device lines, deprecation notices from inside
+    Lightning, and its warning about frozen (eval-mode) encoders, which mmlightning keeps in eval on purpose."""
+    import warnings
+
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+    for message in (
+        r".*module\(s\) in eval mode.*",
+        r".*LeafSpec.*",
+        r".*does not have many workers.*",
+        r".*anonymous.*",
+    ):
+        warnings.filterwarnings("ignore", message=message)

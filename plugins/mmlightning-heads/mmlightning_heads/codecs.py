@@ -56,6 +56,13 @@ class LabelCodec(TargetCodec):
         labels = _require_labels(self.labels)
         return [labels[i] for i in output.predictions.tolist()]
 
+    def scores(self, output: Any) -> list[dict[str, float]] | None:
+        """Each label's probability (the softmax of the logits), rounded to 4 places."""
+        if output.logits is None:
+            return None
+        names = [str(label) for label in _require_labels(self.labels)]
+        return [{n: round(p, 4) for n, p in zip(names, row)} for row in output.logits.float().softmax(-1).tolist()]
+
 
 class MultiLabelCodec(TargetCodec):
     """Any number of labels per sample: a list, or one string joined by ``separator`` <-> a multi-hot vector."""

@@ -1,0 +1,110 @@
+"""Pretrained encoders on real data: fit each shipped pretrained config from the CLI, time it, keep its metrics,
+and time the epochs of the frozen MVSA config with and without the feature cache.
+
+    python benchmarks/pretrained.py [--only mvsa_frozen] [--epochs N]
+
+Needs ../shared/data (beside the repository) and the offline weights `bash scripts/setup.sh` installs; skips with a
+message when the data is absent. Writes benchmarks/results/pretrained.json and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+RUNS = {  # name -> (config, metrics to report)
+    "mvsa_frozen": ("mvsa_pretrained_frozen.yaml", ["val/label/acc", "val/label/f1_weighted"]),
+    "mvsa_finetune": ("mvsa_pretrained_finetune.yaml", ["val/label/acc", "val/label/f1_weighted"]),
+}
+
+
+def fit(name: str, config: str, extra: list[str], out: Path) -> dict:
+    results = out / f"pretrained_{name}.json"
+    command = [
+        "mmlightning",
+        "fit",
+        "--config",
+        str(ROOT / "docs" / "configs" / config),
+        f"--results_path={results}",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.logger=false",
+        f"--trainer.default_root_dir={out / 'runs' / name}",
+        *extra,
+    ]
+    start = time.perf_counter()
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "benchmarks"), os.environ.get("PYTHONPATH")])),
+    }
+    subprocess.run(command, check=True, cwd=ROOT, env=env)  # the epoch timer imports from benchmarks/
+    return {**json.loads(results.read_text()), "fit_seconds": round(time.perf_counter() - start, 1)}
+
+
+def epoch_seconds(extra: list[str], out: Path, cache: bool) -> list[float]:
+    """Per-epoch wall times of the frozen MVSA config, two epochs, read from the timing callback's file."""
+    times = out / f"epochs_cache_{cache}.json"
+    fit(
+        f"epochs_cache_{cache}",
+        RUNS["mvsa_frozen"][0],
+        [
+            *extra,
+            "--trainer.max_epochs=2",
+            f"--model.cache_frozen={str(cache).lower()}",
+            "--trainer.callbacks+=epoch_timer.EpochTimer",
+            f"--trainer.callbacks.init_args.path={times}",
+        ],
+        out,
+    )
+    return json.loads(times.read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=sorted(RUNS), action="append")
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--no-cache-timing", action="store_true")
+    args = parser.parse_args()
+    if not (DATA / "mvsa_single" / "train.jsonl").is_file():
+        print(f"skipped: {DATA} not found (the shared datasets sit beside the repository)")
+        return
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    extra = [f"--trainer.max_epochs={args.epochs}"] if args.epochs else []
+    report: dict = {"runs": {}}
+    for name in args.only or sorted(RUNS):
+        config, keys = RUNS[name]
+        found = fit(name, config, extra, out)
+        report["runs"][name] = {
+            "config": f"docs/configs/{config}",
+            "fit_seconds": found["fit_seconds"],
+            "epochs": found["epochs"],
+            **{k: found.get(k) for k in keys},
+        }
+    if not args.no_cache_timing:
+        with_cache, without = epoch_seconds([], out, True), epoch_seconds([], out, False)
+        report["cache"] = {
+            "epoch_seconds_with_cache": with_cache,
+            "epoch_seconds_without": without,
+            "second_epoch_speedup": round(without[1] / with_cache[1], 2),
+        }
+    (out / "pretrained.json").write_text(json.dumps(report, indent=2))
+    print(f"\n{'run':<16} {'dev acc':>8} {'weighted F1':>12} {'fit s':>7} {'epochs':>7}")
+    for name, row in report["runs"].items():
+        print(
+            f"{name:<16} {row['val/label/acc']:>8.3f} {row['val/label/f1_weighted']:>12.3f} {row['fit_seconds']:>7.0f} {row['epochs']:>7}"
+        )
+    if "cache" in report:
+        c = report["cache"]
+        print(
+            f"\nfrozen encoders, epoch seconds: with the cache {c['epoch_seconds_with_cache']}, without {c['epoch_seconds_without']}; second epoch {c['second_epoch_speedup']}x faster"
+        )
+
+
+if __name__ == "__main__":
+    main()
