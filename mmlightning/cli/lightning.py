@@ -114,7 +114,8 @@ class MultimodalCLI(LightningCLI):
     def after_fit(self) -> None:
         checkpoints: Any = self.trainer.checkpoint_callback
         best = checkpoints.best_model_path if checkpoints else ""
-        summary = next((c for c in self.trainer.callbacks if isinstance(c, EpochSummary)), None)
+        trainer: Any = self.trainer
+        summary = next((c for c in trainer.callbacks if isinstance(c, EpochSummary)), None)
         run = f"{run_dir(self.trainer)}" + (f" (checkpoint {best})" if best else "")
         if self.trainer.is_global_zero:
             log.info("%s", summary.table(run) if summary else f"run saved in {run}")
