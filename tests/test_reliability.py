@@ -179,3 +179,14 @@ def test_runs_without_a_logger_get_folders_of_their_own_with_their_skipped_rows(
         assert [s["line"] for s in skipped] == [1]
     saved = yaml.safe_load((folders[0] / "config.yaml").read_text())
     assert saved["trainer"]["default_root_dir"].endswith(folders[0].name)  # validate from it reuses the folder
+
+
+def test_a_missing_manifest_or_checkpoint_is_said_before_the_trainer_starts(tmp_path, capsys):
+    assert run(tmp_path, {}) == 2
+    err = capsys.readouterr().err
+    assert "`mmlightning fit` needs a train manifest: --data.train=PATH" in err and "ConfigError" not in err  # no traceback
+    assert not (tmp_path / "runs").exists()  # nothing started
+    assert run(tmp_path, {"train": "nope.jsonl"}) == 2
+    assert "--data.train: manifest not found: nope.jsonl" in capsys.readouterr().err
+    assert run(tmp_path, {"val": str(texts(tmp_path / "v.jsonl"))}, "validate") == 2
+    assert "uses a trained model: pass --ckpt_path" in capsys.readouterr().err

@@ -18,6 +18,7 @@ from lightning.pytorch.loggers import WandbLogger
 
 from mmlightning.callbacks import EpochSummary, PredictionWriter, SamplePredictions
 from mmlightning.data.datamodule import MultimodalDataModule
+from mmlightning.errors import ConfigError, MissingFileError
 from mmlightning.module import MultimodalModule
 from mmlightning.plugins import plugin_versions
 from mmlightning.runs import run_dir
@@ -91,6 +92,7 @@ class MultimodalCLI(LightningCLI):
         for name, (was, now) in changed.items():
             log.warning("this config was made with plugin %s %s; installed now: %s", name, was, now)
         config["plugin_versions"] = current
+        check_before_work(self.subcommand, config)
         trainer = config["trainer"]
         if not trainer.get("logger") and not Path(trainer.get("default_root_dir") or "runs").name.startswith("run-"):
             # no logger to name the run: a folder of its own, so two runs never share checkpoints or configs
@@ -164,6 +166,32 @@ def finish_wandb(trainer: Trainer) -> None:
             folder, offline = Path(run.dir).parent, run.settings.mode == "offline"
             run.finish()
             log.info("W&B run saved in %s%s", folder, f"; upload it with `wandb sync {folder}`" if offline else "")
+
+
+NEEDS = {"fit": "train", "validate": "val", "test": "test", "predict": "predict"}
+
+
+def check_before_work(command: str | None, config: Any) -> None:
+    """What would otherwise fail after the trainer and W&B started: a missing manifest, no checkpoint to evaluate."""
+    if command not in NEEDS:
+        return
+    data, split = config.get("data") or {}, NEEDS[command]
+    if not data.get(split):
+        raise ConfigError(
+            f"`mmlightning {command}` needs a {split} manifest: --data.{split}=PATH (JSONL, CSV or Parquet), or data.{split} in the config"
+        )
+    for name in ("train", "val", "test", "predict"):
+        given = data.get(name)
+        for path in [given] if isinstance(given, str) else list((given or {}).values()):
+            if not Path(path).is_file():
+                raise MissingFileError(
+                    f"--data.{name}: manifest not found: {path} (paths are relative to the folder you run from)"
+                )
+    if command != "fit" and not config.get("ckpt_path"):
+        raise ConfigError(
+            f"`mmlightning {command}` uses a trained model: pass --ckpt_path RUN/checkpoints/last.ckpt with --config RUN/config.yaml "
+            "(the config `mmlightning fit` saved in the run's folder)"
+        )
 
 
 def quiet_upstream() -> None:

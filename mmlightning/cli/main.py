@@ -6,6 +6,7 @@ import difflib
 import logging
 import os
 import sys
+from typing import Any
 
 from mmlightning import __version__
 from mmlightning.errors import MMLightningError
@@ -91,10 +92,22 @@ def _train(argv: list[str]) -> int:
     return run(argv)
 
 
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is now (a notebook or a test may have replaced it since)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def _setup_logging() -> None:
     logger = logging.getLogger("mmlightning")
     if not logger.handlers:
-        handler = logging.StreamHandler()
+        handler = _Stderr()
         handler.setFormatter(logging.Formatter("mmlightning: %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
