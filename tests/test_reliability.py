@@ -184,7 +184,9 @@ def test_runs_without_a_logger_get_folders_of_their_own_with_their_skipped_rows(
 def test_a_missing_manifest_or_checkpoint_is_said_before_the_trainer_starts(tmp_path, capsys):
     assert run(tmp_path, {}) == 2
     err = capsys.readouterr().err
-    assert "`mmlightning fit` needs a train manifest: --data.train=PATH" in err and "ConfigError" not in err  # no traceback
+    assert (
+        "`mmlightning fit` needs a train manifest: --data.train=PATH" in err and "ConfigError" not in err
+    )  # no traceback
     assert not (tmp_path / "runs").exists()  # nothing started
     assert run(tmp_path, {"train": "nope.jsonl"}) == 2
     assert "--data.train: manifest not found: nope.jsonl" in capsys.readouterr().err
