@@ -24,7 +24,9 @@ __all__ = [
     "MultimodalModule",
     "Processor",
     "ProcessorBundle",
+    "Run",
     "TargetCodec",
+    "fit",
     "hookimpl",
 ]
 _LAZY = {
@@ -37,6 +39,8 @@ _LAZY = {
     "Processor": "mmlightning.processing",
     "TargetCodec": "mmlightning.processing",
     "ProcessorBundle": "mmlightning.bundle",
+    "fit": "mmlightning.api",
+    "Run": "mmlightning.api",
     "Features": "mmlightning.features",
     "MultimodalModule": "mmlightning.module",
     "MultimodalDataModule": "mmlightning.data.datamodule",

@@ -1,0 +1,101 @@
+"""Train, evaluate and predict in a few lines, without YAML: ``mmlightning.fit(...)`` runs the CLI's own ``fit``
+(same checks, run folder, saved config and processors, W&B run), and the :class:`Run` it returns predicts on
+rows, a DataFrame or a manifest with the saved model and processors.
+
+    run = mmlightning.fit(train="train.jsonl", val="val.jsonl", encoders={"text": "TextEncoder", "image": "TimmEncoder"},
+                          fusion="CrossAttentionFusion", heads={"label": "ClassificationHead"}, max_epochs=5)
+    run.metrics["val/label/acc"]
+    run.predict([{"text": "a red circle", "image": "pics/1.png"}], root="data")
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+Component = str | Mapping[str, Any]  # a class name, or {"class_path": ..., "init_args": {...}}
+
+
+def _component(spec: Component) -> Any:
+    return {"class_path": spec} if isinstance(spec, str) else dict(spec)
+
+
+def fit(
+    train: str | Mapping[str, str],
+    encoders: Mapping[str, Component],
+    heads: Mapping[str, Component],
+    fusion: Component = "ConcatFusion",
+    val: str | Mapping[str, str] | None = None,
+    max_epochs: int = 5,
+    seed: int = 0,
+    model: Mapping[str, Any] | None = None,
+    data: Mapping[str, Any] | None = None,
+    trainer: Mapping[str, Any] | None = None,
+) -> Run:
+    """Train a model as ``mmlightning fit`` does; ``model``/``data``/``trainer`` take any other setting of the CLI's
+    config (``{"freeze": ["image"]}``, ``{"batch_size": 16}``, ``{"logger": False}``). Errors raise as they are."""
+    config = {
+        "seed_everything": seed,
+        "trainer": {"max_epochs": max_epochs, **dict(trainer or {})},
+        "model": {
+            "encoders": {k: _component(v) for k, v in encoders.items()},
+            "fusion": _component(fusion),
+            "heads": {k: _component(v) for k, v in heads.items()},
+            **dict(model or {}),
+        },
+        "data": {"train": train, "val": val, **dict(data or {})},
+    }
+    from mmlightning.cli.main import main
+
+    with tempfile.TemporaryDirectory() as work:
+        path, results = Path(work) / "config.yaml", Path(work) / "results.json"
+        path.write_text(yaml.safe_dump(config))
+        main(["fit", "--config", str(path), f"--results_path={results}", "--debug"])  # --debug: errors raise
+        found = json.loads(results.read_text())
+    return Run(Path(found.pop("run_dir")), found.pop("checkpoint"), {k: v for k, v in found.items() if k != "epochs"})
+
+
+@dataclass
+class Run:
+    """A finished ``fit``: its folder, its checkpoint, its final metrics."""
+
+    folder: Path
+    checkpoint: str
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def predict(self, rows: Any, root: str | Path = ".", batch_size: int = 64) -> list[dict[str, Any]]:
+        """Predictions for rows (dicts), a pandas DataFrame or a manifest path, in order; media relative to ``root``
+        (a manifest's own folder when a path is given). Each row: its id (or position), each head's prediction and,
+        for a classification head, each label's probability."""
+        import torch
+
+        from mmlightning.bundle import ProcessorBundle, to_device
+        from mmlightning.module import MultimodalModule
+
+        rows, root = _rows(rows, root)
+        bundle = ProcessorBundle.load(self.folder)
+        model = MultimodalModule.load_from_checkpoint(self.checkpoint, map_location="cpu").eval()
+        out: list[dict[str, Any]] = []
+        with torch.no_grad():
+            for start in range(0, len(rows), batch_size):
+                batch = to_device(bundle(rows[start : start + batch_size], root), "cpu")
+                ids = [str(r.get(bundle.id_column, start + i)) for i, r in enumerate(rows[start : start + batch_size])]
+                out += bundle.decode(model(batch), ids)
+        return out
+
+
+def _rows(rows: Any, root: str | Path) -> tuple[list[dict[str, Any]], str | Path]:
+    if isinstance(rows, (str, Path)):
+        from mmlightning.data.manifest import read_manifest
+
+        manifest = read_manifest(rows)
+        return [row.values for row in manifest.rows], manifest.root
+    if hasattr(rows, "to_dict"):  # a pandas DataFrame
+        return list(rows.to_dict("records")), root
+    return [dict(r) for r in (rows if isinstance(rows, Sequence) else [rows])], root

@@ -1,0 +1,36 @@
+"""The short Python API: train, evaluate and predict in a few lines, sharing everything with the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import mmlightning
+
+
+def test_fit_then_predict_rows_a_dataframe_and_a_manifest(shapes_data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = mmlightning.fit(
+        train=str(shapes_data / "train.jsonl"),
+        val=str(shapes_data / "val.jsonl"),
+        encoders={
+            "text": {"class_path": "TextEncoder", "init_args": {"dim": 16, "layers": 1, "heads": 2, "vocab_size": 80}},
+            "image": {"class_path": "TimmEncoder", "init_args": {"model_name": "test_resnet", "image_size": 32}},
+        },
+        heads={"label": "ClassificationHead"},
+        max_epochs=1,
+        trainer={"logger": False},
+        data={"batch_size": 16},
+    )
+    assert (
+        0 <= run.metrics["val/label/acc"] <= 1
+        and (run.folder / "bundle.json").is_file()
+        and (run.folder / "config.yaml").is_file()
+    )
+    rows = [json.loads(line) for line in (shapes_data / "val.jsonl").read_text().splitlines()[:5]]
+    found = run.predict(rows, root=shapes_data)
+    assert [r["id"] for r in found] == [r["id"] for r in rows]  # input order, ids kept
+    assert found[0]["label"] in found[0]["label_scores"] and abs(sum(found[0]["label_scores"].values()) - 1) < 1e-3
+    assert run.predict(shapes_data / "val.jsonl")[:5] == found
+    import pandas
+
+    assert run.predict(pandas.DataFrame(rows), root=shapes_data) == found
