@@ -204,3 +204,11 @@ def test_plugins_lists_a_broken_plugin_as_skipped(tmp_path):
 def test_components_lists_modality_and_summary():
     result = run_cli("components", "encoder")
     assert any("TimmEncoder" in line and "image" in line and "timm" in line for line in result.stdout.splitlines())
+
+
+def test_components_name_shows_its_settings(capsys):
+    assert main(["components", "TimmEncoder"]) == 0
+    out = capsys.readouterr().out
+    assert "encoder TimmEncoder (mmlightning_vision" in out and "checkpoint_path" in out and "'resnet18'" in out
+    assert main(["components", "ClassifcationHead"]) == 2
+    assert "Did you mean 'ClassificationHead'?" in capsys.readouterr().err
