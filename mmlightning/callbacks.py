@@ -92,20 +92,21 @@ class EpochSummary(Callback):
         self.start = 0.0
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._report(trainer)  # the epoch before: callbacks' epoch-end hooks run before the model logs its scores
         self.start = time.perf_counter()
 
-    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._report(trainer)
+
+    def _report(self, trainer: Trainer) -> None:
+        if not self.start:
+            return
         metrics = _headline(dict(trainer.callback_metrics))
         self.history.append(metrics)
+        self.start, seconds = 0.0, time.perf_counter() - self.start
         if trainer.is_global_zero:
             shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items()))
-            log.info(
-                "epoch %d/%d (%.0f s): %s",
-                trainer.current_epoch + 1,
-                trainer.max_epochs or 0,
-                time.perf_counter() - self.start,
-                shown,
-            )
+            log.info("epoch %d/%d (%.0f s): %s", len(self.history), trainer.max_epochs or 0, seconds, shown)
 
     def table(self, run: str) -> str:
         """Best (lowest val/loss) and last epoch's validation scores."""
