@@ -83,6 +83,32 @@ def _headline(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: v for k, v in out.items() if not k.endswith("_step")}
 
 
+def results_table(metrics: dict[str, Any], stage: str) -> str:
+    """An evaluation's scores (overall ones) and each head's confusion matrix as a matrix of counts."""
+    plain = {
+        k: float(v) for k, v in metrics.items() if k.startswith(f"{stage}/") and getattr(v, "numel", lambda: 1)() == 1
+    }
+    scores = {k: v for k, v in plain.items() if len(k.split("/")) <= 3}
+    lines = [f"{k:<{max(map(len, scores), default=0)}}  {v:.4f}" for k, v in sorted(scores.items())]
+    cells: dict[str, dict[tuple[str, str], float]] = {}
+    for key, value in plain.items():
+        parts = key.split("/")
+        if len(parts) == 5 and parts[2] == "confusion":
+            cells.setdefault(parts[1], {})[(parts[3], parts[4])] = value
+    for head, counts in sorted(cells.items()):
+        labels = list(dict.fromkeys(t for t, _ in counts))
+        width = max(max(map(len, labels)), 6)
+        lines += [
+            "",
+            f"{stage}/{head}: confusion (rows: true, columns: predicted)",
+            " " * width + "  " + "  ".join(f"{p:>{width}}" for p in labels),
+        ]
+        lines += [
+            f"{t:>{width}}  " + "  ".join(f"{int(counts.get((t, p), 0)):>{width}}" for p in labels) for t in labels
+        ]
+    return "\n".join(lines)
+
+
 class EpochSummary(Callback):
     """One line per epoch (losses and scores, seconds taken) and, when a fit ends, its best and last validation
     scores and where the run is: the progress a user reads without a progress bar."""

@@ -35,3 +35,20 @@ def test_the_table_shows_the_best_and_the_last_epoch():
         and "0.7200" in table
         and table.endswith("run saved in runs/run-x")
     )
+
+
+def test_an_evaluation_prints_its_confusion_matrix_as_counts():
+    from mmlightning.callbacks import results_table
+
+    metrics = {
+        "val/loss": torch.tensor(0.5),
+        "val/label/acc": torch.tensor(0.75),
+        "val/label/recall/a": torch.tensor(1.0),
+    }
+    metrics |= {
+        f"val/label/confusion/{t}/{p}": torch.tensor(float(n))
+        for (t, p), n in {("a", "a"): 2, ("a", "b"): 0, ("b", "a"): 1, ("b", "b"): 1}.items()
+    }
+    table = results_table(metrics, "val")
+    assert "val/label/acc  0.7500" in table and "recall" not in table
+    assert "     a       2       0" in table and "     b       1       1" in table

@@ -16,7 +16,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
-from mmlightning.callbacks import EpochSummary, PredictionWriter, SamplePredictions
+from mmlightning.callbacks import EpochSummary, PredictionWriter, SamplePredictions, results_table
 from mmlightning.data.datamodule import MultimodalDataModule
 from mmlightning.errors import ConfigError, MissingFileError
 from mmlightning.module import MultimodalModule
@@ -58,6 +58,12 @@ class SaveConfig(SaveConfigCallback):
 
 
 class MultimodalCLI(LightningCLI):
+    def _prepare_subcommand_parser(self, klass: Any, subcommand: str, **kwargs: Any) -> Any:
+        parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+        if subcommand in ("validate", "test"):
+            parser.set_defaults(verbose=False)  # mmlightning prints its own table (--verbose=true: Lightning's too)
+        return parser
+
     def add_arguments_to_parser(self, parser: Any) -> None:
         parser.add_argument(
             "--predictions_path",
@@ -126,10 +132,17 @@ class MultimodalCLI(LightningCLI):
         )
 
     def after_validate(self) -> None:
+        self.print_results("val")
         self.write_results({})
 
     def after_test(self) -> None:
+        self.print_results("test")
         self.write_results({})
+
+    def print_results(self, stage: str) -> None:
+        """Instead of Lightning's list of every number (its ``verbose`` table is off by default here)."""
+        if self.trainer.is_global_zero and not self.config[self.subcommand].get("verbose"):
+            print(results_table(dict(self.trainer.callback_metrics), stage), flush=True)  # the command's result: stdout
 
     def write_results(self, extra: dict[str, Any]) -> None:
         path = self.config[self.subcommand].get("results_path")
