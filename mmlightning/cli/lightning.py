@@ -113,6 +113,10 @@ class MultimodalCLI(LightningCLI):
             trainer.callbacks.append(ModelCheckpoint(save_top_k=0, save_last=True, every_n_train_steps=every))
         if any(isinstance(logger, WandbLogger) for logger in trainer.loggers):
             trainer.callbacks.append(SamplePredictions())
+        for logger in trainer.loggers:  # Lightning passes anonymous=None, which wandb now warns is unused
+            init = getattr(logger, "_wandb_init", None)
+            if isinstance(init, dict) and init.get("anonymous") is None:
+                init.pop("anonymous", None)
         if self.subcommand == "fit":
             trainer.callbacks.append(EpochSummary())
         if self.subcommand == "predict":
