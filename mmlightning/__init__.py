@@ -14,6 +14,7 @@ from mmlightning.hookspecs import hookimpl
 __version__ = "0.1.0"
 __all__ = [
     "Batch",
+    "Chart",
     "Encoder",
     "Features",
     "Fusion",
@@ -31,6 +32,7 @@ __all__ = [
 ]
 _LAZY = {
     "Batch": "mmlightning.contracts",
+    "Chart": "mmlightning.contracts",
     "Encoder": "mmlightning.contracts",
     "Fusion": "mmlightning.contracts",
     "Head": "mmlightning.contracts",

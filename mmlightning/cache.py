@@ -62,7 +62,7 @@ class FeatureCache:
         return _batch([store[sample] for sample in samples], inputs["present"])
 
 
-def _one(features: Features, row: int) -> dict[str, Tensor | None]:
+def _one(features: Features, row: int) -> dict[str, Any]:
     length = int(features.mask[row].nonzero().max()) + 1 if features.mask[row].any() else 1
     word_ids = None if features.word_ids is None else features.word_ids[row, :length].cpu()
     return {
@@ -70,6 +70,7 @@ def _one(features: Features, row: int) -> dict[str, Tensor | None]:
         "mask": features.mask[row, :length].cpu(),
         "pooled": features.pooled[row].cpu(),
         "word_ids": word_ids,
+        "grid": features.grid,
     }
 
 
@@ -84,6 +85,7 @@ def _batch(items: list[dict[str, Any]], present: Tensor) -> Features:
     )
     pooled = torch.stack([item["pooled"] for item in items]).to(device)
     features = Features.from_tokens(tokens, mask, present, pooled)
+    features.grid = items[0]["grid"]
     if items[0]["word_ids"] is not None:
         features.word_ids = torch.stack(
             [nn.functional.pad(item["word_ids"], (0, longest - item["word_ids"].shape[0]), value=-1) for item in items]

@@ -40,10 +40,11 @@ class PredictionWriter(BasePredictionWriter):
 
 
 class SamplePredictions(Callback):
-    """Logs a table of validation samples (inputs shown as images or text, truth, prediction) to W&B."""
+    """Logs a table of validation samples to W&B: inputs shown as images, text or audio, truth, prediction and,
+    with ``attention``, where the fusion looked in each input that lies on a grid (an image), drawn over it."""
 
-    def __init__(self, count: int = 16) -> None:
-        self.count = count
+    def __init__(self, count: int = 16, attention: bool = True) -> None:
+        self.count, self.attention = count, attention
         self.rows: list[list[Any]] = []
         self.columns: list[str] = []
 
@@ -55,10 +56,11 @@ class SamplePredictions(Callback):
     ) -> None:
         if trainer.sanity_checking or len(self.rows) >= self.count or not isinstance(outputs, dict):
             return
-        from mmlightning.wandb import sample_rows
+        from mmlightning.wandb import attention_maps, sample_rows
 
         datamodule: Any = trainer.datamodule
-        self.columns, rows = sample_rows(datamodule.bundle, batch, outputs, self.count - len(self.rows))
+        maps = attention_maps(pl_module, batch) if self.attention else {}
+        self.columns, rows = sample_rows(datamodule.bundle, batch, outputs, self.count - len(self.rows), maps)
         self.rows.extend(rows)
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:

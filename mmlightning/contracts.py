@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from torch import Tensor, nn
 
@@ -107,6 +107,27 @@ class Fusion(nn.Module):
 
     def forward(self, features: Mapping[str, Features]) -> Features:
         raise NotImplementedError
+
+    def attention(self) -> dict[str, Tensor]:
+        """After a forward inside :func:`mmlightning.layers.recording_attention`: per modality whose tokens the
+        fusion attended to, ``(B, N_key)`` how much of the attention each of its tokens got (each row sums to 1 over
+        the modality's real tokens, or is all zero). Dashboards draw it over the input. ``{}`` (the default): this
+        fusion has no attention to show."""
+        return {}
+
+
+@dataclass
+class Chart:
+    """A table a dashboard draws as a chart (W&B: its confusion-matrix or bar chart), from ``Head.metric_tables``.
+
+    ``kind`` ``"confusion"``: columns (true label, predicted label, count), a row per cell of the matrix;
+    ``"bar"``: columns (label, value), a bar per row.
+    """
+
+    kind: Literal["confusion", "bar"]
+    columns: list[str]
+    rows: list[list[Any]]
+    title: str = ""
 
 
 @dataclass
@@ -213,9 +234,10 @@ class Head(Fitted, nn.Module):
             return {name: float(value)}
         return {f"{name}/{i}": float(v) for i, v in enumerate(value.flatten())}
 
-    def metric_tables(self, name: str, value: Tensor) -> dict[str, tuple[list[str], list[list[Any]]]]:
-        """Tables to log once per epoch beside the scalars, as ``{table: (columns, rows)}``; W&B shows them as
-        tables (``STAGE/HEAD/TABLE``). None by default; ``ClassificationHead`` gives its confusion matrix."""
+    def metric_tables(self, name: str, value: Tensor) -> dict[str, tuple[list[str], list[list[Any]]] | Chart]:
+        """Tables to log once per epoch beside the scalars, as ``{table: (columns, rows)}`` (W&B shows a table) or
+        ``{table: Chart(...)}`` (W&B draws a chart), logged as ``STAGE/HEAD/TABLE``. None by default;
+        ``ClassificationHead`` gives its confusion matrix (a table and a chart) and per-class scores (a bar chart)."""
         return {}
 
     def example_targets(self, count: int) -> list[Any]:

@@ -23,6 +23,9 @@ class Features:
             span combines with these; any other head uses ``pooled``, which is the same weighting of the spans.
         word_ids: ``(B, N)`` long, set by encoders whose tokens come from words (text): the word each token came
             from, -1 for special tokens and padding. Token-level heads (NER) map tokens back to words with it.
+        grid: ``(H, W)`` set by encoders whose last ``H * W`` tokens lie on a grid, row by row (an image's
+            feature-map cells or patches; tokens before them, such as a class token, are not on it). Dashboards
+            draw a fusion's attention over the input with it.
     """
 
     tokens: Tensor
@@ -32,6 +35,7 @@ class Features:
     spans: dict[str, slice] = field(default_factory=dict)
     weights: Tensor | None = None
     word_ids: Tensor | None = None
+    grid: tuple[int, int] | None = None
 
     @classmethod
     def from_tokens(
@@ -77,6 +81,7 @@ class Features:
             dict(self.spans),
             weights,
             word_ids,
+            self.grid,
         )
 
     def span_means(self) -> Tensor:

@@ -4,6 +4,8 @@ missing-aware (a query with no real key gets zeros, never NaN)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +23,8 @@ class MultiHeadAttention(nn.Module):
         self.q = nn.Linear(dim, dim)
         self.kv = nn.Linear(context_dim or dim, 2 * dim)
         self.out = nn.Linear(dim, dim)
+        self.record = False  # see recording_attention
+        self.weights: Tensor | None = None
 
     def forward(
         self, x: Tensor, context: Tensor | None = None, key_mask: Tensor | None = None, causal: bool = False
@@ -34,10 +38,37 @@ class MultiHeadAttention(nn.Module):
         mask, valid = _attention_mask(key_mask, n, causal, x.device)
         drop = self.dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop, is_causal=causal and mask is None)
+        if self.record:
+            self.weights = _weights(q, k, mask, causal).mean(1).detach()  # (B, N, M) averaged over heads
         y = y.transpose(1, 2).reshape(b, n, d)  # (B, N, D)
         if valid is not None:
             y = y * valid[:, None, None].to(y.dtype)  # queries with no real key get nothing
         return self.out(y)
+
+
+@contextmanager
+def recording_attention(module: nn.Module) -> Iterator[None]:
+    """Within it, each :class:`MultiHeadAttention` in ``module`` keeps its last forward's attention weights as
+    ``.weights`` ``(B, N, M)`` (the mean over heads); fusions read them in ``Fusion.attention``. Outside it nothing
+    is kept, and training never pays for it."""
+    layers = [m for m in module.modules() if isinstance(m, MultiHeadAttention)]
+    for layer in layers:
+        layer.record = True
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.record, layer.weights = False, None
+
+
+def _weights(q: Tensor, k: Tensor, mask: Tensor | None, causal: bool) -> Tensor:
+    """The softmax attention ``scaled_dot_product_attention`` applies. ``-> (B, h, N, M)``."""
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, h, N, M)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    elif causal:
+        scores = scores.masked_fill(~torch.ones(scores.shape[-2:], dtype=torch.bool).tril().to(q.device), float("-inf"))
+    return scores.softmax(-1)
 
 
 def _attention_mask(

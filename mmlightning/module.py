@@ -15,12 +15,12 @@ from torch import Tensor, nn
 from mmlightning.binding import DataBinding
 from mmlightning.bundle import ProcessorBundle
 from mmlightning.cache import FeatureCache
-from mmlightning.contracts import Batch, Encoder, Fusion, Head, HeadContext, HeadOutput
+from mmlightning.contracts import Batch, Chart, Encoder, Fusion, Head, HeadContext, HeadOutput
 from mmlightning.data.resume import RandomStates
 from mmlightning.errors import NonFiniteLossError
-from mmlightning.features import drop_modalities
+from mmlightning.features import Features, drop_modalities
 from mmlightning.optim import WarmupCosine, param_groups
-from mmlightning.wandb import log_table
+from mmlightning.wandb import log_chart, log_table
 
 log = logging.getLogger(__name__)
 FusionFactory = Callable[[dict[str, int]], Fusion]
@@ -167,11 +167,15 @@ class MultimodalModule(LightningModule):
 
     # --- the forward pass -------------------------------------------------------------------------
     def forward(self, batch: Batch) -> dict[str, HeadOutput]:
-        encoded = {key: self._encode(key, encoder, batch) for key, encoder in self.encoders.items()}
+        encoded = self.encode(batch)
         if self.training and self.modality_dropout > 0:
             encoded = drop_modalities(encoded, self.modality_dropout)
         fused = self.fusion(encoded)
         return {key: head(fused, encoded, batch) for key, head in self.heads.items()}
+
+    def encode(self, batch: Batch) -> dict[str, Features]:
+        """Each encoder's features for a batch (from the cache where an encoder is frozen)."""
+        return {key: self._encode(key, encoder, batch) for key, encoder in self.encoders.items()}
 
     def _encode(self, key: str, encoder: Encoder, batch: Batch) -> Any:
         if key in self.frozen and encoder.training:
@@ -316,8 +320,11 @@ class MultimodalModule(LightningModule):
                 for label, value in head.metric_values(metric_name, computed).items():
                     self.log(f"{stage}/{key}/{label}", value, sync_dist=True)  # equal everywhere already: no warning
                 if self._trainer is not None and not self.trainer.sanity_checking:
-                    for table, (columns, rows) in head.metric_tables(metric_name, computed).items():
-                        log_table(self.trainer, f"{stage}/{key}/{table}", columns, rows)
+                    for table, shown in head.metric_tables(metric_name, computed).items():
+                        if isinstance(shown, Chart):
+                            log_chart(self.trainer, f"{stage}/{key}/{table}", shown)
+                        else:
+                            log_table(self.trainer, f"{stage}/{key}/{table}", *shown)
                 metric.reset()
 
     def _sum_over_processes(self, tensor: Tensor) -> Tensor:

@@ -114,6 +114,12 @@ class Processor(Stateful):
         """What a dashboard shows for a value: a string, or a PIL image, or a (waveform, rate) pair."""
         return str(value)
 
+    def preview_weights(self, value: Any, root: Path, weights: Any) -> Any:
+        """The value with ``weights`` drawn over it, for a dashboard (a fusion's attention over an image's grid):
+        ``weights`` is an ``(H, W)`` tensor laid out as the encoder's ``Features.grid``. None (the default): this
+        modality cannot show them."""
+        return None
+
     @staticmethod
     def resolve(value: Any, root: Path, what: str = "media") -> Path:
         """A media path from a manifest, relative to ``root``; ``ValueError`` if it is not a path, is absent, or

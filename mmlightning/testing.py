@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from mmlightning.contracts import Batch, Encoder, Fusion, Head, HeadContext
+from mmlightning.contracts import Batch, Chart, Encoder, Fusion, Head, HeadContext
 from mmlightning.features import Features
 
 
@@ -243,10 +243,15 @@ def check_head(
         metric.update(*inputs)
         for value in head.metric_values("m", metric.compute()).values():
             _require(isinstance(value, float), f"{name}: metric values must flatten to floats")
-        for table, (columns, rows) in head.metric_tables("m", metric.compute()).items():
+        for table, shown in head.metric_tables("m", metric.compute()).items():
+            columns, rows = (shown.columns, shown.rows) if isinstance(shown, Chart) else shown
             _require(
                 all(len(row) == len(columns) for row in rows),
                 f"{name}: table '{table}' needs a cell per column in every row",
+            )
+            _require(
+                not isinstance(shown, Chart) or len(columns) == {"confusion": 3, "bar": 2}.get(shown.kind),
+                f"{name}: chart '{table}' of kind {getattr(shown, 'kind', '')!r} has the wrong number of columns",
             )
     if head.uses_target:
         _require(

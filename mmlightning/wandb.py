@@ -9,6 +9,19 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
+USER_DATA_DIR = os.environ.get("WANDB_DATA_DIR")  # the user's own choice, if any, before a run sets it
+
+
+def keep_media_in(save_dir: str | Path) -> Path | None:
+    """W&B stages the media of logged tables (sample images, attention maps) in its data folder, under the user's
+    home by default, until ``wandb sync`` uploads them: put it under the logger's ``save_dir`` instead
+    (``SAVE_DIR/wandb/data``), so an offline run's folder holds everything it needs. A ``WANDB_DATA_DIR`` the user
+    set is left alone (None)."""
+    if USER_DATA_DIR is not None:
+        return None
+    folder = Path(save_dir).resolve() / "wandb" / "data"
+    os.environ["WANDB_DATA_DIR"] = str(folder)
+    return folder
 
 
 def has_account() -> bool:
@@ -35,10 +48,36 @@ def default_logger_config(save_dir: str = ".") -> dict[str, Any]:
     return {"class_path": "lightning.pytorch.loggers.WandbLogger", "init_args": init}
 
 
-def sample_rows(bundle: Any, batch: Any, outputs: dict, limit: int) -> tuple[list[str], list[list[Any]]]:
-    """Table rows for the first ``limit`` samples: id, each input as media, each head's truth and prediction.
+def attention_maps(model: Any, batch: Any) -> dict[str, Any]:
+    """Where the fusion looked: per encoder key whose tokens lie on a grid (``Features.grid``) and that the fusion
+    attended to, ``(B, H, W)`` attention over the grid, each sample's map summing to 1 (zeros for a sample without
+    that input). ``{}`` when the fusion has no attention (``Fusion.attention``)."""
+    import torch
+
+    from mmlightning.layers import recording_attention
+
+    with torch.no_grad(), recording_attention(model.fusion):
+        encoded = model.encode(batch)
+        model.fusion(encoded)
+        attention = model.fusion.attention()
+    maps = {}
+    for key, weights in attention.items():
+        grid = encoded[key].grid if key in encoded else None
+        if grid is None:
+            continue
+        cells = weights[:, -grid[0] * grid[1] :]  # (B, H*W): the grid is the last H*W tokens
+        cells = cells / cells.sum(1, keepdim=True).clamp(min=1e-12) * encoded[key].present[:, None]
+        maps[key] = cells.reshape(-1, *grid)  # (B, H, W)
+    return maps
+
+
+def sample_rows(
+    bundle: Any, batch: Any, outputs: dict, limit: int, maps: dict[str, Any] | None = None
+) -> tuple[list[str], list[list[Any]]]:
+    """Table rows for the first ``limit`` samples: id, each input as media, each head's truth and prediction, and
+    each attention map in ``maps`` (from :func:`attention_maps`) drawn over its input.
     ``bundle``: the model's :class:`~mmlightning.bundle.ProcessorBundle` (its columns say where each raw value is)."""
-    root = Path(batch.root)
+    root, maps = Path(batch.root), maps or {}
     decoded = {key: bundle.codecs[key].decode(out) for key, out in outputs.items()}
     truth = {
         key: bundle.target_column(key) for key in decoded if key in bundle.targets and bundle.columns[key] in batch.raw
@@ -46,6 +85,7 @@ def sample_rows(bundle: Any, batch: Any, outputs: dict, limit: int) -> tuple[lis
     columns = ["id"] + list(bundle.processors)
     for key in decoded:
         columns += [f"{key} (truth)", f"{key} (predicted)"] if key in truth else [f"{key} (predicted)"]
+    columns += [f"{key} (attention)" for key in maps]
     rows = []
     for i, ident in enumerate(batch.ids[:limit]):
         raw = {column: values[i] for column, values in batch.raw.items()}
@@ -54,6 +94,10 @@ def sample_rows(bundle: Any, batch: Any, outputs: dict, limit: int) -> tuple[lis
         ]
         for key, values in decoded.items():
             row += [raw[truth[key]], values[i]] if key in truth else [values[i]]
+        for key, weights in maps.items():
+            value = bundle.value(key, raw)
+            shown = None if value is None else _weighted(bundle.processors[key], value, root, weights[i])
+            row.append(shown)
         rows.append(row)
     return columns, rows
 
@@ -66,6 +110,14 @@ def _media(processor: Any, value: Any, root: Path) -> Any:
     except (ValueError, OSError) as err:
         return f"<unreadable: {err}>"
     return _to_wandb(shown)
+
+
+def _weighted(processor: Any, value: Any, root: Path, weights: Any) -> Any:
+    try:
+        shown = processor.preview_weights(value, root, weights)
+    except (ValueError, OSError) as err:
+        return f"<unreadable: {err}>"
+    return None if shown is None else _to_wandb(shown)
 
 
 def _to_wandb(shown: Any) -> Any:
@@ -84,3 +136,24 @@ def log_table(trainer: Any, key: str, columns: list[str], rows: list[list[Any]])
     for logger in trainer.loggers:
         if isinstance(logger, WandbLogger):
             logger.log_table(key=key, columns=columns, data=rows, step=trainer.global_step)
+
+
+def log_chart(trainer: Any, key: str, chart: Any) -> None:
+    """A :class:`~mmlightning.contracts.Chart` as W&B's confusion-matrix or bar chart (its table comes with it)."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    loggers = [logger for logger in trainer.loggers if isinstance(logger, WandbLogger)]
+    if not loggers:
+        return
+    import wandb
+
+    title = f"{key.rsplit('/', 1)[0]}: {chart.title}" if chart.title else key
+    if chart.kind == "confusion":
+        table = wandb.Table(columns=["Actual", "Predicted", "nPredictions"], data=chart.rows)
+        fields = {"Actual": "Actual", "Predicted": "Predicted", "nPredictions": "nPredictions"}
+        drawn = wandb.plot_table("wandb/confusion_matrix/v1", table, fields, {"title": title})
+    else:
+        table = wandb.Table(columns=chart.columns, data=chart.rows)
+        drawn = wandb.plot.bar(table, chart.columns[0], chart.columns[1], title=title)
+    for logger in loggers:
+        logger.log_metrics({key: drawn}, step=trainer.global_step)  # type: ignore[dict-item]

@@ -27,7 +27,7 @@ CONFIG = {
                 "init_args": {"model_name": "test_resnet", "image_size": 32, "dim": 16},
             },
         },
-        "fusion": {"class_path": "CrossAttentionFusion", "init_args": {"dim": 16, "heads": 2}},
+        "fusion": {"class_path": "CrossAttentionFusion", "init_args": {"dim": 16, "heads": 2, "query": "text"}},
         "heads": {"label": {"class_path": "ClassificationHead"}},
     },
     "data": {"batch_size": 16},
@@ -92,22 +92,39 @@ def test_wandb_run_holds_config_metrics_and_samples(fitted, shapes_data):
     assert confusion["columns"] == ["true / predicted", "both_true", "colour_wrong", "shape_wrong"]
     assert sum(sum(row[1:]) for row in confusion["data"]) == 48  # every validation sample, once
     table = json.loads(next(run_dir.glob("files/media/table/val/samples_*.table.json")).read_text())
-    assert table["columns"] == ["id", "image", "text", "label (truth)", "label (predicted)"]
+    assert table["columns"] == ["id", "image", "text", "label (truth)", "label (predicted)", "image (attention)"]
     first = json.loads((shapes_data / "val.jsonl").read_text().splitlines()[0])
     assert (
         table["data"][0][0] == first["id"]
         and table["data"][0][2] == first["text"]
         and table["data"][0][3] == first["label"]
     )
-    images = [
-        c.path
+    media = [
+        c
         for r in records(next(run_dir.glob("run-*.wandb")))
         if r.WhichOneof("record_type") == "artifact"
         for c in r.artifact.manifest.contents
     ]
-    assert sum(path.endswith(".png") for path in images) == 2 * len(
-        table["data"]
-    )  # an image per row, one table per epoch
+    images = [c for c in media if c.path.endswith(".png")]
+    assert len(images) == 2 * 2 * len(table["data"])  # an image and its attention map per row, one table per epoch
+    staged = work.resolve() / "runs" / "wandb" / "data"
+    assert all(Path(c.local_path).is_relative_to(staged) and Path(c.local_path).is_file() for c in media)
+
+
+def test_wandb_run_draws_the_confusion_matrix_and_per_class_scores(fitted):
+    work, _, _ = fitted
+    run_dir = next((work / "runs" / "wandb").glob("offline-run-*"))
+    config = read_run(run_dir)["config"]
+    confusion = config["_wandb/visualize/val/label/confusion_chart"]["panel_config"]
+    bars = config["_wandb/visualize/val/label/f1_per_class"]["panel_config"]
+    assert confusion["panelDefId"] == "wandb/confusion_matrix/v1" and bars["panelDefId"] == "wandb/bar/v0"
+    assert confusion["stringSettings"]["title"] == "val/label: confusion matrix"
+    cells = json.loads(next(run_dir.glob("files/media/table/val/label/confusion_chart_table_*.table.json")).read_text())
+    assert cells["columns"] == ["Actual", "Predicted", "nPredictions"] and len(cells["data"]) == 9
+    assert sum(row[2] for row in cells["data"]) == 48  # every validation sample, once
+    f1 = json.loads(next(run_dir.glob("files/media/table/val/label/f1_per_class_table_*.table.json")).read_text())
+    assert [row[0] for row in f1["data"]] == ["both_true", "colour_wrong", "shape_wrong"]
+    assert all(0.0 <= row[1] <= 1.0 for row in f1["data"])
 
 
 def test_validate_and_predict_from_the_saved_run(fitted, shapes_data, tmp_path, capsys):

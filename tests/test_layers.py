@@ -7,7 +7,7 @@ import math
 import torch
 
 from mmlightning.features import Features, masked_mean
-from mmlightning.layers import MultiHeadAttention, TransformerStack, sinusoidal_positions
+from mmlightning.layers import MultiHeadAttention, TransformerStack, recording_attention, sinusoidal_positions
 
 
 def manual_attention(attn, x, context, key_mask):
@@ -73,3 +73,20 @@ def test_modality_dropout_never_drops_every_modality():
     # the rate asked for, less the samples that would have lost everything: 0.5 - 0.5 / 8 - 0.5 / 4 = 0.31
     assert 0.26 < 1 - kept[:, 0].float().mean() < 0.36
     assert (dropped["a"].pooled[~kept[:, 0]] == 0).all() and not dropped["a"].mask[~kept[:, 0]].any()
+
+
+def test_recorded_attention_is_what_the_layer_applied():
+    torch.manual_seed(0)
+    layer = MultiHeadAttention(8, heads=1).eval()
+    x, context = torch.randn(2, 3, 8), torch.randn(2, 5, 8)
+    key_mask = torch.tensor([[True, True, True, False, False], [True] * 5])
+    with recording_attention(layer):
+        y = layer(x, context, key_mask=key_mask)
+        weights = layer.weights  # (B, N, M)
+    assert layer.weights is None and not layer.record  # nothing kept afterwards
+    assert torch.allclose(weights.sum(-1), torch.ones(2, 3)) and (weights[0, :, 3:] == 0).all()
+    values = layer.kv(context)[..., 8:]  # one head: the attention's values
+    assert torch.allclose(layer.out(weights @ values), y, atol=1e-5)
+    with recording_attention(layer):
+        layer(x, causal=True)
+        assert (layer.weights.triu(1) == 0).all()

@@ -22,7 +22,7 @@ from mmlightning.errors import ConfigError, MissingFileError
 from mmlightning.module import MultimodalModule
 from mmlightning.plugins import plugin_versions
 from mmlightning.runs import run_dir
-from mmlightning.wandb import default_logger_config
+from mmlightning.wandb import default_logger_config, keep_media_in
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,7 @@ class MultimodalCLI(LightningCLI):
             trainer.callbacks.append(ModelCheckpoint(save_top_k=0, save_last=True, every_n_train_steps=every))
         if any(isinstance(logger, WandbLogger) for logger in trainer.loggers):
             trainer.callbacks.append(SamplePredictions())
+            keep_media_in(next(lg for lg in trainer.loggers if isinstance(lg, WandbLogger)).save_dir or ".")
         for logger in trainer.loggers:  # Lightning passes anonymous=None, which wandb now warns is unused
             init = getattr(logger, "_wandb_init", None)
             if isinstance(init, dict) and init.get("anonymous") is None:

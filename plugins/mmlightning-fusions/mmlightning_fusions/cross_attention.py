@@ -47,6 +47,7 @@ class CrossAttentionFusion(Fusion):
         self.project = projections(self.dims, dim)
         self.blocks = nn.ModuleList(self.block(dim, heads, dropout) for _ in range(layers))
         self.norm: nn.Module = nn.LayerNorm(dim)
+        self._seen: tuple[Tensor, dict[str, slice]] | None = None  # (query mask, context spans) when recording
 
     def block(self, dim: int, heads: int, dropout: float) -> nn.Module:
         """One cross-attention layer (subclasses swap in another kind)."""
@@ -57,10 +58,12 @@ class CrossAttentionFusion(Fusion):
         tokens = {k: self.project[k](features[k].tokens) for k in self.dims}  # (B, N_k, D)
         masks = {k: features[k].mask for k in self.dims}
         others = [k for k in self.dims if k != self.query]
-        context, context_mask, _ = concat_tokens(
+        context, context_mask, spans = concat_tokens(
             {k: tokens[k] for k in others}, {k: masks[k] for k in others}
         )  # (B, M, D)
         x = tokens[self.query]  # (B, N_q, D)
+        last = self._last_attention()
+        self._seen = (masks[self.query], spans) if last is not None and last.record else None
         for block in self.blocks:
             x = block(x, context, context_mask)  # (B, N_q, D)
         tokens[self.query] = self.norm(x)
@@ -68,3 +71,18 @@ class CrossAttentionFusion(Fusion):
         fused = Features.from_tokens(out, mask, any_present(features), pool_spans(out, mask, spans))
         fused.spans = spans
         return fused
+
+    def attention(self) -> dict[str, Tensor]:
+        """The last layer's attention from the query modality's real tokens, averaged over them."""
+        last = self._last_attention()
+        weights = None if last is None else last.weights  # (B, N_q, M); None outside recording_attention
+        if weights is None or self._seen is None:
+            return {}
+        query_mask, spans = self._seen
+        real = query_mask.to(weights.dtype)[..., None]  # (B, N_q, 1)
+        mean = (weights * real).sum(1) / real.sum(1).clamp(min=1)  # (B, M)
+        return {key: mean[:, span] for key, span in spans.items()}
+
+    def _last_attention(self) -> MultiHeadAttention | None:
+        attn = getattr(self.blocks[-1], "attn", None)
+        return attn if isinstance(attn, MultiHeadAttention) else None

@@ -102,3 +102,28 @@ def test_late_fusion_weights_are_uniform_or_learned_over_the_present_modalities(
     assert weights[0, 1] > weights[0, 0] and weights[1].tolist() == [1.0, 0.0]
     with pytest.raises(ValueError, match="combine must be one of"):
         LateFusion({"a": 4, "b": 4}, combine="max")
+
+
+@pytest.mark.parametrize("fusion", [CrossAttentionFusion, GatedCrossAttentionFusion], ids=lambda f: f.__name__)
+def test_cross_attention_shows_where_the_query_looked(fusion):
+    from mmlightning.layers import recording_attention
+
+    torch.manual_seed(0)
+    model = fusion({"text": 12, "image": 20, "audio": 8}, dim=16, heads=2, query="text").eval()
+    features = {
+        "text": random_features(3, 5, 12),
+        "image": random_features(3, 4, 20, missing=[1]),
+        "audio": random_features(3, 6, 8, seed=1),
+    }
+    model(features)
+    assert model.attention() == {}  # nothing kept outside recording_attention
+    with recording_attention(model):
+        model(features)
+        attention = model.attention()
+    assert set(attention) == {"audio", "image"} and attention["image"].shape == (3, 4)
+    together = torch.cat([attention["audio"], attention["image"]], 1)  # (B, M): a distribution over the context
+    assert torch.allclose(together.sum(1), torch.ones(3))
+    for key in ("audio", "image"):  # padding gets no attention
+        assert (attention[key][~features[key].mask] == 0).all()
+    assert (attention["image"][1] == 0).all()  # a missing image is never looked at
+    assert model.attention() == {}

@@ -8,7 +8,7 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmlightning import Batch, Features, Head, HeadOutput
+from mmlightning import Batch, Chart, Features, Head, HeadOutput
 from mmlightning.errors import ConfigError
 from mmlightning_heads.codecs import LabelCodec
 from mmlightning_heads.common import classifier, per_label, safe_divide
@@ -80,14 +80,28 @@ class ClassificationHead(Head):
     def metric_values(self, name: str, value: Tensor) -> dict[str, float]:
         return report(value, self.labels, confusion=len(self.labels) <= CONFUSION_UP_TO)
 
-    def metric_tables(self, name: str, value: Tensor) -> dict[str, tuple[list[str], list[list[Any]]]]:
-        """The confusion matrix as a table: a row per true label, a column per predicted label."""
-        if len(self.labels) > CONFUSION_UP_TO:
-            return {}
-        columns = ["true / predicted", *map(str, self.labels)]
-        return {
-            "confusion": (columns, [[str(label), *map(int, row)] for label, row in zip(self.labels, value.tolist())])
+    def metric_tables(self, name: str, value: Tensor) -> dict[str, tuple[list[str], list[list[Any]]] | Chart]:
+        """Per-class F1 as a bar chart, and (up to 20 classes) the confusion matrix as a table (a row per true
+        label, a column per predicted label) and as a confusion-matrix chart."""
+        labels, counts = list(map(str, self.labels)), value.tolist()
+        scores = report(value, self.labels, confusion=False)
+        tables: dict[str, tuple[list[str], list[list[Any]]] | Chart] = {
+            "f1_per_class": Chart(
+                "bar", ["label", "f1"], [[label, scores[f"f1/{label}"]] for label in labels], "F1 per class"
+            )
         }
+        if len(labels) <= CONFUSION_UP_TO:
+            tables["confusion"] = (
+                ["true / predicted", *labels],
+                [[label, *map(int, row)] for label, row in zip(labels, counts)],
+            )
+            tables["confusion_chart"] = Chart(
+                "confusion",
+                ["true", "predicted", "count"],
+                [[t, p, int(counts[i][j])] for i, t in enumerate(labels) for j, p in enumerate(labels)],
+                "confusion matrix",
+            )
+        return tables
 
     def example_targets(self, count: int) -> list[Any]:
         return [("cat", "dog", "bird")[i % 3] for i in range(count)]

@@ -43,8 +43,18 @@ def test_metrics_and_per_class_report():
     assert (
         values["confusion/neg/pos"] == 1.0 and values["confusion/pos/pos"] == 2.0 and values["confusion/pos/neg"] == 0.0
     )
-    columns, rows = head.metric_tables("report", metrics["report"].compute())["confusion"]
+    tables = head.metric_tables("report", metrics["report"].compute())
+    columns, rows = tables["confusion"]
     assert columns == ["true / predicted", "neg", "pos"] and rows == [["neg", 1, 1], ["pos", 0, 2]]
+    chart = tables["confusion_chart"]
+    assert chart.kind == "confusion" and chart.rows == [
+        ["neg", "neg", 1],
+        ["neg", "pos", 1],
+        ["pos", "neg", 0],
+        ["pos", "pos", 2],
+    ]
+    bars = tables["f1_per_class"]
+    assert bars.kind == "bar" and bars.rows == [["neg", pytest.approx(2 / 3)], ["pos", pytest.approx(0.8)]]
     out = head(random_features(2, 1, 4), {}, Batch(inputs={}, ids=["a", "b"]))
     assert out.loss is None and set(head.target().decode(out)) <= {"neg", "pos"}
 

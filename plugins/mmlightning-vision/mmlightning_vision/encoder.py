@@ -59,11 +59,14 @@ class TimmEncoder(Encoder):
     def forward(self, inputs: Mapping[str, Tensor]) -> Features:
         feats = self.model.forward_features(inputs["pixels"])  # (B, C, H, W) for CNNs, (B, N, C) for ViTs
         pooled = self.proj(self.model.forward_head(feats, pre_logits=True))  # (B, D)
+        grid = _grid(self.model, feats, self.channels_last)
         if feats.ndim == 4:
             feats = feats.flatten(1, 2) if self.channels_last else feats.flatten(2).transpose(1, 2)  # (B, H*W, C)
         tokens = self.proj(feats)  # (B, N, D)
         mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)  # (B, N)
-        return Features.from_tokens(tokens, mask, inputs.get("present"), pooled)
+        features = Features.from_tokens(tokens, mask, inputs.get("present"), pooled)
+        features.grid = grid
+        return features
 
     def example_values(self, root: Path, count: int) -> list[Any]:
         from PIL import Image
@@ -75,6 +78,16 @@ class TimmEncoder(Encoder):
             Image.new("RGB", (size + 7 * i, size), color=(40 * i % 255, 90, 160)).save(Path(root) / name)
             values.append(name)
         return values
+
+
+def _grid(model: Any, feats: Tensor, channels_last: bool) -> tuple[int, int] | None:
+    """Where the tokens lie on the picture: a CNN's feature map, or a ViT's patches after its prefix tokens."""
+    if feats.ndim == 4:
+        return (feats.shape[1], feats.shape[2]) if channels_last else (feats.shape[2], feats.shape[3])
+    size = getattr(getattr(model, "patch_embed", None), "grid_size", None)
+    if size is not None and len(size) == 2 and feats.shape[1] >= size[0] * size[1]:
+        return int(size[0]), int(size[1])
+    return None
 
 
 def _create(timm: Any, name: str, checkpoint: str | None, image_size: int | None, kwargs: dict[str, Any]) -> nn.Module:

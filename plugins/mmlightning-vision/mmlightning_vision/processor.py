@@ -69,3 +69,23 @@ class ImageProcessor(Processor):
             thumb = image.convert("RGB")
         thumb.thumbnail((256, 256))
         return thumb
+
+    def preview_weights(self, value: Any, root: Path, weights: Tensor) -> Any:
+        """The picture as the model saw it (resized and centre-cropped) with ``weights`` ``(H, W)`` over it as a
+        red heat map: the strongest cell fully red at half opacity, the weakest clear."""
+        with Image.open(resolve(value, root)) as image:
+            seen = self.as_seen(image.convert("RGB"))
+        heat = weights.float().cpu()
+        heat = (heat - heat.min()) / (heat.max() - heat.min()).clamp(min=1e-12)  # (H, W) in [0, 1]
+        alpha = Image.fromarray((heat * 128).byte().numpy(), mode="L").resize(seen.size, Image.Resampling.BILINEAR)
+        return Image.composite(Image.new("RGB", seen.size, (255, 0, 0)), seen, alpha)
+
+    def as_seen(self, image: Image.Image) -> Image.Image:
+        """The evaluation transform's geometry (timm: shorter side to size / crop_pct, centre crop), at least 128 px."""
+        height, width = self.data_config["input_size"][1:]
+        scale = max(height, width) / float(self.data_config.get("crop_pct") or 1.0) / min(image.size)
+        image = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.BICUBIC)
+        left, top = (image.width - width) // 2, (image.height - height) // 2
+        seen = image.crop((left, top, left + width, top + height))
+        grow = max(1, -(-128 // min(height, width)))
+        return seen.resize((width * grow, height * grow), Image.Resampling.NEAREST)

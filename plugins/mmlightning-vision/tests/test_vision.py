@@ -17,6 +17,7 @@ def test_tokens_for_vits_and_cnns(tmp_path, name, tokens):
     encoder = TimmEncoder(name, image_size=64, dim=24)
     features = check_encoder(encoder, encoder.example_values(tmp_path, 3), tmp_path)
     assert features.tokens.shape == (4, tokens, 24)  # ViT: 16 patches + class token; CNN: a 2x2 feature map
+    assert features.grid == ((4, 4) if name == "test_vit" else (2, 2))  # the last H*W tokens
 
 
 def test_train_and_eval_transforms(tmp_path):
@@ -61,3 +62,14 @@ def test_unknown_model_name():
 def test_preview_is_an_image(tmp_path):
     Image.new("RGB", (600, 300)).save(tmp_path / "big.png")
     assert TimmEncoder("test_resnet").processor().preview("big.png", Path(tmp_path)).size == (256, 128)
+
+
+def test_weights_are_drawn_over_the_picture_as_the_model_saw_it(tmp_path):
+    Image.new("RGB", (80, 64), (0, 0, 255)).save(tmp_path / "wide.png")  # the eval transform crops the centre 64x64
+    processor = TimmEncoder("test_resnet", image_size=64).processor()
+    weights = torch.tensor([[1.0, 0.0], [0.0, 0.0]])  # all on the top-left cell of a 2x2 grid
+    shown = processor.preview_weights("wide.png", Path(tmp_path), weights)
+    assert shown.size == (128, 128)  # 64 px, shown at least 128 px
+    top_left, bottom_right = shown.getpixel((10, 10)), shown.getpixel((118, 118))
+    assert top_left[0] > 100 and top_left[2] < 160  # half red over blue
+    assert bottom_right == (0, 0, 255)  # no weight: the picture as it was
