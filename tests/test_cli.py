@@ -176,6 +176,21 @@ def test_misspelt_component_in_a_config(tmp_path, capsys):
     assert "Did you mean 'TextEncoder'?" in capsys.readouterr().err
 
 
+def test_misspelt_option_gets_one_short_message_not_the_usage(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(CONFIG))
+    result = run_cli("fit", "--config", str(config), "--trainer.max_epohcs=3")
+    assert result.returncode == 2 and "usage:" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: unrecognized arguments: --trainer.max_epohcs=3",
+        "did you mean --trainer.max_epochs (for --trainer.max_epohcs)?",
+        "hint: `mmlightning fit --help` lists every option",
+    ]
+    result = run_cli("fit", "--config", str(config), "--model.fusion.init_args.dimm=3")
+    assert result.returncode == 2 and "usage:" not in result.stderr
+    assert "CrossAttentionFusion has no setting 'dimm': `mmlightning components CrossAttentionFusion`" in result.stderr
+
+
 def test_unknown_command(capsys):
     assert main(["fitt"]) == 2
     assert "Did you mean 'fit'?" in capsys.readouterr().err

@@ -17,6 +17,7 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
 from mmlightning.callbacks import EpochSummary, PredictionWriter, SamplePredictions, results_table
+from mmlightning.cli.parser import Parser
 from mmlightning.data.datamodule import MultimodalDataModule
 from mmlightning.errors import ConfigError, MissingFileError
 from mmlightning.module import MultimodalModule
@@ -167,6 +168,7 @@ def run(argv: list[str]) -> int:
         MultimodalModule,
         MultimodalDataModule,
         args=None if argv == sys.argv[1:] else argv,
+        parser_class=Parser,
         save_config_callback=SaveConfig,
         save_config_kwargs={"overwrite": True, "save_to_log_dir": False},
         trainer_defaults={"logger": default_logger_config("runs"), "default_root_dir": "runs"},
