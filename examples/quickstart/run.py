@@ -23,6 +23,7 @@ def variants(config: dict) -> dict[str, dict]:
     for keep in ("text", "image"):
         alone = copy.deepcopy(config)
         alone["model"]["encoders"] = {keep: config["model"]["encoders"][keep]}
+        alone["model"]["freeze"] = [key for key in config["model"].get("freeze", []) if key == keep]
         alone["model"]["fusion"] = {"class_path": "ConcatFusion", "init_args": {"dim": 64}}
         alone["trainer"]["logger"] = False  # no W&B run of its own: its checkpoint and config go in its own folder
         alone["trainer"]["default_root_dir"] = f"runs/{keep}_only"
