@@ -12,6 +12,11 @@ from mmlightning import __version__
 from mmlightning.errors import MMLightningError
 
 TRAINING = ("fit", "validate", "test", "predict")
+DEPLOY = {
+    "export": "mmlightning.deploy.export",
+    "serve": "mmlightning.deploy.serve",
+    "sweep": "mmlightning.deploy.sweep",
+}
 USAGE = f"""usage: mmlightning COMMAND [ARGS]    (also: mml)
 
 Multimodal models on PyTorch Lightning, built from plugins. (version {__version__})
@@ -21,6 +26,11 @@ training (LightningCLI: YAML configs, --print_config, every Trainer flag; `mmlig
   validate     evaluate on the val manifest
   test         evaluate on the test manifest
   predict      write one prediction per input row (--predictions_path, default predictions.jsonl)
+
+deployment:
+  export       a checkpoint as ONNX, TorchScript or torch.export, checked against PyTorch  [--quantize dynamic-int8]
+  serve        an HTTP service (LitServe) answering raw rows with decoded predictions
+  sweep        a hyperparameter search (Optuna): each trial a normal run, the best config written out
 
 plugins:
   plugins      list installed plugins, their versions, what they register, and skipped ones  [--json]
@@ -66,7 +76,14 @@ def _command(argv: list[str]) -> int:
             return 0
     if command in TRAINING:
         return _train(argv)
-    close = difflib.get_close_matches(command, [*TRAINING, "plugins", "components"], n=1)
+    if command in DEPLOY:
+        import importlib
+
+        from mmlightning.plugins import get_registry
+
+        get_registry().import_all()  # the components a checkpoint names
+        return int(importlib.import_module(DEPLOY[command]).main(rest))
+    close = difflib.get_close_matches(command, [*TRAINING, *DEPLOY, "plugins", "components"], n=1)
     hint = f" Did you mean '{close[0]}'?" if close else ""
     print(f"mmlightning: unknown command '{command}'.{hint} See `mmlightning --help`.", file=sys.stderr)
     return 2

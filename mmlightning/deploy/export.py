@@ -1,0 +1,272 @@
+"""Export a trained model: its forward from processed inputs to head outputs as ONNX, TorchScript or a
+``torch.export`` program, with the processor bundle beside it, checked against PyTorch on real rows.
+
+    mmlightning export --ckpt_path RUN/checkpoints/last.ckpt --format onnx --out exported/ [--quantize dynamic-int8]
+
+The folder holds ``model.onnx`` (or ``model.ts``, ``model.pt2``), ``bundle.json`` and ``export.json`` (inputs,
+outputs, the parity check); :class:`mmlightning.deploy.runtime.Exported` loads it and predicts on raw rows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from mmlightning.bundle import ProcessorBundle
+from mmlightning.contracts import Batch, HeadOutput
+from mmlightning.errors import ConfigError, MissingFileError, MMLightningError
+
+log = logging.getLogger(__name__)
+FORMATS = {"onnx": "model.onnx", "torchscript": "model.ts", "pt2": "model.pt2"}
+QUANTIZE = ("dynamic-int8",)
+
+
+class ExportError(MMLightningError):
+    """A model (or one of its components) that cannot be exported, or whose export does not match PyTorch."""
+
+
+class FlatModel(nn.Module):
+    """The model's inference forward over flat tensors: ``inputs`` (``(key, name)`` pairs, in order) -> per head,
+    its predictions and, when it has them, its logits (``outputs``: ``(head, "predictions"|"logits")``)."""
+
+    def __init__(self, model: Any, inputs: Sequence[tuple[str, str]], outputs: Sequence[tuple[str, str]]) -> None:
+        super().__init__()
+        self.encoders, self.fusion, self.heads = model.encoders, model.fusion, model.heads  # not the LightningModule
+        self.inputs, self.outputs = list(inputs), list(outputs)
+
+    def forward(self, *tensors: Tensor) -> tuple[Tensor, ...]:
+        inputs: dict[str, dict[str, Tensor]] = {}
+        for (key, name), tensor in zip(self.inputs, tensors):
+            inputs.setdefault(key, {})[name] = tensor
+        batch = Batch(inputs=inputs)
+        encoded = {key: encoder(inputs[key]) for key, encoder in self.encoders.items()}
+        fused = self.fusion(encoded)
+        results = {key: head(fused, encoded, batch) for key, head in self.heads.items()}
+        return tuple(getattr(results[head], kind) for head, kind in self.outputs)
+
+
+def load_run(ckpt_path: str | Path) -> tuple[Any, ProcessorBundle]:
+    """The model (eval mode, CPU) and the processor bundle saved with a checkpoint of ``mmlightning fit``."""
+    from mmlightning.module import MultimodalModule
+
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise MissingFileError(f"No checkpoint at {path}: give --ckpt_path RUN/checkpoints/NAME.ckpt")
+    model = MultimodalModule.load_from_checkpoint(path, map_location="cpu").eval()
+    state = torch.load(path, map_location="cpu", weights_only=False).get("mmlightning", {}).get("bundle")
+    bundle = ProcessorBundle.from_state(state) if state else ProcessorBundle.load(path.parent.parent)
+    return model, bundle
+
+
+def example_rows(ckpt_path: str | Path, rows: str | None, count: int = 16) -> tuple[list[dict[str, Any]], Path]:
+    """Real rows for the parity check: ``rows`` (a manifest), or the run's validation (else training) manifest."""
+    from mmlightning.data.manifest import read_manifest
+
+    if rows is None:
+        import yaml
+
+        config_path = Path(ckpt_path).parent.parent / "config.yaml"
+        data = yaml.safe_load(config_path.read_text()).get("data", {}) if config_path.is_file() else {}
+        rows = next((data[k] for k in ("val", "test", "train") if isinstance(data.get(k), str)), None)
+        if rows is None:
+            raise ConfigError("No manifest to check the export on: give --rows MANIFEST (rows like the training data)")
+    manifest = read_manifest(rows)
+    if not manifest.rows:
+        raise ConfigError(f"{rows} has no readable rows to check the export on")
+    return [row.values for row in manifest.rows[:count]], Path(manifest.root)
+
+
+def _names(batch: Batch) -> list[tuple[str, str]]:
+    return [(key, name) for key in sorted(batch.inputs) for name in sorted(batch.inputs[key])]
+
+
+def export(
+    ckpt_path: str | Path,
+    out: str | Path,
+    format: str = "onnx",
+    rows: str | None = None,
+    quantize: str | None = None,
+    tolerance: float = 1e-3,
+) -> dict[str, Any]:
+    """Export, check against PyTorch on real rows (two batch sizes), write ``export.json``; returns its content."""
+    if format not in FORMATS:
+        raise ConfigError(f"unknown export format '{format}': choose one of {', '.join(FORMATS)}")
+    if quantize not in (None, *QUANTIZE):
+        raise ConfigError(f"unknown --quantize '{quantize}': choose {', '.join(QUANTIZE)}")
+    model, bundle = load_run(ckpt_path)
+    examples, root = example_rows(ckpt_path, rows)
+    big, small = bundle(examples, root), bundle(examples[: max(1, len(examples) // 3)], root)
+    inputs = _names(big)
+    with torch.no_grad():
+        eager = model(big)
+    outputs = [
+        (h, kind) for h in sorted(eager) for kind in ("predictions", "logits") if getattr(eager[h], kind) is not None
+    ]
+    flat = FlatModel(model, inputs, outputs).eval()
+    if quantize and format != "onnx":
+        flat = _quantize_torch(flat)
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / FORMATS[format]
+    args = tuple(big.inputs[k][n] for k, n in inputs)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            _write(format, flat, args, path, inputs, outputs)
+        except Exception as err:  # noqa: BLE001 - any exporter failure: name the component that caused it
+            raise ExportError(_blame(err, model, format)) from err
+    if quantize and format == "onnx":
+        path = _quantize_onnx(path)
+    bundle.save(folder / "bundle.json")
+    report: dict[str, Any] = {
+        "format": format,
+        "file": path.name,
+        "quantize": quantize,
+        "inputs": [f"{k}.{n}" for k, n in inputs],
+        "outputs": [f"{h}.{kind}" for h, kind in outputs],
+        "checkpoint": str(Path(ckpt_path).resolve()),
+    }
+    (folder / "export.json").write_text(json.dumps(report, indent=2))
+    report["parity"] = parity(model, folder, [big, small], tolerance if not quantize else None)
+    (folder / "export.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def _write(format: str, flat: FlatModel, args: tuple[Tensor, ...], path: Path, inputs: list, outputs: list) -> None:
+    names = [f"{k}.{n}" for k, n in inputs]
+    if format == "onnx":
+        axes = {name: {i: f"{name}.{i}" for i in range(1, t.ndim)} for name, t in zip(names, args)}
+        for name in names:
+            axes[name][0] = "batch"  # every input shares the batch axis; the others (a sequence) may vary too
+        torch.onnx.export(
+            flat,
+            args,
+            str(path),
+            input_names=names,
+            output_names=[f"{h}.{kind}" for h, kind in outputs],
+            dynamic_axes=axes,
+            dynamo=False,
+            opset_version=17,
+        )
+    elif format == "torchscript":
+        torch.jit.save(torch.jit.trace(flat, args, check_trace=False, strict=False), str(path))
+    else:
+        from torch.export import Dim
+
+        # the batch axis of every input and the sequence axes of token inputs (ids, masks) may vary; a float input's
+        # other axes (an image's size) stay as exported, since timm's "same" padding cannot be saved symbolically
+        shapes = tuple({i: Dim.AUTO for i in range(t.ndim) if i == 0 or not t.is_floating_point()} for t in args)
+        torch.export.save(torch.export.export(flat, args, dynamic_shapes=(shapes,), strict=False), str(path))
+
+
+def _blame(err: Exception, model: Any, format: str) -> str:
+    """The message for a failed export: which component's code was running, and the exporter's own words."""
+    parts = {id(m): f"encoder '{k}' ({type(m).__name__})" for k, m in model.encoders.items()}
+    parts.update({id(m): f"head '{k}' ({type(m).__name__})" for k, m in model.heads.items()})
+    parts[id(model.fusion)] = f"the fusion ({type(model.fusion).__name__})"
+    culprit, tb = None, err.__traceback__
+    while tb is not None:
+        me = tb.tb_frame.f_locals.get("self")
+        culprit = parts.get(id(me), culprit)
+        tb = tb.tb_next
+    where = culprit or "the model"
+    first = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
+    return (
+        f"cannot export {where} to {format}: {first}. Try another --format (onnx, torchscript, pt2), or "
+        "export a model without that component; --debug shows the exporter's traceback."
+    )
+
+
+def _quantize_torch(flat: FlatModel) -> FlatModel:
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(flat, {nn.Linear}, dtype=torch.qint8)
+
+
+def _quantize_onnx(path: Path) -> Path:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    target = path.with_name("model.int8.onnx")
+    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # its "consider pre-processing" advice
+    # the Linear layers' matrix products, as PyTorch's dynamic quantization does; int8 convolutions cost accuracy
+    quantize_dynamic(str(path), str(target), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
+    path.unlink()
+    return target
+
+
+def parity(model: Any, folder: Path, batches: Sequence[Batch], tolerance: float | None) -> dict[str, Any]:
+    """The exported model against PyTorch on the same batches: the largest absolute difference per output and how
+    often the predictions agree. With ``tolerance`` (not for a quantized model), a larger difference fails."""
+    from mmlightning.deploy.runtime import Exported
+
+    exported = Exported.load(folder)
+    worst: dict[str, float] = {}
+    agree, total = 0, 0
+    for batch in batches:
+        with torch.no_grad():
+            eager = model(batch)
+        got = exported.run(batch)
+        for head, out in eager.items():
+            for kind in ("predictions", "logits"):
+                ref = getattr(out, kind)
+                if ref is None:
+                    continue
+                diff = float((getattr(got[head], kind).double() - ref.double()).abs().max()) if ref.numel() else 0.0
+                worst[f"{head}.{kind}"] = max(worst.get(f"{head}.{kind}", 0.0), diff)
+            same = (got[head].predictions == out.predictions).reshape(len(batch), -1).all(1)
+            agree += int(same.sum())
+            total += len(batch)
+    agreed = agree / max(total, 1)
+    report: dict[str, Any] = {"max_abs_diff": worst, "predictions_agree": agreed, "rows": sum(map(len, batches))}
+    if tolerance is not None:
+        report["tolerance"] = tolerance
+        bad = {k: v for k, v in worst.items() if k.endswith(".logits") and v > tolerance}
+        if bad or agreed < 1.0:
+            raise ExportError(
+                f"the export differs from PyTorch on real rows: max abs difference {bad or worst} (tolerance "
+                f"{tolerance}), predictions agree on {agreed:.1%}. A component behaves "
+                "differently when traced (Python control flow on values); try --format torchscript or pt2."
+            )
+    return report
+
+
+def main(argv: Sequence[str]) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="mmlightning export", description=__doc__.splitlines()[0])
+    parser.add_argument("--ckpt_path", required=True, help="a checkpoint of `mmlightning fit`")
+    parser.add_argument("--format", default="onnx", choices=list(FORMATS))
+    parser.add_argument("--out", required=True, help="the folder to write (model, bundle.json, export.json)")
+    parser.add_argument("--rows", default=None, help="a manifest to check the export on (default: the run's val)")
+    parser.add_argument("--quantize", default=None, choices=list(QUANTIZE), help="dynamic int8 weights (Linear)")
+    parser.add_argument("--tolerance", type=float, default=1e-3, help="largest allowed logit difference (fp32)")
+    args = parser.parse_args(list(argv))
+    report = export(args.ckpt_path, args.out, args.format, args.rows, args.quantize, args.tolerance)
+    check = report["parity"]
+    diffs = ", ".join(f"{k} {v:.2e}" for k, v in check["max_abs_diff"].items())
+    print(
+        f"exported to {Path(args.out) / report['file']} ({args.format}{', ' + args.quantize if args.quantize else ''})"
+        f"\nparity on {check['rows']} real rows: max abs difference {diffs}; predictions agree "
+        f"{check['predictions_agree']:.1%}",
+        file=sys.stdout,
+    )
+    return 0
+
+
+def head_outputs(values: Mapping[str, Tensor], outputs: Sequence[str]) -> dict[str, HeadOutput]:
+    """Flat exported outputs (``HEAD.predictions``, ``HEAD.logits``) -> ``{head: HeadOutput}`` for the bundle."""
+    parts: dict[str, dict[str, Tensor]] = {}
+    for name in outputs:
+        head, kind = name.rsplit(".", 1)
+        parts.setdefault(head, {})[kind] = values[name]
+    return {head: HeadOutput(None, p["predictions"], p.get("logits")) for head, p in parts.items()}

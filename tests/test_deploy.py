@@ -1,0 +1,174 @@
+"""Deployment: export in each format with a parity check, int8, the HTTP server, and a sweep."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import torch
+import yaml
+
+import mmlightning
+from mmlightning.deploy.export import ExportError, export
+from mmlightning.deploy.runtime import Exported
+
+ENCODERS = {
+    "text": {"class_path": "TextEncoder", "init_args": {"dim": 16, "layers": 1, "heads": 2, "vocab_size": 80}},
+    "image": {"class_path": "TimmEncoder", "init_args": {"model_name": "test_resnet", "image_size": 32, "dim": 16}},
+}
+
+
+@pytest.fixture(scope="module")
+def trained(shapes_data, tmp_path_factory):
+    work = tmp_path_factory.mktemp("deploy")
+    return mmlightning.fit(
+        train=str(shapes_data / "train.jsonl"),
+        val=str(shapes_data / "val.jsonl"),
+        encoders=ENCODERS,
+        fusion={"class_path": "CrossAttentionFusion", "init_args": {"dim": 16, "heads": 2, "query": "text"}},
+        heads={"label": "ClassificationHead"},
+        max_epochs=1,
+        trainer={"logger": False, "default_root_dir": str(work / "runs")},
+        data={"batch_size": 16},
+    )
+
+
+def val_rows(shapes_data: Path, count: int = 7) -> list[dict]:
+    return [json.loads(line) for line in (shapes_data / "val.jsonl").read_text().splitlines()[:count]]
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript", "pt2"])
+def test_export_gives_pytorchs_predictions_on_raw_rows(trained, shapes_data, tmp_path, fmt):
+    report = export(trained.checkpoint, tmp_path / fmt, fmt, rows=str(shapes_data / "val.jsonl"))
+    assert report["parity"]["predictions_agree"] == 1.0 and report["parity"]["max_abs_diff"]["label.logits"] < 1e-3
+    rows = val_rows(shapes_data)
+    rows[2] = {**rows[2], "image": None}  # a missing modality, as in training
+    exported = Exported.load(tmp_path / fmt).predict(rows, root=shapes_data)
+    eager = trained.predict(rows, root=shapes_data)
+    assert [r["label"] for r in exported] == [r["label"] for r in eager] and [r["id"] for r in exported] == [
+        r["id"] for r in rows
+    ]
+    for got, want in zip(exported, eager):
+        assert got["label_scores"] == pytest.approx(want["label_scores"], abs=1e-3)
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_int8_export_runs_and_is_reported(trained, shapes_data, tmp_path, fmt):
+    report = export(trained.checkpoint, tmp_path, fmt, rows=str(shapes_data / "val.jsonl"), quantize="dynamic-int8")
+    assert report["quantize"] == "dynamic-int8" and 0.0 <= report["parity"]["predictions_agree"] <= 1.0
+    assert "tolerance" not in report["parity"]  # int8 differs from fp32 by design: reported, not refused
+    assert len(Exported.load(tmp_path).predict(val_rows(shapes_data), root=shapes_data)) == 7
+
+
+def test_export_names_the_component_it_cannot_export(trained, shapes_data, tmp_path, monkeypatch):
+    from mmlightning_fusions import CrossAttentionFusion
+
+    original = CrossAttentionFusion.forward
+
+    def untraceable(self, features):
+        if torch.jit.is_tracing():
+            raise RuntimeError("data-dependent control flow")
+        return original(self, features)
+
+    monkeypatch.setattr(CrossAttentionFusion, "forward", untraceable)
+    with pytest.raises(ExportError, match=r"cannot export the fusion \(CrossAttentionFusion\) to onnx"):
+        export(trained.checkpoint, tmp_path, "onnx", rows=str(shapes_data / "val.jsonl"))
+
+
+def test_export_cli_errors_are_one_line(tmp_path):
+    from mmlightning.cli.main import main
+
+    assert main(["export", "--ckpt_path", str(tmp_path / "none.ckpt"), "--out", str(tmp_path)]) == 2
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_server_answers_good_and_bad_requests(trained, shapes_data, tmp_path):
+    port = free_port()
+    command = [sys.executable, "-m", "mmlightning.cli.main", "serve", "--ckpt_path", trained.checkpoint]
+    server = subprocess.Popen([*command, "--port", str(port), "--max_payload_size", "1MB"], stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                if requests.get(f"{url}/health", timeout=1).text == "ok":
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.5)
+        else:
+            pytest.fail(f"the server did not start: {server.stderr.read1().decode() if server.stderr else ''}")
+        row = val_rows(shapes_data, 1)[0]
+        picture = (shapes_data / row["image"]).read_bytes()
+        want = trained.predict([row], root=shapes_data)[0]
+        got = requests.post(
+            f"{url}/predict", json={"text": row["text"], "image": {"base64": base64.b64encode(picture).decode()}}
+        )
+        assert got.status_code == 200 and got.json()["label"] == want["label"]
+        assert got.json()["label_scores"] == pytest.approx(want["label_scores"], abs=1e-3)
+        form = requests.post(f"{url}/predict", data={"text": row["text"]}, files={"image": ("p.png", picture)})
+        assert form.status_code == 200 and form.json()["label"] == want["label"]
+        text_only = requests.post(f"{url}/predict", json={"text": row["text"]})
+        assert text_only.status_code == 200 and text_only.json()["label"] in want["label_scores"]
+        bad = {
+            "unknown field": {"text": "a red circle", "colour": "red"},
+            "unreadable image": {"text": "x", "image": {"base64": base64.b64encode(b"not a picture").decode()}},
+            "not valid base64": {"image": {"base64": "!!"}},
+            "outside the data folder": {"image": "../../etc/passwd"},
+            "no input given": {"id": "7"},
+        }
+        for reason, body in bad.items():
+            answer = requests.post(f"{url}/predict", json=body)
+            assert answer.status_code == 400 and reason in answer.json()["detail"], (reason, answer.text)
+        huge = {"text": "x", "image": {"base64": base64.b64encode(b"0" * 2_000_000).decode()}}
+        assert requests.post(f"{url}/predict", json=huge).status_code == 413
+        assert requests.post(f"{url}/predict", json={"text": row["text"]}).status_code == 200  # still serving
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_a_two_trial_sweep_writes_each_run_and_the_best_config(shapes_data, tmp_path, monkeypatch):
+    from mmlightning.deploy.sweep import read_space, sweep
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    config = tmp_path / "base.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "seed_everything": 0,
+                "trainer": {"max_epochs": 2, "enable_progress_bar": False, "enable_model_summary": False},
+                "model": {"encoders": ENCODERS, "fusion": "ConcatFusion", "heads": {"label": "ClassificationHead"}},
+                "data": {
+                    "train": str(shapes_data / "train.jsonl"),
+                    "val": str(shapes_data / "val.jsonl"),
+                    "batch_size": 16,
+                },
+            }
+        )
+    )
+    space = read_space(
+        "{model.optimizer.init_args.lr: {low: 1.0e-4, high: 1.0e-2, log: true}, model.fusion.init_args.dim: {choices: [8, 16]}}"
+    )
+    result = sweep(config, space, trials=2, metric="val/label/acc", direction="maximize", out=tmp_path / "sweep")
+    assert [t["trial"] for t in result["trials"]] == [0, 1] and result["trials"][0]["state"] == "complete"
+    best = yaml.safe_load((tmp_path / "sweep" / "best.yaml").read_text())
+    assert best["model"]["fusion"]["init_args"]["dim"] == result["params"]["model.fusion.init_args.dim"]
+    assert best["model"]["optimizer"]["init_args"]["lr"] == pytest.approx(
+        result["params"]["model.optimizer.init_args.lr"]
+    )
+    for trial in result["trials"]:
+        assert list((Path(trial["folder"]) / "wandb").glob("offline-run-*"))  # its own W&B run
+    assert json.loads((tmp_path / "sweep" / "trials.json").read_text())[0]["values"] == result["trials"][0]["values"]
+    with pytest.raises(mmlightning.errors.ConfigError, match="needs"):
+        read_space("{model.optimizer.init_args.lr: {low: 1.0, high: 0.1}}")
