@@ -4,13 +4,19 @@ fusion-only training then cost one forward pass of the encoder, not one per epoc
 It applies only where it cannot change a result: the encoder has no trainable parameter and runs in eval mode,
 and its processor has no random augmentation while training (``Processor.random_in_training``). Entries are keyed
 on the sample (its raw values and media folder) and on a fingerprint of the encoder's weights, so new weights
-(unfrozen, loaded) never meet old features.
+(unfrozen, loaded) never meet old features. In memory by default; on disk (SQLite, one file per encoder, weights
+and processor settings) for sets whose features do not fit, reused by later runs of the same encoder.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
+import sqlite3
 from collections.abc import Callable, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -28,20 +34,88 @@ def fingerprint(module: nn.Module) -> tuple[float, ...]:
         return tuple(torch.stack(sums).sum(0).tolist()) if sums else ()
 
 
-class FeatureCache:
-    """Per encoder key: sample key -> that sample's features (its own tokens, unpadded), on the CPU."""
+class DiskStore:
+    """sample key -> features in one SQLite file: for sets whose features do not fit in memory. The file is named
+    by the encoder key and a hash of its weights and processor, so a later run with the same encoder reuses it and
+    one with other weights or settings never does."""
 
-    def __init__(self) -> None:
-        self.entries: dict[str, dict[Any, dict[str, Tensor | None]]] = {}
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.db: sqlite3.Connection | None = None
+        self.writes = 0
+
+    def _open(self) -> sqlite3.Connection:
+        db = self.db
+        if db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path)
+            db.execute("CREATE TABLE IF NOT EXISTS features (sample TEXT PRIMARY KEY, value BLOB)")
+            self.db = db
+        return db
+
+    def __contains__(self, sample: Any) -> bool:
+        found = self._open().execute("SELECT 1 FROM features WHERE sample = ?", (_digest(sample),)).fetchone()
+        return found is not None
+
+    def __getitem__(self, sample: Any) -> dict[str, Any]:
+        row = self._open().execute("SELECT value FROM features WHERE sample = ?", (_digest(sample),)).fetchone()
+        return torch.load(io.BytesIO(row[0]), weights_only=False)
+
+    def __setitem__(self, sample: Any, value: dict[str, Any]) -> None:
+        buffer = io.BytesIO()
+        torch.save(value, buffer)
+        db = self._open()
+        db.execute("INSERT OR REPLACE INTO features VALUES (?, ?)", (_digest(sample), buffer.getvalue()))
+        self.writes += 1
+        if self.writes % 256 == 0:
+            db.commit()
+
+    def __getstate__(self) -> dict[str, Any]:  # a connection does not pickle: reopened where it is used
+        return {"path": self.path, "db": None, "writes": 0}
+
+    def flush(self) -> None:
+        if self.db is not None:
+            self.db.commit()
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.commit()
+            self.db.close()
+            self.db = None
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha1(str(value).encode("utf-8")).hexdigest()
+
+
+class FeatureCache:
+    """Per encoder key: sample key -> that sample's features (its own tokens, unpadded), on the CPU, or with
+    ``folder`` in a :class:`DiskStore` per encoder under it."""
+
+    def __init__(self, folder: str | Path | None = None) -> None:
+        self.entries: dict[str, Any] = {}
         self.prints: dict[str, tuple[float, ...]] = {}
+        self.folder = Path(folder) if folder else None
         self.hits = self.misses = 0
+
+    def flush(self) -> None:
+        """Write what a disk store holds (each epoch's end): a killed run keeps the features computed so far."""
+        for store in self.entries.values():
+            if isinstance(store, DiskStore):
+                store.flush()
 
     def check(self, key: str, encoder: nn.Module) -> None:
         """Forget ``key``'s features if its weights changed since they were computed."""
         now = fingerprint(encoder)
         if self.prints.get(key) != now:
-            self.entries.pop(key, None)
+            old = self.entries.pop(key, None)
+            if isinstance(old, DiskStore):
+                old.close()
             self.prints[key] = now
+            if self.folder is not None:
+                settings = json.dumps(cast(Any, encoder).processor().state(), sort_keys=True, default=str)
+                name = f"{key}-{_digest((now, settings))[:16]}.sqlite"
+                self.entries[key] = DiskStore(self.folder / name)
 
     def encode(
         self,

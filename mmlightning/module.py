@@ -48,6 +48,8 @@ class MultimodalModule(LightningModule):
         cache_frozen: compute a frozen encoder's features once per sample and reuse them in later epochs, when its
             processor has no random augmentation in training (``augment=False`` for images); see
             :mod:`mmlightning.cache`. Results are the same either way.
+        cache_dir: keep that cache on disk in this folder (e.g. ``runs/feature_cache``) instead of in memory: for
+            sets whose features do not fit in memory; a later run with the same encoder and settings reuses it.
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class MultimodalModule(LightningModule):
         max_nonfinite_steps: int = 0,
         freeze: list[str] | None = None,
         cache_frozen: bool = True,
+        cache_dir: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=None if _from_cli() else ["encoders", "fusion", "heads"])
@@ -97,7 +100,7 @@ class MultimodalModule(LightningModule):
             )
         self.frozen = sorted(freeze or [])
         self._apply_freeze()
-        self.cache = FeatureCache() if cache_frozen else None
+        self.cache = FeatureCache(cache_dir) if cache_frozen else None
         self._random_inputs: dict[str, bool] = {}
         self._last_finite: tuple[int, Tensor] | None = None  # (step, loss) of the last finite training loss
         self._loss_sums: dict[str, tuple[Tensor, int]] = {}  # evaluation losses, summed over the epoch
@@ -332,9 +335,13 @@ class MultimodalModule(LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch_metrics("train")
+        if self.cache is not None:
+            self.cache.flush()
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch_metrics("val")
+        if self.cache is not None:
+            self.cache.flush()
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch_metrics("test")

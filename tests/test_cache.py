@@ -22,7 +22,7 @@ class Losses(pl.Callback):
         self.seen.append(float(outputs["loss"]))
 
 
-def fit(shapes_data, tmp_path, cache: bool, augment: bool = False):
+def fit(shapes_data, tmp_path, cache: bool, augment: bool = False, cache_dir=None):
     pl.seed_everything(0)
     encoders = {
         "text": TextEncoder(dim=16, layers=1, heads=2, vocab_size=80),
@@ -34,6 +34,7 @@ def fit(shapes_data, tmp_path, cache: bool, augment: bool = False):
         {"label": ClassificationHead},
         freeze=["text", "image"],
         cache_frozen=cache,
+        cache_dir=cache_dir,
     )
     dm = MultimodalDataModule(train=str(shapes_data / "train.jsonl"), val=str(shapes_data / "val.jsonl"), batch_size=16)
     losses = Losses()
@@ -76,3 +77,19 @@ def test_new_weights_never_meet_old_features(shapes_data, tmp_path):
 def test_an_augmenting_processor_is_never_cached(shapes_data, tmp_path):
     model, _, _ = fit(shapes_data, tmp_path, cache=True, augment=True)
     assert "image" not in model.cache.entries and "text" in model.cache.entries
+
+
+def test_a_disk_cache_gives_the_same_losses_and_a_later_run_reuses_it(shapes_data, tmp_path):
+    from mmlightning.cache import DiskStore
+
+    _, in_memory, _ = fit(shapes_data, tmp_path, cache=True)
+    first, on_disk, _ = fit(shapes_data, tmp_path, cache=True, cache_dir=tmp_path / "cache")
+    assert torch.allclose(torch.tensor(on_disk), torch.tensor(in_memory), atol=1e-6, rtol=0)
+    assert isinstance(first.cache.entries["image"], DiskStore) and len(list((tmp_path / "cache").glob("*.sqlite"))) == 2
+    again, reused, _ = fit(shapes_data, tmp_path, cache=True, cache_dir=tmp_path / "cache")
+    assert again.cache.misses == 0 and torch.allclose(torch.tensor(reused), torch.tensor(in_memory), atol=1e-6, rtol=0)
+    with torch.no_grad():
+        next(again.encoders["image"].parameters()).add_(0.1)
+    again.cache.check("image", again.encoders["image"])
+    assert len(list((tmp_path / "cache").glob("image-*.sqlite"))) == 1  # new weights: a new file, once written
+    assert again.cache.entries["image"].path.name not in {p.name for p in (tmp_path / "cache").glob("image-*")}
