@@ -29,7 +29,7 @@ TASKS = {  # name: (config, data folder, metrics to report)
     "flickr8k": (
         "flickr8k_contrastive.yaml",
         "flickr8k_1k",
-        [f"align/R@{k}/{d}" for d in ("image_to_text", "text_to_image") for k in (1, 5, 10)],
+        [f"align/R@{k}_{d}" for d in ("image_to_text", "text_to_image") for k in (1, 5, 10)],
     ),
     "flickr8k_caption": ("flickr8k_caption.yaml", "flickr8k_1k", ["caption/bleu4", "caption/rougeL"]),
     "cifar10": ("cifar10.yaml", "cifar10", ["label/acc", "label/f1_macro"]),
@@ -37,7 +37,7 @@ TASKS = {  # name: (config, data folder, metrics to report)
         "mvsa_single_multitask.yaml",
         "mvsa_single",
         ["label/acc", "label/f1_weighted", "label/f1_macro"]
-        + [f"align/R@{k}/{d}" for d in ("image_to_text", "text_to_image") for k in (1, 5, 10)],
+        + [f"align/R@{k}_{d}" for d in ("image_to_text", "text_to_image") for k in (1, 5, 10)],
     ),
 }
 

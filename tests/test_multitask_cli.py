@@ -56,8 +56,8 @@ def test_every_kind_of_head_trains_together_and_predicts(shapes_data, tmp_path):
     results = main_in(tmp_path, config, "fit", "--trainer.enable_checkpointing=true")
     for name in (
         "label/acc",
-        "align/R@1/image_to_text",
-        "align/R@10/text_to_image",
+        "align/R@1_image_to_text",
+        "align/R@10_text_to_image",
         "tags/f1_micro",
         "tags/f1/ok",
         "score/mae",

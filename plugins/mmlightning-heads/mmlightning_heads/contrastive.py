@@ -129,7 +129,7 @@ class ContrastiveHead(Head):
 
     def metric_values(self, name: str, value: Tensor) -> dict[str, float]:
         a, b = self.keys
-        names = [f"R@{k}/{a}_to_{b}" for k in self.recall_at] + [f"R@{k}/{b}_to_{a}" for k in self.recall_at]
+        names = [f"R@{k}_{a}_to_{b}" for k in self.recall_at] + [f"R@{k}_{b}_to_{a}" for k in self.recall_at]
         return dict(zip(names, map(float, value.tolist())))
 
     def example_targets(self, count: int) -> list[Any]:
