@@ -1,6 +1,7 @@
 """Deployment: size, latency at batch 1, throughput at batch 32 and validation accuracy of a trained model as
-PyTorch fp32, ONNX Runtime fp32, ONNX Runtime int8 and TorchScript int8 (dynamic quantization of the Linear layers),
-all on this CPU in the same run.
+PyTorch fp32, ONNX Runtime fp32, ONNX Runtime int8, TorchScript int8 (dynamic quantization of the Linear layers) and
+PyTorch fp32 after magnitude pruning (50% of the trained layers' weights, one re-fine-tuning epoch), all on this CPU
+in the same run.
 
     python benchmarks/deploy.py                      # trains the quickstart model first (about a minute)
     python benchmarks/deploy.py --ckpt_path RUN/checkpoints/NAME.ckpt --rows VAL.jsonl
@@ -60,6 +61,7 @@ def main() -> None:
     parser.add_argument("--rows", default=None, help="the validation manifest (default: the quickstart's)")
     parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "results" / "deploy")
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--sparsity", type=float, default=0.5, help="magnitude pruning of the trained layers")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     ckpt, rows = (args.ckpt_path, Path(args.rows)) if args.ckpt_path else quickstart_checkpoint(args.work)
@@ -86,6 +88,10 @@ def main() -> None:
         export(ckpt, folder, fmt, rows=str(rows), quantize=quantize)
         exported = Exported.load(folder, threads=threads)
         variants[name] = (exported, folder / exported.spec["file"])
+    from mmlightning.deploy.prune import prune_run
+
+    pruned = prune_run(ckpt, args.work / "pruned", args.sparsity, epochs=1)  # on the run's own training data
+    variants["PyTorch fp32, pruned"] = (load_run(pruned["checkpoint"])[0], pruned["checkpoint"])
     table = []
     for name, (runner, path) in variants.items():
         # PyTorch on the batch's tensors only: without the raw values the frozen-feature cache is not used
@@ -107,10 +113,10 @@ def main() -> None:
     for row in table:
         row["speedup_b1_vs_pytorch"] = round(base["latency_b1_ms"] / row["latency_b1_ms"], 2)
     print(f"\n{len(truth)} validation rows, {threads} threads; checkpoint {ckpt}\n")
-    print(f"{'model':<20} {'size MB':>8} {'b1 ms':>8} {'x fp32':>7} {'b32 rows/s':>11} {'val acc':>8}")
+    print(f"{'model':<22} {'size MB':>8} {'b1 ms':>8} {'x fp32':>7} {'b32 rows/s':>11} {'val acc':>8}")
     for r in table:
         print(
-            f"{r['model']:<20} {r['size_mb']:>8} {r['latency_b1_ms']:>8} {r['speedup_b1_vs_pytorch']:>7} "
+            f"{r['model']:<22} {r['size_mb']:>8} {r['latency_b1_ms']:>8} {r['speedup_b1_vs_pytorch']:>7} "
             f"{r['throughput_b32_rows_per_s']:>11} {r['val_accuracy']:>8}"
         )
     out = ROOT / "benchmarks" / "results" / "deploy.json"

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -97,7 +100,9 @@ def free_port() -> int:
 def test_server_answers_good_and_bad_requests(trained, shapes_data, tmp_path):
     port = free_port()
     command = [sys.executable, "-m", "mmlightning.cli.main", "serve", "--ckpt_path", trained.checkpoint]
-    server = subprocess.Popen([*command, "--port", str(port), "--max_payload_size", "1MB"], stderr=subprocess.PIPE)
+    server = subprocess.Popen(
+        [*command, "--port", str(port), "--max_payload_size", "1MB"], stderr=subprocess.PIPE, start_new_session=True
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(120):
@@ -134,8 +139,11 @@ def test_server_answers_good_and_bad_requests(trained, shapes_data, tmp_path):
         assert requests.post(f"{url}/predict", json=huge).status_code == 413
         assert requests.post(f"{url}/predict", json={"text": row["text"]}).status_code == 200  # still serving
     finally:
-        server.terminate()
+        os.killpg(server.pid, signal.SIGTERM)  # the server and its LitServe workers
         server.wait(timeout=30)
+        time.sleep(1)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)  # anything that outlived SIGTERM
 
 
 def test_a_two_trial_sweep_writes_each_run_and_the_best_config(shapes_data, tmp_path, monkeypatch):
@@ -172,3 +180,19 @@ def test_a_two_trial_sweep_writes_each_run_and_the_best_config(shapes_data, tmp_
     assert json.loads((tmp_path / "sweep" / "trials.json").read_text())[0]["values"] == result["trials"][0]["values"]
     with pytest.raises(mmlightning.errors.ConfigError, match="needs"):
         read_space("{model.optimizer.init_args.lr: {low: 1.0, high: 0.1}}")
+
+
+def test_pruning_holds_its_zeros_through_the_re_fine_tune_and_exports(trained, shapes_data, tmp_path):
+    from mmlightning.deploy.export import load_run
+    from mmlightning.deploy.prune import prune_run, sparsity, targets
+
+    found = prune_run(trained.checkpoint, tmp_path / "pruned", 0.5, epochs=1)
+    assert abs(found["sparsity"] - 0.5) < 0.01 and "val/label/acc" in found["metrics"]
+    model, _ = load_run(found["checkpoint"])
+    assert abs(sparsity(targets(model)) - 0.5) < 0.01  # the re-fine-tune kept the pruned weights at zero
+    original, _ = load_run(trained.checkpoint)
+    assert sparsity(targets(original)) < 0.01
+    report = export(found["checkpoint"], tmp_path / "onnx", "onnx", rows=str(shapes_data / "val.jsonl"))
+    assert report["parity"]["predictions_agree"] == 1.0
+    with pytest.raises(mmlightning.errors.ConfigError, match="between 0 and 1"):
+        prune_run(trained.checkpoint, tmp_path / "bad", 1.5)

@@ -16,6 +16,7 @@ DEPLOY = {
     "export": "mmlightning.deploy.export",
     "serve": "mmlightning.deploy.serve",
     "sweep": "mmlightning.deploy.sweep",
+    "prune": "mmlightning.deploy.prune",
 }
 USAGE = f"""usage: mmlightning COMMAND [ARGS]    (also: mml)
 
@@ -29,6 +30,7 @@ training (LightningCLI: YAML configs, --print_config, every Trainer flag; `mmlig
 
 deployment:
   export       a checkpoint as ONNX, TorchScript or torch.export, checked against PyTorch  [--quantize dynamic-int8]
+  prune        magnitude pruning to a sparsity, then a short re-fine-tune on the run's data
   serve        an HTTP service (LitServe) answering raw rows with decoded predictions
   sweep        a hyperparameter search (Optuna): each trial a normal run, the best config written out
 

@@ -60,7 +60,7 @@ def load_run(ckpt_path: str | Path) -> tuple[Any, ProcessorBundle]:
     path = Path(ckpt_path)
     if not path.is_file():
         raise MissingFileError(f"No checkpoint at {path}: give --ckpt_path RUN/checkpoints/NAME.ckpt")
-    model = MultimodalModule.load_from_checkpoint(path, map_location="cpu").eval()
+    model = MultimodalModule.load_from_checkpoint(path, map_location="cpu", weights_only=False).eval()
     state = torch.load(path, map_location="cpu", weights_only=False).get("mmlightning", {}).get("bundle")
     bundle = ProcessorBundle.from_state(state) if state else ProcessorBundle.load(path.parent.parent)
     return model, bundle

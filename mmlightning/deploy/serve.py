@@ -8,6 +8,7 @@ A request is one row: text as a string, a media file as ``{"base64": ...}`` in J
 form (``curl -F text='a red circle' -F image=@pic.png``). Any subset of the model's inputs may be given; a
 missing one is handled as in training. Requests are batched (``--max_batch_size``). Bad requests (an unknown
 field, an undecodable image, no input at all, a payload over ``--max_payload_size``) get a 4xx with the reason.
+Stop it with Ctrl-C (SIGINT to its process group: LitServe's worker processes stop with it).
 """
 
 from __future__ import annotations
