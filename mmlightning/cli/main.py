@@ -12,12 +12,7 @@ from mmlightning import __version__
 from mmlightning.errors import MMLightningError
 
 TRAINING = ("fit", "validate", "test", "predict")
-DEPLOY = {
-    "export": "mmlightning.deploy.export",
-    "serve": "mmlightning.deploy.serve",
-    "sweep": "mmlightning.deploy.sweep",
-    "prune": "mmlightning.deploy.prune",
-}
+DEPLOY = ("export", "prune", "serve", "sweep")  # mmlightning.cli.deploy
 USAGE = f"""usage: mmlightning COMMAND [ARGS]    (also: mml)
 
 Multimodal models on PyTorch Lightning, built from plugins. (version {__version__})
@@ -79,12 +74,12 @@ def _command(argv: list[str]) -> int:
     if command in TRAINING:
         return _train(argv)
     if command in DEPLOY:
-        import importlib
-
         from mmlightning.plugins import get_registry
 
         get_registry().import_all()  # the components a checkpoint names
-        return int(importlib.import_module(DEPLOY[command]).main(rest))
+        from mmlightning.cli import deploy
+
+        return int(getattr(deploy, f"{command}_main")(rest))
     close = difflib.get_close_matches(command, [*TRAINING, *DEPLOY, "plugins", "components"], n=1)
     hint = f" Did you mean '{close[0]}'?" if close else ""
     print(f"mmlightning: unknown command '{command}'.{hint} See `mmlightning --help`.", file=sys.stderr)

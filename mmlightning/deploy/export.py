@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -238,29 +237,6 @@ def parity(model: Any, folder: Path, batches: Sequence[Batch], tolerance: float 
                 "differently when traced (Python control flow on values); try --format torchscript or pt2."
             )
     return report
-
-
-def main(argv: Sequence[str]) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="mmlightning export", description=__doc__.splitlines()[0])
-    parser.add_argument("--ckpt_path", required=True, help="a checkpoint of `mmlightning fit`")
-    parser.add_argument("--format", default="onnx", choices=list(FORMATS))
-    parser.add_argument("--out", required=True, help="the folder to write (model, bundle.json, export.json)")
-    parser.add_argument("--rows", default=None, help="a manifest to check the export on (default: the run's val)")
-    parser.add_argument("--quantize", default=None, choices=list(QUANTIZE), help="dynamic int8 weights (Linear)")
-    parser.add_argument("--tolerance", type=float, default=1e-3, help="largest allowed logit difference (fp32)")
-    args = parser.parse_args(list(argv))
-    report = export(args.ckpt_path, args.out, args.format, args.rows, args.quantize, args.tolerance)
-    check = report["parity"]
-    diffs = ", ".join(f"{k} {v:.2e}" for k, v in check["max_abs_diff"].items())
-    print(
-        f"exported to {Path(args.out) / report['file']} ({args.format}{', ' + args.quantize if args.quantize else ''})"
-        f"\nparity on {check['rows']} real rows: max abs difference {diffs}; predictions agree "
-        f"{check['predictions_agree']:.1%}",
-        file=sys.stdout,
-    )
-    return 0
 
 
 def head_outputs(values: Mapping[str, Tensor], outputs: Sequence[str]) -> dict[str, HeadOutput]:

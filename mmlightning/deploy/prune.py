@@ -88,22 +88,3 @@ def prune_run(
     state.pop("lr_schedulers", None)
     torch.save(state, target)
     return {"checkpoint": str(target), "sparsity": reached, "pruned_tensors": len(pairs), "metrics": metrics}
-
-
-def main(argv: Sequence[str]) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="mmlightning prune", description=__doc__.splitlines()[0])
-    parser.add_argument("--ckpt_path", required=True)
-    parser.add_argument("--sparsity", type=float, default=0.5, help="the share of the weights set to zero")
-    parser.add_argument("--epochs", type=int, default=1, help="re-fine-tuning epochs on the run's training data")
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--include_frozen", action="store_true", help="prune frozen encoders too")
-    args = parser.parse_args(list(argv))
-    found = prune_run(args.ckpt_path, args.out, args.sparsity, args.epochs, args.include_frozen)
-    shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(found["metrics"].items()) if k.count("/") <= 2)
-    print(
-        f"pruned {found['pruned_tensors']} weight tensors to {found['sparsity']:.1%} zeros; after {args.epochs} "
-        f"epoch(s): {shown or 'no validation'}\ncheckpoint: {found['checkpoint']}"
-    )
-    return 0

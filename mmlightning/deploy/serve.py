@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import sys
 import tempfile
 import uuid
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -130,24 +128,3 @@ def size_in_bytes(size: str | int) -> int:
         if text.endswith(unit):
             return int(float(text[: -len(unit)]) * factor)
     return int(text)
-
-
-def main(argv: Sequence[str]) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="mmlightning serve", description=__doc__.splitlines()[0])
-    parser.add_argument("--ckpt_path", default=None, help="a checkpoint of `mmlightning fit` (served on PyTorch)")
-    parser.add_argument("--export", default=None, help="a folder from `mmlightning export` (served on its runtime)")
-    parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to listen on every interface")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--max_batch_size", type=int, default=8)
-    parser.add_argument("--batch_timeout", type=float, default=0.01, help="seconds to wait to fill a batch")
-    parser.add_argument("--max_payload_size", default="20MB")
-    args = parser.parse_args(list(argv))
-    if not args.ckpt_path and not args.export:
-        parser.error("give --ckpt_path RUN/checkpoints/NAME.ckpt or --export DIR")
-    print(f"serving on http://{args.host}:{args.port}/predict (health: /health)", file=sys.stderr)
-    server(args.ckpt_path, args.export, args.max_batch_size, args.batch_timeout, args.max_payload_size).run(
-        host=args.host, port=args.port, generate_client_file=False, log_level="warning"
-    )
-    return 0

@@ -19,10 +19,9 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -179,29 +178,3 @@ def _finish_wandb() -> None:
             wandb.finish(exit_code=0)
     except ImportError:
         pass
-
-
-def main(argv: Sequence[str]) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="mmlightning sweep", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, help="the base config (a `mmlightning fit` YAML)")
-    parser.add_argument(
-        "--space", required=True, help="a YAML/JSON file, or inline YAML, of key: {low, high[, log]} or {choices}"
-    )
-    parser.add_argument("--trials", type=int, default=10)
-    parser.add_argument("--metric", default="val/loss", help="a final metric of the run, e.g. val/label/acc")
-    parser.add_argument("--direction", default="minimize", choices=["minimize", "maximize"])
-    parser.add_argument("--out", default=None, help="the sweep folder (default runs/sweep-DATE-TIME)")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(list(argv))
-    result = sweep(args.config, read_space(args.space), args.trials, args.metric, args.direction, args.out, args.seed)
-    print(f"\n{'trial':>5}  {'state':<9} {args.metric:>14}  values", file=sys.stdout)
-    for record in result["trials"]:
-        value = f"{record['value']:.4f}" if "value" in record else "-"
-        shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record["values"].items())
-        print(f"{record['trial']:>5}  {record.get('state', 'failed'):<9} {value:>14}  {shown}")
-    print(
-        f"\nbest: trial {result['best']} ({args.metric} {result['value']:.4f}); its config: {result['folder']}/best.yaml"
-    )
-    return 0

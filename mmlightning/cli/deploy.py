@@ -1,0 +1,114 @@
+"""The deployment commands' command lines: `mmlightning export`, `prune`, `serve` and `sweep` parse their arguments
+here, call :mod:`mmlightning.deploy` and print what they did."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def _first_line(module: Any) -> str:
+    return str(module.__doc__).splitlines()[0]
+
+
+def export_main(argv: Sequence[str]) -> int:
+    import argparse
+
+    from mmlightning.deploy import export as module
+    from mmlightning.deploy.export import FORMATS, QUANTIZE, export
+
+    parser = argparse.ArgumentParser(prog="mmlightning export", description=_first_line(module))
+    parser.add_argument("--ckpt_path", required=True, help="a checkpoint of `mmlightning fit`")
+    parser.add_argument("--format", default="onnx", choices=list(FORMATS))
+    parser.add_argument("--out", required=True, help="the folder to write (model, bundle.json, export.json)")
+    parser.add_argument("--rows", default=None, help="a manifest to check the export on (default: the run's val)")
+    parser.add_argument("--quantize", default=None, choices=list(QUANTIZE), help="dynamic int8 weights (Linear)")
+    parser.add_argument("--tolerance", type=float, default=1e-3, help="largest allowed logit difference (fp32)")
+    args = parser.parse_args(list(argv))
+    report = export(args.ckpt_path, args.out, args.format, args.rows, args.quantize, args.tolerance)
+    check = report["parity"]
+    diffs = ", ".join(f"{k} {v:.2e}" for k, v in check["max_abs_diff"].items())
+    print(
+        f"exported to {Path(args.out) / report['file']} ({args.format}{', ' + args.quantize if args.quantize else ''})"
+        f"\nparity on {check['rows']} real rows: max abs difference {diffs}; predictions agree "
+        f"{check['predictions_agree']:.1%}",
+        file=sys.stdout,
+    )
+    return 0
+
+
+def prune_main(argv: Sequence[str]) -> int:
+    import argparse
+
+    from mmlightning.deploy import prune as module
+    from mmlightning.deploy.prune import prune_run
+
+    parser = argparse.ArgumentParser(prog="mmlightning prune", description=_first_line(module))
+    parser.add_argument("--ckpt_path", required=True)
+    parser.add_argument("--sparsity", type=float, default=0.5, help="the share of the weights set to zero")
+    parser.add_argument("--epochs", type=int, default=1, help="re-fine-tuning epochs on the run's training data")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--include_frozen", action="store_true", help="prune frozen encoders too")
+    args = parser.parse_args(list(argv))
+    found = prune_run(args.ckpt_path, args.out, args.sparsity, args.epochs, args.include_frozen)
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(found["metrics"].items()) if k.count("/") <= 2)
+    print(
+        f"pruned {found['pruned_tensors']} weight tensors to {found['sparsity']:.1%} zeros; after {args.epochs} "
+        f"epoch(s): {shown or 'no validation'}\ncheckpoint: {found['checkpoint']}"
+    )
+    return 0
+
+
+def serve_main(argv: Sequence[str]) -> int:
+    import argparse
+
+    from mmlightning.deploy import serve as module
+    from mmlightning.deploy.serve import server
+
+    parser = argparse.ArgumentParser(prog="mmlightning serve", description=_first_line(module))
+    parser.add_argument("--ckpt_path", default=None, help="a checkpoint of `mmlightning fit` (served on PyTorch)")
+    parser.add_argument("--export", default=None, help="a folder from `mmlightning export` (served on its runtime)")
+    parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to listen on every interface")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--max_batch_size", type=int, default=8)
+    parser.add_argument("--batch_timeout", type=float, default=0.01, help="seconds to wait to fill a batch")
+    parser.add_argument("--max_payload_size", default="20MB")
+    args = parser.parse_args(list(argv))
+    if not args.ckpt_path and not args.export:
+        parser.error("give --ckpt_path RUN/checkpoints/NAME.ckpt or --export DIR")
+    print(f"serving on http://{args.host}:{args.port}/predict (health: /health)", file=sys.stderr)
+    server(args.ckpt_path, args.export, args.max_batch_size, args.batch_timeout, args.max_payload_size).run(
+        host=args.host, port=args.port, generate_client_file=False, log_level="warning"
+    )
+    return 0
+
+
+def sweep_main(argv: Sequence[str]) -> int:
+    import argparse
+
+    from mmlightning.deploy import sweep as module
+    from mmlightning.deploy.sweep import read_space, sweep
+
+    parser = argparse.ArgumentParser(prog="mmlightning sweep", description=_first_line(module))
+    parser.add_argument("--config", required=True, help="the base config (a `mmlightning fit` YAML)")
+    parser.add_argument(
+        "--space", required=True, help="a YAML/JSON file, or inline YAML, of key: {low, high[, log]} or {choices}"
+    )
+    parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--metric", default="val/loss", help="a final metric of the run, e.g. val/label/acc")
+    parser.add_argument("--direction", default="minimize", choices=["minimize", "maximize"])
+    parser.add_argument("--out", default=None, help="the sweep folder (default runs/sweep-DATE-TIME)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(list(argv))
+    result = sweep(args.config, read_space(args.space), args.trials, args.metric, args.direction, args.out, args.seed)
+    print(f"\n{'trial':>5}  {'state':<9} {args.metric:>14}  values", file=sys.stdout)
+    for record in result["trials"]:
+        value = f"{record['value']:.4f}" if "value" in record else "-"
+        shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record["values"].items())
+        print(f"{record['trial']:>5}  {record.get('state', 'failed'):<9} {value:>14}  {shown}")
+    print(
+        f"\nbest: trial {result['best']} ({args.metric} {result['value']:.4f}); its config: {result['folder']}/best.yaml"
+    )
+    return 0
