@@ -139,11 +139,11 @@ class FeatureCache:
 def _one(features: Features, row: int) -> dict[str, Any]:
     length = int(features.mask[row].nonzero().max()) + 1 if features.mask[row].any() else 1
     word_ids = None if features.word_ids is None else features.word_ids[row, :length].cpu()
-    return {
-        "tokens": features.tokens[row, :length].cpu(),
-        "mask": features.mask[row, :length].cpu(),
-        "pooled": features.pooled[row].cpu(),
-        "word_ids": word_ids,
+    return {  # copies: a view would keep (and torch.save would write) the whole batch's storage
+        "tokens": features.tokens[row, :length].cpu().clone(),
+        "mask": features.mask[row, :length].cpu().clone(),
+        "pooled": features.pooled[row].cpu().clone(),
+        "word_ids": None if word_ids is None else word_ids.clone(),
         "grid": features.grid,
     }
 

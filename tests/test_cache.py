@@ -86,6 +86,13 @@ def test_a_disk_cache_gives_the_same_losses_and_a_later_run_reuses_it(shapes_dat
     first, on_disk, _ = fit(shapes_data, tmp_path, cache=True, cache_dir=tmp_path / "cache")
     assert torch.allclose(torch.tensor(on_disk), torch.tensor(in_memory), atol=1e-6, rtol=0)
     assert isinstance(first.cache.entries["image"], DiskStore) and len(list((tmp_path / "cache").glob("*.sqlite"))) == 2
+    import io
+    import sqlite3
+
+    for path in (tmp_path / "cache").glob("*.sqlite"):  # each row stores its own sample, not its batch's storage
+        for (blob,) in sqlite3.connect(path).execute("SELECT value FROM features"):
+            tokens = torch.load(io.BytesIO(blob), weights_only=False)["tokens"]
+            assert tokens.untyped_storage().nbytes() == tokens.numel() * tokens.element_size()
     again, reused, _ = fit(shapes_data, tmp_path, cache=True, cache_dir=tmp_path / "cache")
     assert again.cache.misses == 0 and torch.allclose(torch.tensor(reused), torch.tensor(in_memory), atol=1e-6, rtol=0)
     with torch.no_grad():
