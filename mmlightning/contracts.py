@@ -11,8 +11,20 @@ from torch import Tensor, nn
 
 from mmlightning.features import Features
 from mmlightning.processing import Processor, TargetCodec
+from mmlightning.tuning.base import Tuning
 
-__all__ = ["Batch", "Encoder", "Fusion", "Head", "HeadContext", "HeadOutput", "Processor", "Reader", "TargetCodec"]
+__all__ = [
+    "Batch",
+    "Encoder",
+    "Fusion",
+    "Head",
+    "HeadContext",
+    "HeadOutput",
+    "Processor",
+    "Reader",
+    "TargetCodec",
+    "Tuning",
+]
 
 
 @dataclass
@@ -52,6 +64,12 @@ class Fitted:
     def fit(self, values: Sequence[Any]) -> None:
         """Learn from the training values. Default: nothing to learn."""
         self.set_fitted({})
+
+    def extend(self, state: dict[str, Any], values: Sequence[Any]) -> None:
+        """Start from an earlier run's learnt ``state`` (fine-tuning a pretrained or earlier model) and add what the
+        new training ``values`` bring. Default: the earlier state as it is (a vocabulary keeps its ids);
+        ``ClassificationHead`` adds the new labels after the old ones, so old label ids keep their meaning."""
+        self.set_fitted(state)
 
     def set_fitted(self, state: dict[str, Any]) -> None:
         """Build whatever depends on the learnt state. Subclasses call ``super().set_fitted(state)``."""

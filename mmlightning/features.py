@@ -96,17 +96,20 @@ def masked_mean(tokens: Tensor, mask: Tensor) -> Tensor:
     return total / weights.sum(1).clamp(min=1.0)
 
 
-def drop_modalities(features: dict[str, Features], rate: float) -> dict[str, Features]:
-    """Modality dropout: mark each sample's modality absent with probability ``rate``, never all of a sample's."""
+def drop_modalities(features: dict[str, Features], rate: float | dict[str, float]) -> dict[str, Features]:
+    """Modality dropout: mark each sample's modality absent with probability ``rate`` (one for all, or per
+    modality key; a key left out is never dropped), never all of a sample's."""
     keys = sorted(features)
     present = torch.stack([features[k].present for k in keys], 1)  # (B, M)
-    keep = present & (torch.rand(present.shape, device=present.device) >= rate)  # (B, M)
+    rates = [float(rate.get(k, 0.0)) if isinstance(rate, dict) else rate for k in keys]
+    limit = torch.tensor(rates, device=present.device)  # (M,)
+    keep = present & (torch.rand(present.shape, device=present.device) >= limit)  # (B, M)
     none_left = ~keep.any(1)
     keep[none_left] = present[none_left]  # a sample keeps what it had rather than lose everything
     out = {}
     for i, key in enumerate(keys):
         f = features[key]
         dropped = Features.from_tokens(f.tokens, f.mask, keep[:, i], f.pooled)
-        dropped.spans, dropped.word_ids = dict(f.spans), f.word_ids
+        dropped.spans, dropped.word_ids, dropped.grid = dict(f.spans), f.word_ids, f.grid
         out[key] = dropped
     return out

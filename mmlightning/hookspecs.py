@@ -62,3 +62,11 @@ def register_readers(register: Register) -> None:
 
     .. versionadded:: 0.1
     """
+
+
+@hookspec
+def register_tunings(register: Register) -> None:
+    """Register :class:`~mmlightning.tuning.Tuning` subclasses (fine-tuning strategies): ``register(MyStrategy)``.
+
+    .. versionadded:: 0.2
+    """

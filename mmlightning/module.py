@@ -19,7 +19,11 @@ from mmlightning.contracts import Batch, Chart, Encoder, Fusion, Head, HeadConte
 from mmlightning.data.resume import RandomStates
 from mmlightning.errors import NonFiniteLossError
 from mmlightning.features import Features, drop_modalities
-from mmlightning.optim import WarmupCosine, param_groups
+from mmlightning.guards import check_finite_weights, nonfinite_message
+from mmlightning.optim import WarmupCosine
+from mmlightning.tuning import runner
+from mmlightning.tuning.base import Tuning
+from mmlightning.tuning.freeze import Freeze
 from mmlightning.wandb import log_chart, log_table
 
 log = logging.getLogger(__name__)
@@ -44,7 +48,11 @@ class MultimodalModule(LightningModule):
         max_nonfinite_steps: training steps whose loss is NaN or infinite to skip (no update) before the run stops
             with an error; 0 (default) stops at the first. A checkpoint is never written from non-finite weights.
         freeze: encoder keys whose weights stay as loaded (no gradient, always in eval mode): a linear probe or
-            fusion-only training on pretrained encoders.
+            fusion-only training on pretrained encoders. Short for a ``Freeze`` strategy on them, applied first.
+        tuning: fine-tuning strategies (:class:`mmlightning.tuning.Tuning`: ``Freeze``, ``LayerwiseLRDecay``,
+            ``GradualUnfreeze``, ``LoRA``, ``PromptTuning``, ``Distillation``, ``Adversarial``, ``InitFrom``,
+            ``Continual``, or a plugin's), each on named parts of the model, applied in order; see
+            ``docs/finetuning.md``.
         cache_frozen: compute a frozen encoder's features once per sample and reuse them in later epochs, when its
             processor has no random augmentation in training (``augment=False`` for images); see
             :mod:`mmlightning.cache`. Results are the same either way.
@@ -65,6 +73,7 @@ class MultimodalModule(LightningModule):
         freeze: list[str] | None = None,
         cache_frozen: bool = True,
         cache_dir: str | None = None,
+        tuning: list[Tuning] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=None if _from_cli() else ["encoders", "fusion", "heads"])
@@ -75,6 +84,7 @@ class MultimodalModule(LightningModule):
         self.encoders: Modules[Encoder] = Modules(dict(sorted(encoders.items())))
         self.fusion = fusion({key: enc.dim for key, enc in self.encoders.items()})
         self.heads: Modules[Head] = Modules({key: make(self.fusion.dim) for key, make in sorted(heads.items())})
+        self.head_factories = dict(heads)  # auxiliary heads (AuxiliaryHeads) are built with them
         dims = {k: enc.dim for k, enc in self.encoders.items()}
         for key, head in self.heads.items():  # the context holds references, not submodules: weights stay the model's
             head.bind(HeadContext(name=key, encoder_dims=dims, fuse=self.fusion, encoders=dict(self.encoders.items())))
@@ -98,8 +108,10 @@ class MultimodalModule(LightningModule):
             raise ValueError(
                 f"freeze names {unknown_frozen}, which are not encoders; the encoders are {sorted(self.encoders)}"
             )
-        self.frozen = sorted(freeze or [])
-        self._apply_freeze()
+        shorthand = [Freeze([f"encoders.{key}" for key in sorted(freeze)])] if freeze else []
+        self.tuning = nn.ModuleList([*shorthand, *runner.check_strategies(tuning)])
+        self.frozen: list[str] = []
+        self._tune()
         self.cache = FeatureCache(cache_dir) if cache_frozen else None
         self._random_inputs: dict[str, bool] = {}
         self._last_finite: tuple[int, Tensor] | None = None  # (step, loss) of the last finite training loss
@@ -118,13 +130,21 @@ class MultimodalModule(LightningModule):
 
     def fit_data(self, values: Mapping[str, Sequence[Any]]) -> None:
         """Learn vocabularies, label sets, ... from training values (``key -> values``, as
-        ``MultimodalDataModule.training_values`` gives them): the encoders first, then the heads."""
+        ``MultimodalDataModule.training_values`` gives them): the encoders first, then the heads. A component
+        given an earlier run's learnt state (``self.earlier``, set by ``InitFrom``/``Continual``) extends it."""
+        earlier = getattr(self, "earlier", {})
         for name, component in self.components().items():
             if not component.is_fitted:
                 key = name.split(".", 1)[1]
                 uses_data = isinstance(component, Encoder) or component.uses_target
-                component.fit(list(values.get(key, [])) if uses_data else [])
-                log.info("fitted %s from the training data", name)
+                data = list(values.get(key, [])) if uses_data else []
+                if earlier.get(name) is not None:
+                    component.extend(earlier[name], data)
+                    log.info("%s starts from the earlier run's learnt state", name)
+                else:
+                    component.fit(data)
+                    log.info("fitted %s from the training data", name)
+        self._tune()
 
     def bundle(self, columns: Mapping[str, Any] | None = None, id_column: str = "id") -> ProcessorBundle:
         """The data side: each encoder's processor and each head's target codec (see :class:`ProcessorBundle`).
@@ -135,24 +155,12 @@ class MultimodalModule(LightningModule):
         return ProcessorBundle(processors, codecs, columns, targets, id_column, fitted=self.is_fitted)
 
     def configure_callbacks(self) -> list[Any]:
-        return [DataBinding(), RandomStates()]
+        return [runner.Tunings(), DataBinding(), RandomStates()]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         from mmlightning.plugins import plugin_versions
 
-        params = dict(self.named_parameters())
-        finite = (
-            torch.stack([torch.isfinite(p).all() for p in params.values()])
-            if params
-            else torch.ones(0, dtype=torch.bool)
-        )
-        if not bool(finite.all()):  # one sync per checkpoint
-            broken = next(name for name, ok in zip(params, finite.tolist()) if not ok)
-            raise NonFiniteLossError(
-                f"not saving a checkpoint at step {self.global_step}: parameter {broken} holds NaN or infinite values "
-                "(the last update diverged). Lower the learning rate or clip gradients (--trainer.gradient_clip_val=1.0)."
-            )
-
+        check_finite_weights(self)
         saved = checkpoint.setdefault("mmlightning", {})
         saved.update(fitted={k: c.fitted for k, c in self.components().items()}, plugins=plugin_versions())
 
@@ -167,14 +175,20 @@ class MultimodalModule(LightningModule):
                 f"The checkpoint has no learnt state for {missing}: it was not saved by `mmlightning fit` with this "
                 "model's config. Pass the config the run saved beside its checkpoints (--config RUN/config.yaml)."
             )
+        self._tune()  # adapters and prompts exist before the checkpoint's weights load into them
 
     # --- the forward pass -------------------------------------------------------------------------
     def forward(self, batch: Batch) -> dict[str, HeadOutput]:
-        encoded = self.encode(batch)
+        given = encoded = self.encode(batch)
         if self.training and self.modality_dropout > 0:
             encoded = drop_modalities(encoded, self.modality_dropout)
+        for strategy in runner.strategies(self):
+            encoded = strategy.transform_features(self, encoded)
         fused = self.fusion(encoded)
-        return {key: head(fused, encoded, batch) for key, head in self.heads.items()}
+        outputs = {key: head(fused, encoded, batch) for key, head in self.heads.items()}
+        for strategy in runner.strategies(self):
+            outputs = strategy.transform_outputs(self, batch, given, outputs)
+        return outputs
 
     def encode(self, batch: Batch) -> dict[str, Features]:
         """Each encoder's features for a batch (from the cache where an encoder is frozen)."""
@@ -197,14 +211,18 @@ class MultimodalModule(LightningModule):
 
     def train(self, mode: bool = True) -> MultimodalModule:
         super().train(mode)
-        for key in getattr(self, "frozen", []):
-            self.encoders[key].eval()  # frozen: no dropout, no batch-norm updates
+        if mode and "tuning" in self._modules:
+            for module in runner.eval_modules(self):
+                module.eval()  # frozen: no dropout, no batch-norm updates
         return self
 
-    def _apply_freeze(self) -> None:
-        """Again after fitting: layers built from the data (an embedding sized by the vocabulary) are new."""
-        for key in self.frozen:
-            self.encoders[key].requires_grad_(False)
+    def _tune(self) -> None:
+        """Apply the fine-tuning strategies once every component is fitted (layers built from the data exist);
+        again after a checkpoint's learnt state is restored (each strategy's ``adapt`` is idempotent)."""
+        if self.is_fitted:
+            runner.apply_all(self)
+            self.frozen = runner.frozen_encoders(self)
+            self.train(self.training)
 
     def _check_cache(self) -> None:
         if self.cache is not None:
@@ -227,6 +245,10 @@ class MultimodalModule(LightningModule):
             self._log_loss(f"{stage}/{key}/loss", loss, size)
             self._update_metrics(stage, key, outputs[key], batch)
         total = sum(self.loss_weights[key] * loss for key, loss in losses.items()) if losses else None
+        if total is not None and stage == "train" and len(self.tuning):
+            for name, extra in runner.extra_losses(self, batch, outputs, total).items():
+                self._log_loss(f"train/{name}", extra, size)
+                total = total + extra
         if total is not None:
             self._log_loss(f"{stage}/loss", total, size, prog_bar=True)
         return total, outputs
@@ -249,7 +271,7 @@ class MultimodalModule(LightningModule):
             return total
         self._nonfinite_steps += 1
         if self._nonfinite_steps > self.max_nonfinite_steps:
-            raise NonFiniteLossError(self._nonfinite_message(total, outputs, batch_idx))
+            raise NonFiniteLossError(nonfinite_message(self, total, outputs, batch_idx))
         log.warning(
             "skipped step %d: non-finite loss (%d of %d allowed)",
             self.global_step,
@@ -257,20 +279,6 @@ class MultimodalModule(LightningModule):
             self.max_nonfinite_steps,
         )
         return None  # Lightning skips the update
-
-    def _nonfinite_message(self, total: Tensor, outputs: dict[str, HeadOutput], batch_idx: int) -> str:
-        heads = ", ".join(f"'{k}' {float(o.loss.detach()):.4g}" for k, o in outputs.items() if o.loss is not None)
-        last = (
-            "no finite loss before it"
-            if self._last_finite is None
-            else (f"the last finite loss was {float(self._last_finite[1]):.4g} at step {self._last_finite[0]}")
-        )
-        return (
-            f"training stopped at step {self.global_step} (epoch {self.current_epoch}, batch {batch_idx}): the loss is "
-            f"{float(total.detach())} (per head: {heads}); {last}. Lower the learning rate (--model.optimizer.init_args.lr), clip "
-            "gradients (--trainer.gradient_clip_val=1.0), or skip a few such steps (--model.max_nonfinite_steps=N). "
-            "Checkpoints written before this step are unaffected; none is written from this state."
-        )
 
     def validation_step(self, batch: Batch, batch_idx: int) -> dict[str, HeadOutput]:
         return self._step(batch, "val")[1]
@@ -348,8 +356,9 @@ class MultimodalModule(LightningModule):
 
     # --- optimisation -----------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
-        self._apply_freeze()
-        optimizer = self.optimizer_factory(param_groups(self))
+        self._tune()
+        optimizer = self.optimizer_factory(runner.param_groups(self))
+        runner.scale_rates(optimizer)
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer)

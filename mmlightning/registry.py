@@ -14,7 +14,14 @@ from typing import Any
 
 from mmlightning.errors import MMLightningError
 
-KINDS: dict[str, str] = {"encoder": "Encoder", "fusion": "Fusion", "head": "Head", "datamodule": "", "reader": "Reader"}
+KINDS: dict[str, str] = {
+    "encoder": "Encoder",
+    "fusion": "Fusion",
+    "head": "Head",
+    "datamodule": "",
+    "reader": "Reader",
+    "tuning": "Tuning",
+}
 
 
 class UnknownComponentError(MMLightningError, LookupError):

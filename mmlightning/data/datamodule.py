@@ -97,6 +97,13 @@ class MultimodalDataModule(LightningDataModule):
             if self.paths[split] and split not in self.manifests:
                 self._load(split)
 
+    def mix_training(self, paths: dict[str, str], ratios: dict[str, float]) -> None:
+        """Train on several manifests drawn with ``ratios`` (rehearsal of an earlier run's data), read again now."""
+        self.paths["train"], self.sampling, self.ratios = dict(paths), "ratios", dict(ratios)
+        self.datasets.pop("train", None)
+        self._train_rows = None
+        self._load("train")
+
     def _load(self, split: str) -> None:
         self.manifests[split] = {name: self._read(path) for name, path in self.sources(split).items()}
         for name, manifest in self.manifests[split].items():

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from mmlightning.bundle import ProcessorBundle
 from mmlightning.contracts import Batch, HeadOutput
 from mmlightning.errors import ConfigError, MissingFileError, MMLightningError
+from mmlightning.tuning.runner import merge_all
 
 log = logging.getLogger(__name__)
 FORMATS = {"onnx": "model.onnx", "torchscript": "model.ts", "pt2": "model.pt2"}
@@ -101,6 +102,7 @@ def export(
     if quantize not in (None, *QUANTIZE):
         raise ConfigError(f"unknown --quantize '{quantize}': choose {', '.join(QUANTIZE)}")
     model, bundle = load_run(ckpt_path)
+    merged = merge_all(model)  # LoRA adapters folded into plain weights: the exported graph is the original's
     examples, root = example_rows(ckpt_path, rows)
     big, small = bundle(examples, root), bundle(examples[: max(1, len(examples) // 3)], root)
     inputs = _names(big)
@@ -132,6 +134,7 @@ def export(
         "inputs": [f"{k}.{n}" for k, n in inputs],
         "outputs": [f"{h}.{kind}" for h, kind in outputs],
         "checkpoint": str(Path(ckpt_path).resolve()),
+        "merged": merged,
     }
     (folder / "export.json").write_text(json.dumps(report, indent=2))
     report["parity"] = parity(model, folder, [big, small], tolerance if not quantize else None)

@@ -54,6 +54,11 @@ class ClassificationHead(Head):
             )
         self.set_fitted({"labels": labels})
 
+    def extend(self, state: dict[str, Any], values: Sequence[Any]) -> None:
+        """Continual fine-tuning: the earlier labels keep their ids; labels new in ``values`` come after them."""
+        old = list(state["labels"])
+        self.set_fitted({"labels": old + sorted({v for v in values if v not in old}, key=str)})
+
     def set_fitted(self, state: dict[str, Any]) -> None:
         super().set_fitted(state)
         self.labels = list(state["labels"])
