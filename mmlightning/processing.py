@@ -110,6 +110,19 @@ class Processor(Stateful):
         """Raise ``ValueError`` saying what is wrong with a raw value. Default: process it fully."""
         self(value, root, train=False)
 
+    def corruptions(self) -> tuple[str, ...]:
+        """The corruptions this modality offers ``mmlightning robustness`` (``("noise", "blur")`` for images). Default:
+        none."""
+        return ()
+
+    def corrupt(
+        self, value: Any, root: Path, kind: str, severity: float, generator: torch.Generator
+    ) -> dict[str, Tensor]:
+        """One sample as ``self(value, root, train=False)`` makes it, corrupted by ``kind`` (one of
+        :meth:`corruptions`) at ``severity`` in [0, 1]: 0 gives exactly the clean sample, 1 the worst this modality
+        offers. Randomness comes from ``generator`` only, so a robustness table is the same every time."""
+        raise NotImplementedError(f"{type(self).__name__} offers no corruption '{kind}'")
+
     def preview(self, value: Any, root: Path) -> Any:
         """What a dashboard shows for a value: a string, or a PIL image, or a (waveform, rate) pair."""
         return str(value)

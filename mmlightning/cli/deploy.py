@@ -112,3 +112,33 @@ def sweep_main(argv: Sequence[str]) -> int:
         f"\nbest: trial {result['best']} ({args.metric} {result['value']:.4f}); its config: {result['folder']}/best.yaml"
     )
     return 0
+
+
+def robustness_main(argv: Sequence[str]) -> int:
+    import argparse
+
+    from mmlightning.deploy import robustness as module
+    from mmlightning.deploy.robustness import SEVERITIES, log_wandb, robustness
+
+    parser = argparse.ArgumentParser(prog="mmlightning robustness", description=_first_line(module))
+    parser.add_argument("--ckpt_path", required=True, help="a checkpoint of `mmlightning fit`")
+    parser.add_argument("--rows", default=None, help="the manifest to score (default: the run's val manifest)")
+    parser.add_argument("--out", default=None, help="where to write the table, plot and JSON (default: RUN/robustness)")
+    parser.add_argument(
+        "--severities", default=",".join(f"{s:g}" for s in SEVERITIES), help="comma-separated, in (0, 1]"
+    )
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0, help="seeds the corruptions' noise")
+    parser.add_argument("--metric", default=None, help="the first head's metric to tabulate and plot (default acc)")
+    parser.add_argument("--no_wandb", action="store_true", help="do not log the table and plot to W&B")
+    args = parser.parse_args(list(argv))
+    severities = [float(s) for s in args.severities.split(",") if s.strip()]
+    report = robustness(args.ckpt_path, args.out, args.rows, severities, args.batch_size, args.seed, args.metric)
+    folder = Path(report["folder"])
+    print(
+        (folder / "robustness.md").read_text()
+        + f"\n{report['rows']} rows; written to {folder}: robustness.md, robustness.png, robustness.json"
+    )
+    if not args.no_wandb:
+        print(f"W&B run (offline unless WANDB_MODE is set): {log_wandb(report)}")
+    return 0

@@ -12,7 +12,7 @@ from mmlightning import __version__
 from mmlightning.errors import MMLightningError
 
 TRAINING = ("fit", "validate", "test", "predict")
-DEPLOY = ("export", "prune", "serve", "sweep")  # mmlightning.cli.deploy
+DEPLOY = ("export", "prune", "serve", "sweep", "robustness")  # mmlightning.cli.deploy
 USAGE = f"""usage: mmlightning COMMAND [ARGS]    (also: mml)
 
 Multimodal models on PyTorch Lightning, built from plugins. (version {__version__})
@@ -28,10 +28,11 @@ deployment:
   prune        magnitude pruning to a sparsity, then a short re-fine-tune on the run's data
   serve        an HTTP service (LitServe) answering raw rows with decoded predictions
   sweep        a hyperparameter search (Optuna): each trial a normal run, the best config written out
+  robustness   re-score a split with each modality removed or corrupted at rising severity: table, plot, W&B
 
 plugins:
   plugins      list installed plugins, their versions, what they register, and skipped ones  [--json]
-  components   list components with their modality and summary  [encoder|fusion|head|datamodule]
+  components   list components with their modality and summary  [encoder|fusion|head|datamodule|reader|tuning]
 
 Components are chosen by class name with their own arguments, e.g.
   --model.encoders.image=TimmEncoder --model.encoders.image.model_name=resnet18 --model.fusion=CrossAttentionFusion

@@ -34,7 +34,28 @@ class AudioProcessor(Processor):
 
     def __call__(self, value: Any, root: Path, train: bool) -> dict[str, Tensor]:
         waveform, rate = read_wav(resolve(value, root))
-        mel = log_mel(resample(waveform, rate, self.sample_rate), self.filters, self.n_fft, self.hop)  # (T, n_mels)
+        return self._features(resample(waveform, rate, self.sample_rate), train)
+
+    def corruptions(self) -> tuple[str, ...]:
+        return ("noise",)
+
+    def corrupt(
+        self, value: Any, root: Path, kind: str, severity: float, generator: torch.Generator
+    ) -> dict[str, Tensor]:
+        """``noise``: white noise added to the waveform at a signal-to-noise ratio falling from 20 dB (severity
+        just above 0) to -5 dB (severity 1)."""
+        if kind != "noise":
+            raise ValueError(f"no audio corruption '{kind}': choose from {', '.join(self.corruptions())}")
+        waveform, rate = read_wav(resolve(value, root))
+        waveform = resample(waveform, rate, self.sample_rate)
+        if severity > 0:
+            snr_db = 20.0 - 25.0 * severity
+            power = waveform.pow(2).mean() / 10 ** (snr_db / 10)
+            waveform = waveform + power.sqrt() * torch.randn(waveform.shape, generator=generator)
+        return self._features(waveform, train=False)
+
+    def _features(self, waveform: Tensor, train: bool) -> dict[str, Tensor]:
+        mel = log_mel(waveform, self.filters, self.n_fft, self.hop)  # (T, n_mels)
         if mel.shape[0] > self.max_frames:
             start = int(torch.randint(0, mel.shape[0] - self.max_frames + 1, ())) if train else 0
             mel = mel[start : start + self.max_frames]

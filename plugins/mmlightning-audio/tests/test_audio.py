@@ -65,3 +65,23 @@ def test_bad_audio_says_what_is_wrong(tmp_path):
 def test_mel_filters_cover_the_spectrum():
     filters = mel_filterbank(256, 40, 8000)
     assert filters.shape == (129, 40) and (filters.sum(0) > 0).all() and filters.max() <= 1.0
+
+
+def test_noise_corruption_is_the_clean_clip_at_severity_zero_and_falls_in_snr(tmp_path):
+    clip = write_wav(tmp_path / "tone.wav", 3000 * np.sin(np.arange(8000) * 2 * np.pi * 440 / 8000))
+    processor = AudioEncoder(dim=16, layers=1, heads=2, sample_rate=8000).processor()
+    clean = processor(clip, tmp_path, train=False)["mel"]
+    assert processor.corruptions() == ("noise",)
+    same = processor.corrupt(clip, tmp_path, "noise", 0.0, torch.Generator().manual_seed(0))["mel"]
+    assert torch.equal(clean, same)
+    changes = [
+        float(
+            (processor.corrupt(clip, tmp_path, "noise", s, torch.Generator().manual_seed(0))["mel"] - clean)
+            .abs()
+            .mean()
+        )
+        for s in (0.25, 0.5, 1.0)
+    ]
+    assert 0 < changes[0] < changes[1] < changes[2]
+    with pytest.raises(ValueError, match="no audio corruption 'blur'"):
+        processor.corrupt(clip, tmp_path, "blur", 0.5, torch.Generator())

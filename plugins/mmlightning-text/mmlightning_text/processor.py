@@ -58,6 +58,25 @@ class TextProcessor(Processor):
         words = [-1 if w is None else w for w in encoding.word_ids]
         return {"ids": torch.tensor(encoding.ids, dtype=torch.long), "word_ids": torch.tensor(words, dtype=torch.long)}
 
+    def corruptions(self) -> tuple[str, ...]:
+        return ("token_dropout", "typos")
+
+    def corrupt(
+        self, value: Any, root: Path, kind: str, severity: float, generator: torch.Generator
+    ) -> dict[str, Tensor]:
+        """``token_dropout``: each token (not [CLS]/[SEP]) left out with probability ``severity``; ``typos``: each
+        word, with probability ``severity``, gets one edit (two letters swapped, one dropped or one doubled)."""
+        if kind == "token_dropout":
+            item = self(value, root, train=False)
+            keep = (torch.rand(item["ids"].shape, generator=generator) >= severity) | (item["word_ids"] < 0)
+            return {name: tensor[keep] for name, tensor in item.items()}
+        if kind == "typos":
+            words = list(value) if isinstance(value, list) else value.split(" ")
+            draws = torch.rand(len(words), 3, generator=generator).tolist()
+            typed = [_typo(w, how, where) if hit < severity else w for w, (hit, how, where) in zip(words, draws)]
+            return self(typed if isinstance(value, list) else " ".join(typed), root, train=False)
+        raise ValueError(f"no text corruption '{kind}': choose from {', '.join(self.corruptions())}")
+
     def blank(self) -> dict[str, Tensor]:
         ids = self._fitted().encode("").ids or [self.pad]
         return {"ids": torch.tensor(ids, dtype=torch.long), "word_ids": torch.full((len(ids),), -1, dtype=torch.long)}
@@ -75,3 +94,15 @@ class TextProcessor(Processor):
 
     def preview(self, value: Any, root: Path) -> Any:
         return " ".join(value) if isinstance(value, list) else value
+
+
+def _typo(word: str, how: float, where: float) -> str:
+    """One edit of a word: two neighbouring letters swapped, one dropped, or one doubled (never emptied)."""
+    if len(word) < 2:
+        return word + word
+    at = min(int(where * (len(word) - 1)), len(word) - 2)
+    if how < 1 / 3:
+        return word[:at] + word[at + 1] + word[at] + word[at + 2 :]
+    if how < 2 / 3:
+        return word[:at] + word[at + 1 :]
+    return word[: at + 1] + word[at] + word[at + 1 :]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,29 @@ class ImageProcessor(Processor):
         except (UnidentifiedImageError, OSError) as err:
             raise ValueError(f"unreadable image {path}: {err}") from err
         return {"pixels": self.transform(train)(rgb)}  # (3, H, W)
+
+    def corruptions(self) -> tuple[str, ...]:
+        return ("noise", "blur")
+
+    def corrupt(
+        self, value: Any, root: Path, kind: str, severity: float, generator: torch.Generator
+    ) -> dict[str, Tensor]:
+        """``noise``: Gaussian noise of standard deviation ``severity`` (the normalised image's own scale);
+        ``blur``: a Gaussian blur of sigma ``severity`` times a sixteenth of the image's width."""
+        item = self(value, root, train=False)
+        if severity <= 0:
+            return item
+        pixels = item["pixels"]  # (3, H, W)
+        if kind == "noise":
+            pixels = pixels + severity * torch.randn(pixels.shape, generator=generator)
+        elif kind == "blur":
+            from torchvision.transforms.functional import gaussian_blur
+
+            sigma = severity * pixels.shape[-1] / 16
+            pixels = gaussian_blur(pixels, [2 * math.ceil(3 * sigma) + 1] * 2, [sigma, sigma])
+        else:
+            raise ValueError(f"no image corruption '{kind}': choose from {', '.join(self.corruptions())}")
+        return {"pixels": pixels}
 
     def blank(self) -> dict[str, Tensor]:
         return {"pixels": torch.zeros(self.data_config["input_size"])}
