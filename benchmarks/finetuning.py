@@ -62,7 +62,7 @@ def fit(name: str, settings: dict, lr: float, args: argparse.Namespace, out: Pat
     folder = out / "finetuning" / name
     folder.mkdir(parents=True, exist_ok=True)
     config = yaml.safe_load(CONFIG.read_text())  # the shipped config, with this strategy's settings
-    config["model"].update(settings, cache_dir=str(out / "finetuning" / "feature_cache"))
+    config["model"].update(settings, cache_dir=str(out / "feature_cache"))
     config["model"]["encoders"]["text"]["init_args"]["max_length"] = args.max_length
     config["model"]["optimizer"]["init_args"]["lr"] = lr
     config["trainer"]["max_epochs"] = args.epochs

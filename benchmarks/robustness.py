@@ -40,8 +40,8 @@ def configs(name: str, epochs: int) -> dict[str, dict]:
     base = yaml.safe_load((ROOT / "docs" / "configs" / file).read_text())
     base["trainer"]["max_epochs"] = epochs
     base["data"] = {k: str((ROOT / v).resolve()) if k in ("train", "val") else v for k, v in base["data"].items()}
-    if "freeze" in base["model"]:
-        base["model"]["cache_dir"] = str(OUT / "feature_cache")
+    if "freeze" in base["model"]:  # frozen encoders' features, shared with benchmarks/finetuning.py's runs
+        base["model"]["cache_dir"] = str(ROOT / "benchmarks" / "results" / "feature_cache")
     out = {}
     for keep in keys:
         alone = copy.deepcopy(base)
@@ -132,8 +132,8 @@ def tables(results: dict) -> str:
             "",
             f"Each modality's own model: {', '.join(f'{k} alone {v:.3f}' for k, v in alone.items())}.",
             "",
-            f"| model | full input | {head} | fit seconds |",
-            "|---|---|---|---|---|",
+            f"| model | full input | {head} |",
+            "|---|---|---|---|",
         ]
         for name, run in runs.items():
             if name.endswith(" only"):
@@ -142,7 +142,7 @@ def tables(results: dict) -> str:
             cells = " | ".join(
                 f"{acc[f'without {k}']:.3f} ({acc[f'without {k}'] - alone[o]:+.3f})" for k, o in zip(keys[::-1], keys)
             )
-            lines.append(f"| {name} | {acc['full input']:.3f} | {cells} | {run['fit_seconds']} |")
+            lines.append(f"| {name} | {acc['full input']:.3f} | {cells} |")
         parts.append("\n".join(lines))
     return "\n\n".join(parts)
 

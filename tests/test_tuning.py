@@ -68,9 +68,10 @@ def test_gradual_unfreezing_follows_its_schedule_and_every_parameter_is_in_the_o
 
     trainer(tmp_path, epochs=4, enable_checkpointing=False, callbacks=[Watch()]).fit(model, dm)
     assert seen[0] == set()  # epoch 0: the text encoder is frozen
-    assert seen[1] and all(".stack.layers." not in n and "embed" not in n for n in seen[1])  # above the blocks
-    assert any(".stack.layers.1." in n for n in seen[2]) and not any(".stack.layers.0." in n for n in seen[2])
-    assert any(".stack.layers.0." in n for n in seen[3]) and not any("embed" in n for n in seen[3])
+    assert any(".stack.layers.1." in n for n in seen[1]) and any(".stack.norm." in n for n in seen[1])  # the top
+    assert not any(".stack.layers.0." in n for n in seen[1])
+    assert any(".stack.layers.0." in n for n in seen[2]) and not any("embed" in n for n in seen[2])
+    assert any("embed" in n for n in seen[3]) and seen[3] == set(text)  # all of it
 
 
 def test_lora_trains_only_its_adapters_and_merges_into_the_same_outputs(shapes_data):

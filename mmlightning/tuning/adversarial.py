@@ -16,8 +16,9 @@ class Adversarial(Tuning):
 
     The perturbation is added to the output of ``at`` inside each part (default: the part's first
     ``nn.Embedding``, the word embeddings of a text encoder; for an image encoder name its stem, e.g.
-    ``at: model.conv_stem``). FGM moves it by ``epsilon`` along the loss's gradient (normalised); PGD takes
-    ``steps`` steps of size ``alpha`` and projects back into the ``epsilon`` ball. The loss on the perturbed
+    ``at: model.conv_stem``). FGM moves it by ``epsilon`` along the loss's gradient, normalised over the batch
+    (as the usual FGM on the embeddings' gradient); PGD starts from an ``epsilon`` step per sample, takes
+    ``steps - 1`` more of ``alpha * epsilon`` and projects each sample back into its ``epsilon`` ball. The loss on the perturbed
     forward pass is added to the training loss with ``weight``. Weights are never modified in place: the extra pass
     changes them only through the loss, like any other term.
     """
@@ -96,7 +97,8 @@ class Adversarial(Tuning):
             return {}
         keys, tensors = list(seen), list(seen.values())
         grads = torch.autograd.grad(total, tensors, retain_graph=True, allow_unused=True)
-        delta = {k: _step(g, t, self.epsilon) for k, g, t in zip(keys, grads, tensors)}
+        pgd = self.method == "pgd"  # FGM: one step normalised over the batch; PGD: per sample, projected
+        delta = {k: _step(g, t, self.epsilon, per_sample=pgd) for k, g, t in zip(keys, grads, tensors)}
         try:
             if self.method == "pgd":
                 for _ in range(self.steps - 1):
@@ -124,10 +126,12 @@ def _loss(model: Any, batch: Any) -> Tensor:
     return torch.stack(losses).sum()
 
 
-def _step(grad: Tensor | None, like: Tensor, size: float) -> Tensor:
-    """``size`` along the gradient, normalised per sample (zero where the gradient is)."""
+def _step(grad: Tensor | None, like: Tensor, size: float, per_sample: bool = True) -> Tensor:
+    """``size`` along the gradient, normalised per sample, or over the whole batch (zero where the gradient is)."""
     if grad is None:
         return torch.zeros_like(like)
+    if not per_sample:
+        return size * grad / grad.norm().clamp_min(1e-12)
     norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (grad.ndim - 1)))
     return size * grad / norm
 

@@ -49,7 +49,8 @@ class Freeze(Tuning):
 
 class GradualUnfreeze(Tuning):
     """Unfreeze parts from the top block down: all frozen until epoch ``start``, then one more level every
-    ``every`` epochs (what sits above the block stack first, then each block, the embeddings last).
+    ``every`` epochs: the top block with what sits above the stack first, then each block below, the embeddings
+    last.
 
     Blocks are found from the part's structure (a transformer's layers, a CNN's stages). Every parameter of the
     part is in the optimizer from the start with its rate (so a ``LayerwiseLRDecay`` on the same part holds, and a
@@ -87,7 +88,7 @@ class GradualUnfreeze(Tuning):
         for module, stack in self._stacks(model).values():
             top = len(stack) + 1
             for name, param in module.named_parameters():
-                param.requires_grad_(top - stack.depth(name) < levels)
+                param.requires_grad_(max(top - stack.depth(name) - 1, 0) < levels)  # level 0: the top block and above
 
     def trains_later(self, model: Any) -> list[str]:
         return [name for part in self.parts for name in select(model, part, self.kind)]
