@@ -126,7 +126,7 @@ def tables(results: dict) -> str:
         keys = SETS[dataset][1]
         runs = found["runs"]
         alone = {k: runs[f"{k} only"]["accuracy"]["full input"] for k in keys}
-        head = " | ".join(f"without {k} (vs {k} alone)" for k in keys[::-1])
+        head = " | ".join(f"without {k} (vs {o} alone)" for k, o in zip(keys[::-1], keys))
         lines = [
             f"### {dataset} ({found['epochs']} epochs)",
             "",
