@@ -65,17 +65,8 @@ class GradualUnfreeze(Tuning):
         self.levels = 0  # unfrozen levels, counting from the top
 
     def _stacks(self, model: Any) -> dict[str, tuple[nn.Module, Stack]]:
-        out = {}
-        for part in self.parts:
-            module = part_module(model, part)
-            stack = find_stack(module) if module is not None else None
-            if module is None or stack is None:
-                raise TuningError(
-                    f"GradualUnfreeze: part '{part}' is not a module with a stack of blocks (transformer layers, CNN "
-                    "stages) to unfreeze one by one; name an encoder or another module that has one"
-                )
-            out[canonical(model, part)] = (module, stack)
-        return out
+        why = "(transformer layers, CNN stages) to unfreeze one by one"
+        return {canonical(model, part): stacked(model, part, self.kind, why) for part in self.parts}
 
     def levels_at(self, epoch: int) -> int:
         return 0 if epoch < self.start else (epoch - self.start) // self.every + 1
@@ -128,13 +119,7 @@ class LayerwiseLRDecay(Tuning):
     def lr_scales(self, model: Any) -> dict[str, float]:
         scales: dict[str, float] = {}
         for part in self.parts:
-            module = part_module(model, part)
-            stack = find_stack(module) if module is not None else None
-            if module is None or stack is None:
-                raise TuningError(
-                    f"LayerwiseLRDecay: part '{part}' is not a module with a stack of blocks to find depth from; "
-                    "name an encoder or another module that has one"
-                )
+            module, stack = stacked(model, part, self.kind, "to find depth from")
             prefix = canonical(model, part)
             top = len(stack) + 1
             for name, _ in module.named_parameters():
@@ -146,3 +131,15 @@ class LayerwiseLRDecay(Tuning):
         return (
             f"LayerwiseLRDecay on {', '.join(self.parts)}: rate factors {min(scales.values()):.3g} (bottom) to 1 (top)"
         )
+
+
+def stacked(model: Any, part: str, who: str, why: str) -> tuple[nn.Module, Stack]:
+    """The module a part names and its stack of blocks; a clear error when it has none."""
+    module = part_module(model, part)
+    stack = find_stack(module) if module is not None else None
+    if module is None or stack is None:
+        raise TuningError(
+            f"{who}: part '{part}' is not a module with a stack of blocks {why}; name an encoder or another module "
+            "that has one"
+        )
+    return module, stack
