@@ -1,5 +1,6 @@
 """Pretrained encoders on real data: fit each shipped pretrained config (MVSA frozen and fine-tuned, CIFAR-10,
-Flickr8k retrieval) from the CLI, time it, keep its metrics, and time the epochs of the frozen MVSA config with and
+Flickr8k retrieval, CoNLL-2003 NER with and without case features and a CRF) from the CLI, time it, keep its
+metrics (and its test split's, where the config has one), and time the epochs of the frozen MVSA config with and
 without the feature cache.
 
     python benchmarks/pretrained.py [--only mvsa_frozen] [--epochs N]
@@ -19,11 +20,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
+NER = ["val/tags/f1", "test/tags/precision", "test/tags/recall", "test/tags/f1"]
+PLAIN = ["--model.encoders.tokens.init_args.case=false", "--model.heads.tags.init_args.crf=false"]
+ARGS = {"conll2003_minilm_plain": PLAIN}  # name -> the CLI arguments that make it
 RUNS = {  # name -> (config, metrics to report)
     "mvsa_frozen": ("mvsa_pretrained_frozen.yaml", ["val/label/acc", "val/label/f1_weighted"]),
     "mvsa_finetune": ("mvsa_pretrained_finetune.yaml", ["val/label/acc", "val/label/f1_weighted"]),
     "cifar10_frozen": ("cifar10_pretrained.yaml", ["val/label/acc"]),  # val is the test split here
     "flickr8k_frozen": ("flickr8k_pretrained.yaml", ["val/align/R@5_image_to_text", "val/align/R@5_text_to_image"]),
+    "conll2003_minilm": ("conll2003_minilm.yaml", NER),
+    "conll2003_minilm_plain": ("conll2003_minilm.yaml", NER),
 }
 
 
@@ -46,7 +52,14 @@ def fit(name: str, config: str, extra: list[str], out: Path) -> dict:
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "benchmarks"), os.environ.get("PYTHONPATH")])),
     }
     subprocess.run(command, check=True, cwd=ROOT, env=env)  # the epoch timer imports from benchmarks/
-    return {**json.loads(results.read_text()), "fit_seconds": round(time.perf_counter() - start, 1)}
+    found = {**json.loads(results.read_text()), "fit_seconds": round(time.perf_counter() - start, 1)}
+    if name.startswith("conll2003"):  # scored on its test split too (CIFAR-10's validation split is its test split)
+        tested = out / f"pretrained_{name}_test.json"
+        run_config = str(Path(found["run_dir"]) / "config.yaml")
+        test = ["mmlightning", "test", "--config", run_config, f"--ckpt_path={found['checkpoint']}"]
+        subprocess.run([*test, f"--results_path={tested}", "--trainer.enable_progress_bar=false"], check=True, cwd=ROOT)
+        found.update(json.loads(tested.read_text()))
+    return found
 
 
 def epoch_seconds(extra: list[str], out: Path, cache: bool) -> list[float]:
@@ -82,7 +95,7 @@ def main() -> None:
     report: dict = {"runs": {}}
     for name in args.only or sorted(RUNS):
         config, keys = RUNS[name]
-        found = fit(name, config, extra, out)
+        found = fit(name, config, [*ARGS.get(name, []), *extra], out)
         report["runs"][name] = {
             "config": f"docs/configs/{config}",
             "fit_seconds": found["fit_seconds"],

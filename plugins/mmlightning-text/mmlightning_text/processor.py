@@ -20,11 +20,12 @@ class TextProcessor(Processor):
     A value is a string, or a list of words (already split, as in NER data). Besides ``ids`` and ``mask`` it
     gives ``word_ids``: the word each token came from (-1 for [CLS], [SEP] and padding), so token-level
     heads can map sub-word tokens back to words. ``tokenizer``: a ``tokenizers.Tokenizer`` or its JSON; None
-    before the encoder learnt one (such a processor only checks values).
+    before the encoder learnt one (such a processor only checks values). ``case``: also give ``case``, the
+    capitalisation of each token's word (see `CASES`), which a lowercasing tokenizer throws away.
     """
 
-    def __init__(self, tokenizer: Tokenizer | str | None, max_length: int) -> None:
-        self.max_length, self.tokenizer = max_length, None
+    def __init__(self, tokenizer: Tokenizer | str | None, max_length: int, case: bool = False) -> None:
+        self.max_length, self.tokenizer, self.case = max_length, None, case
         if tokenizer is not None:
             self.tokenizer = Tokenizer.from_str(tokenizer if isinstance(tokenizer, str) else tokenizer.to_str())
             self.tokenizer.no_padding()
@@ -32,7 +33,8 @@ class TextProcessor(Processor):
             self.pad = pad_id(self.tokenizer)
 
     def state(self) -> dict[str, Any]:
-        return {"tokenizer": None if self.tokenizer is None else self.tokenizer.to_str(), "max_length": self.max_length}
+        tokenizer = None if self.tokenizer is None else self.tokenizer.to_str()
+        return {"tokenizer": tokenizer, "max_length": self.max_length, "case": self.case}
 
     def _fitted(self) -> Tokenizer:
         if self.tokenizer is None:
@@ -56,7 +58,10 @@ class TextProcessor(Processor):
         self.check(value, root)
         encoding = self._fitted().encode(value, is_pretokenized=isinstance(value, list))
         words = [-1 if w is None else w for w in encoding.word_ids]
-        return {"ids": torch.tensor(encoding.ids, dtype=torch.long), "word_ids": torch.tensor(words, dtype=torch.long)}
+        out = {"ids": torch.tensor(encoding.ids, dtype=torch.long), "word_ids": torch.tensor(words, dtype=torch.long)}
+        if self.case:
+            out["case"] = torch.tensor(case_classes(value, words, encoding.offsets), dtype=torch.long)
+        return out
 
     def corruptions(self) -> tuple[str, ...]:
         return ("token_dropout", "typos")
@@ -79,21 +84,58 @@ class TextProcessor(Processor):
 
     def blank(self) -> dict[str, Tensor]:
         ids = self._fitted().encode("").ids or [self.pad]
-        return {"ids": torch.tensor(ids, dtype=torch.long), "word_ids": torch.full((len(ids),), -1, dtype=torch.long)}
+        out = {"ids": torch.tensor(ids, dtype=torch.long), "word_ids": torch.full((len(ids),), -1, dtype=torch.long)}
+        if self.case:
+            out["case"] = torch.zeros(len(ids), dtype=torch.long)
+        return out
 
     def collate(self, items: Sequence[dict[str, Tensor]]) -> dict[str, Tensor]:
         longest = max(len(item["ids"]) for item in items)
         ids = torch.full((len(items), longest), self.pad, dtype=torch.long)  # (B, L)
         mask = torch.zeros(len(items), longest, dtype=torch.bool)  # (B, L)
         words = torch.full((len(items), longest), -1, dtype=torch.long)  # (B, L)
+        case = torch.zeros(len(items), longest, dtype=torch.long) if self.case else None  # (B, L)
         for row, item in enumerate(items):
             ids[row, : len(item["ids"])] = item["ids"]
             mask[row, : len(item["ids"])] = True
             words[row, : len(item["ids"])] = item["word_ids"]
-        return {"ids": ids, "mask": mask, "word_ids": words}
+            if case is not None:
+                case[row, : len(item["ids"])] = item["case"]
+        out = {"ids": ids, "mask": mask, "word_ids": words}
+        return out if case is None else {**out, "case": case}
 
     def preview(self, value: Any, root: Path) -> Any:
         return " ".join(value) if isinstance(value, list) else value
+
+
+CASES = ("none", "no letters", "lower", "UPPER", "Title", "miXed")  # the ``case`` ids; "none": special tokens, padding
+
+
+def case_classes(value: Any, words: Sequence[int], offsets: Sequence[tuple[int, int]]) -> list[int]:
+    """The `CASES` id of each token's word. ``value``: the text or its words; ``words``: each token's word (-1 for
+    none); ``offsets``: each token's characters (in its word for a list of words, in the text otherwise)."""
+    if isinstance(value, list):
+        texts = {w: value[w] for w in set(words) if w >= 0}
+    else:
+        spans: dict[int, list[int]] = {}
+        for w, (start, end) in zip(words, offsets):
+            if w >= 0:
+                span = spans.setdefault(w, [start, end])
+                span[0], span[1] = min(span[0], start), max(span[1], end)
+        texts = {w: value[a:b] for w, (a, b) in spans.items()}
+    kinds = {w: _case(text) for w, text in texts.items()}
+    return [kinds[w] if w >= 0 else 0 for w in words]
+
+
+def _case(word: str) -> int:
+    letters = [c for c in word if c.isalpha()]
+    if not letters:
+        return 1
+    if all(c.islower() for c in letters):
+        return 2
+    if all(c.isupper() for c in letters):
+        return 3 if len(letters) > 1 else 4
+    return 4 if letters[0].isupper() and all(c.islower() for c in letters[1:]) else 5
 
 
 def _typo(word: str, how: float, where: float) -> str:

@@ -64,3 +64,33 @@ def test_a_missing_folder_says_where_weights_come_from(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(MissingFileError, match="tokenizer.json"):
         PretrainedTextEncoder(model_path=str(tmp_path))
+
+
+def test_case_features_tell_capitals_apart_and_start_as_the_uncased_model(tiny_bert, tmp_path):
+    from mmlightning_text import PretrainedTextEncoder
+    from mmlightning_text.processor import CASES
+
+    plain = PretrainedTextEncoder(model_path=str(tiny_bert), max_length=16)
+    cased = PretrainedTextEncoder(model_path=str(tiny_bert), max_length=16, case=True)
+    cased.model.load_state_dict(plain.model.state_dict())
+    processor = cased.processor()
+    assert processor.state()["case"] is True and "case" not in plain.processor()(["dog"], tmp_path, False)
+    words = ["NEW", "York", "dogs", "iPhone", "1996"]
+    item = processor(words, tmp_path, train=False)
+    by_word = {w: int(c) for w, c in zip(item["word_ids"].tolist(), item["case"].tolist())}
+    assert [CASES[by_word[i]] for i in range(5)] == ["UPPER", "Title", "lower", "miXed", "no letters"]
+    assert by_word[-1] == 0  # [CLS], [SEP]
+    text = processor("NEW York dogs", tmp_path, train=False)  # a plain string: words from the pre-tokenizer
+    assert [CASES[c] for c in text["case"].tolist()[1:-1]][:1] == ["UPPER"] and CASES[
+        text["case"].tolist()[-2]
+    ] == "lower"
+    batch = processor.collate([item, processor(["a"], tmp_path, False)])
+    assert batch["case"].shape == batch["ids"].shape and int(batch["case"][1, 3:].abs().sum()) == 0
+    plain.eval(), cased.eval()
+    with torch.no_grad():  # the case embedding starts at zero: the same output as the model without it
+        assert torch.allclose(plain(batch).tokens, cased(batch).tokens, atol=1e-6)
+    with torch.no_grad():
+        cased.case.weight.normal_()
+        assert not torch.allclose(plain(batch).tokens, cased(batch).tokens, atol=1e-3)
+    features = check_encoder(cased, cased.example_values(tmp_path, 4), tmp_path)
+    assert features.tokens.shape[-1] == cased.dim
