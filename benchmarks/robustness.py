@@ -1,11 +1,11 @@
 """A fused model with a modality missing, beside each modality's own model: AV digits and MVSA-Single.
 
 For ConcatFusion, CrossAttentionFusion and SingleStreamFusion, without and with the robustness options
-(`AuxiliaryHeads` with their fallback), it fits the model from the CLI and scores the dev split with
+(`AuxiliaryHeads` with their fallback, and with the fused model's answers distilled into them too), it fits the model from the CLI and scores the dev split with
 `mmlightning robustness`: the full input, each modality removed and, on AV digits, each modality corrupted at rising
 severity. Each modality alone is the same config with the other encoder removed.
 
-    python benchmarks/robustness.py [--only av_digits] [--av_epochs 6] [--mvsa_epochs 4]
+    python benchmarks/robustness.py [--only av_digits] [--av_epochs 6] [--mvsa_epochs 4] [--match "aux heads"]
 
 Needs ../shared/data beside the repository (skips with a message without it). Writes
 benchmarks/results/robustness.json, docs/robustness.md and docs/robustness.png.
@@ -27,7 +27,15 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "benchmarks" / "results" / "robustness"
 FUSIONS = ("ConcatFusion", "CrossAttentionFusion", "SingleStreamFusion")
-ROBUST = [{"class_path": "AuxiliaryHeads", "init_args": {"weight": 1.0}}]
+ROBUST = {  # the robustness options compared, by the suffix of the run's name
+    "": [],
+    " + aux heads": [{"class_path": "AuxiliaryHeads", "init_args": {"weight": 1.0, "path": "head"}}],
+    " + aux heads, distilled": [
+        {"class_path": "AuxiliaryHeads", "init_args": {"weight": 1.0, "distill": 1.0, "path": "head"}}
+    ],
+    " + aux heads, own fusion": [{"class_path": "AuxiliaryHeads", "init_args": {"weight": 1.0, "path": "fusion"}}],
+}
+ONE_MODALITY = {"ConcatFusion", "SingleStreamFusion"}  # the fusions that can also be built for one modality
 SETS = {  # name -> (config, the two encoder keys, fusion settings, severities for the corruption curves)
     "av_digits": ("av_digits.yaml", ("image", "audio"), {"dim": 64}, "0.25,0.5,0.75,1"),
     "mvsa_single": ("mvsa_pretrained_frozen.yaml", ("image", "text"), {"dim": 256}, ""),
@@ -49,20 +57,22 @@ def configs(name: str, epochs: int) -> dict[str, dict]:
         alone["model"]["freeze"] = [k for k in base["model"].get("freeze", []) if k == keep]
         out[f"{keep} only"] = alone
     for fusion in FUSIONS:
-        for robust in (False, True):
+        for suffix, tuning in ROBUST.items():
+            if "own fusion" in suffix and fusion not in ONE_MODALITY:
+                continue
             config = copy.deepcopy(base)
             config["model"]["fusion"] = {
                 "class_path": fusion,
                 "init_args": {**fusion_args, **FUSION_ARGS.get(fusion, {})},
             }
-            if robust:
-                config["model"]["tuning"] = copy.deepcopy(ROBUST)
-            out[f"{fusion}{' + aux heads' if robust else ''}"] = config
+            if tuning:
+                config["model"]["tuning"] = copy.deepcopy(tuning)
+            out[f"{fusion}{suffix}"] = config
     return out
 
 
 def run(dataset: str, name: str, config: dict, severities: str) -> dict:
-    folder = OUT / dataset / name.replace(" ", "_").replace("+", "plus")
+    folder = OUT / dataset / name.replace(" ", "_").replace("+", "plus").replace(",", "")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
     start = time.perf_counter()
@@ -99,6 +109,7 @@ def main() -> None:
     parser.add_argument("--only", choices=sorted(SETS), action="append")
     parser.add_argument("--av_epochs", type=int, default=6)
     parser.add_argument("--mvsa_epochs", type=int, default=4)
+    parser.add_argument("--match", help="run only the models whose name contains this; keep the others' saved results")
     args = parser.parse_args()
     if not (DATA / "av_digits" / "train.jsonl").is_file():
         print(f"skipped: {DATA} not found (the shared datasets sit beside the repository)")
@@ -108,8 +119,11 @@ def main() -> None:
     results = json.loads(saved.read_text()) if saved.is_file() else {}
     for dataset in args.only or list(SETS):
         epochs = args.av_epochs if dataset == "av_digits" else args.mvsa_epochs
-        results[dataset] = {"epochs": epochs, "runs": {}}
+        kept = results.get(dataset, {}).get("runs", {}) if args.match else {}
+        results[dataset] = {"epochs": epochs, "runs": kept}
         for name, config in configs(dataset, epochs).items():
+            if args.match and args.match not in name:
+                continue
             found = run(dataset, name, config, SETS[dataset][3])
             results[dataset]["runs"][name] = found
             print(
@@ -135,7 +149,7 @@ def tables(results: dict) -> str:
             f"| model | full input | {head} |",
             "|---|---|---|---|",
         ]
-        for name, run in runs.items():
+        for name, run in sorted(runs.items(), key=lambda item: order(item[0])):
             if name.endswith(" only"):
                 continue
             acc = run["accuracy"]
@@ -145,6 +159,13 @@ def tables(results: dict) -> str:
             lines.append(f"| {name} | {acc['full input']:.3f} | {cells} |")
         parts.append("\n".join(lines))
     return "\n\n".join(parts)
+
+
+def order(name: str) -> tuple[int, int]:
+    """Runs in table order: by fusion, then by option, as `configs` makes them."""
+    fusion = next((f for f in FUSIONS if name.startswith(f)), "")
+    suffix = name[len(fusion) :]
+    return (FUSIONS.index(fusion) if fusion else -1, list(ROBUST).index(suffix) if suffix in ROBUST else 0)
 
 
 def write_page(results: dict) -> None:

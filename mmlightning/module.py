@@ -84,7 +84,7 @@ class MultimodalModule(LightningModule):
         self.encoders: Modules[Encoder] = Modules(dict(sorted(encoders.items())))
         self.fusion = fusion({key: enc.dim for key, enc in self.encoders.items()})
         self.heads: Modules[Head] = Modules({key: make(self.fusion.dim) for key, make in sorted(heads.items())})
-        self.head_factories = dict(heads)  # auxiliary heads (AuxiliaryHeads) are built with them
+        self.fusion_factory, self.head_factories = fusion, dict(heads)  # AuxiliaryHeads builds its paths with them
         dims = {k: enc.dim for k, enc in self.encoders.items()}
         for key, head in self.heads.items():  # the context holds references, not submodules: weights stay the model's
             head.bind(HeadContext(name=key, encoder_dims=dims, fuse=self.fusion, encoders=dict(self.encoders.items())))

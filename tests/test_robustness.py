@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import pytest
@@ -11,6 +12,7 @@ from tuning_helpers import build, cli_fit, first_batch
 from mmlightning.cli.main import main
 from mmlightning.deploy.robustness import robustness
 from mmlightning.tuning import AuxiliaryHeads, ModalityDropout
+from mmlightning.tuning.base import TuningError
 from mmlightning.tuning.runner import extra_losses
 
 
@@ -80,7 +82,7 @@ def test_the_command_prints_the_table_and_logs_to_wandb_offline(trained, tmp_pat
 
 
 def test_auxiliary_heads_add_their_weighted_losses_apart_and_answer_rows_with_one_modality(shapes_data):
-    strategy = AuxiliaryHeads(weight=0.3)
+    strategy = AuxiliaryHeads(weight=0.3, path="head")
     model, dm = build(shapes_data, [strategy])
     batch = first_batch(dm)
     for module in model.modules():  # the same forward twice, for the comparison below
@@ -105,6 +107,72 @@ def test_auxiliary_heads_add_their_weighted_losses_apart_and_answer_rows_with_on
         text = strategy.aux["label__text"](encoded["text"], encoded, batch)
     assert torch.equal(mixed.predictions[:4], text.predictions[:4])
     assert torch.allclose(mixed.logits[:4], text.logits[:4])
+
+
+def test_auxiliary_heads_distill_the_fused_answer_into_each_modality_path(shapes_data):
+    strategy = AuxiliaryHeads(weight=0.0, distill=2.0, temperature=3.0, path="head")
+    model, dm = build(shapes_data, [strategy])
+    batch = first_batch(dm)
+    for module in model.modules():  # the same forward twice, for the comparison below
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    model.train()
+    outputs = model(batch)
+    losses = strategy.losses(model, batch, outputs, torch.tensor(0.0))
+    assert sorted(losses) == ["label__image", "label__image/distill", "label__text", "label__text/distill"]
+    assert float(losses["label__text"].detach()) == 0.0  # weight 0: only the taught part trains
+    encoded = model.encode(batch)
+    strategy.transform_outputs(model, batch, encoded, outputs)  # the same features for both sides
+    losses = strategy.losses(model, batch, outputs, torch.tensor(0.0))
+    fused = outputs["label"].logits.detach()
+    with torch.no_grad():
+        mine = strategy.aux["label__text"](encoded["text"], {"text": encoded["text"]}, batch).logits
+    t = 3.0
+    expected = (
+        t
+        * t
+        * torch.nn.functional.kl_div(
+            (mine / t).log_softmax(-1), (fused / t).log_softmax(-1), log_target=True, reduction="batchmean"
+        )
+    )
+    assert torch.allclose(losses["label__text/distill"], 2.0 * expected, atol=1e-5)
+    losses["label__text/distill"].backward()
+    assert all(p.grad is None for p in model.heads.parameters())  # the teacher side is detached
+    assert any(p.grad is not None for p in strategy.aux["label__text"].parameters())
+
+
+def test_auxiliary_paths_through_their_own_fusion_are_the_unimodal_model(shapes_data):
+    strategy = AuxiliaryHeads(path="fusion")
+    model, dm = build(shapes_data, [strategy])
+    assert sorted(strategy.fusions) == ["image", "text"]
+    for key in ("image", "text"):  # a ConcatFusion of the model's settings over one modality, then the head
+        assert strategy.fusions[key].dims == {key: model.encoders[key].dim}
+        assert strategy.aux[f"label__{key}"].in_dim == strategy.fusions[key].dim == model.fusion.dim
+    batch = first_batch(dm)
+    model.train()
+    losses = extra_losses(model, batch, model(batch), torch.tensor(0.0))
+    assert sorted(losses) == ["auxiliaryheads/label__image", "auxiliaryheads/label__text"]
+    losses["auxiliaryheads/label__text"].backward()
+    assert all(p.grad is not None for p in strategy.fusions["text"].parameters())
+    model.eval()
+    batch.inputs["image"]["present"][:4] = False
+    with torch.no_grad():
+        mixed = model(batch)["label"]
+        encoded = model.encode(batch)
+        text = strategy.aux["label__text"](strategy.fusions["text"]({"text": encoded["text"]}), encoded, batch)
+    assert torch.allclose(mixed.logits[:4], text.logits[:4])
+    assert sorted(AuxiliaryHeads().fusions) == []  # built with the model
+    auto, _ = build(shapes_data, [AuxiliaryHeads()])  # "auto": ConcatFusion can be built for one modality
+    assert sorted(auto.tuning[0].fusions) == ["image", "text"]
+    with pytest.raises(TuningError, match="path must be 'auto', 'head' or 'fusion'"):
+        AuxiliaryHeads(path="tower")
+    from mmlightning_fusions import CrossAttentionFusion
+
+    two = functools.partial(CrossAttentionFusion, dim=16, heads=2)  # needs two modalities
+    crossed, _ = build(shapes_data, [AuxiliaryHeads()], fusion=two)
+    assert sorted(crossed.tuning[0].fusions) == [] and crossed.tuning[0].aux["label__text"].in_dim == 16
+    with pytest.raises(TuningError, match="path 'fusion' builds the model's fusion for 'image' alone.*use path: head"):
+        build(shapes_data, [AuxiliaryHeads(path="fusion")], fusion=two)
 
 
 def test_modality_dropout_rises_over_its_warmup_and_drops_only_the_named_modality(shapes_data):

@@ -17,15 +17,21 @@ from mmlightning_text import TextEncoder
 from mmlightning_vision import TimmEncoder
 
 
-def build(data: Path, tuning: list | None = None, text: Any = None, **kwargs: Any) -> tuple[MultimodalModule, Any]:
-    """A fitted text + image model on the shapes data, and its datamodule."""
+def build(
+    data: Path, tuning: list | None = None, text: Any = None, fusion: Any = None, **kwargs: Any
+) -> tuple[MultimodalModule, Any]:
+    """A fitted text + image model on the shapes data (ConcatFusion unless ``fusion``), and its datamodule."""
     torch.manual_seed(0)
     encoders = {
         "text": text or TextEncoder(dim=16, layers=2, heads=2, vocab_size=80),
         "image": TimmEncoder("test_resnet", image_size=32, augment=False),
     }
     model = MultimodalModule(
-        encoders, functools.partial(ConcatFusion, dim=16), {"label": ClassificationHead}, tuning=tuning, **kwargs
+        encoders,
+        fusion or functools.partial(ConcatFusion, dim=16),
+        {"label": ClassificationHead},
+        tuning=tuning,
+        **kwargs,
     )
     dm = MultimodalDataModule(train=str(data / "train.jsonl"), val=str(data / "val.jsonl"), batch_size=16)
     dm.setup("fit")

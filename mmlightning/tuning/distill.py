@@ -90,16 +90,20 @@ class Distillation(Tuning):
             student, target = outputs[key].logits, taught[key].logits
             if student is None or target is None:
                 raise TuningError(f"Distillation: head '{key}' gives no logits to distil; leave it out of weights")
-            kl = F.kl_div(
-                (student / t).log_softmax(-1), (target / t).log_softmax(-1), log_target=True, reduction="none"
-            )
-            out[f"{key}/kl"] = weight * t * t * kl.sum(-1).mean()
+            out[f"{key}/kl"] = weight * soft_kl(student, target, t)
         return out
 
     def describe(self, model: Any) -> str:
         return (
             f"Distillation from {self.teacher_path} at temperature {self.temperature}, weights {self._weights(model)}"
         )
+
+
+def soft_kl(student: Tensor, teacher: Tensor, temperature: float) -> Tensor:
+    """``T^2 * KL(softmax(teacher / T) || softmax(student / T))`` over the last dimension, averaged over the rest."""
+    t = temperature
+    kl = F.kl_div((student / t).log_softmax(-1), (teacher / t).log_softmax(-1), log_target=True, reduction="none")
+    return t * t * kl.sum(-1).mean()
 
 
 def _same_processors(model: Any, teacher: Any) -> bool:

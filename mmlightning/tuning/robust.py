@@ -4,13 +4,14 @@ modality alone also predicts each target, and answers for a row that has only it
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
 from mmlightning.features import Features, drop_modalities
 from mmlightning.tuning.base import Tuning, TuningError
+from mmlightning.tuning.distill import soft_kl
 
 
 class ModalityDropout(Tuning):
@@ -63,6 +64,12 @@ class AuxiliaryHeads(Tuning):
     ``fallback`` (default on): at prediction, a row that has only one modality is answered by that modality's
     auxiliary head, so a fused model missing an input does as well as a model trained on what is left.
     ``heads``/``modalities`` restrict which (default: every head with a target, every encoder).
+    ``path``: ``"head"`` puts each auxiliary head straight on its encoder's features; ``"fusion"`` puts a fusion of
+    the model's kind, built for that one modality, in between, so each modality's path is the model that modality
+    alone would have trained (the fusion must accept a single modality); ``"auto"`` (the default) is ``"fusion"``
+    where the model's fusion can be built for one modality and ``"head"`` where it cannot.
+    ``distill``: weight of a second loss that also teaches each auxiliary head the fused model's answer (KL from the
+    fused logits, detached, at ``temperature``), so a modality's own path learns what the fusion knows about its rows.
     """
 
     def __init__(
@@ -71,13 +78,22 @@ class AuxiliaryHeads(Tuning):
         fallback: bool = True,
         heads: Sequence[str] | None = None,
         modalities: Sequence[str] | None = None,
+        distill: float = 0.0,
+        temperature: float = 2.0,
+        path: Literal["auto", "head", "fusion"] = "auto",
     ) -> None:
         super().__init__([])
-        if weight < 0:
-            raise TuningError(f"AuxiliaryHeads: weight must be >= 0, got {weight}")
+        if path not in ("auto", "head", "fusion"):
+            raise TuningError(f"AuxiliaryHeads: path must be 'auto', 'head' or 'fusion', got {path!r}")
+        if weight < 0 or distill < 0 or temperature <= 0:
+            raise TuningError(
+                f"AuxiliaryHeads: weight and distill must be >= 0 and temperature > 0, got {weight}, {distill}, {temperature}"
+            )
         self.weight, self.fallback = weight, fallback
+        self.distill, self.temperature, self.path = distill, temperature, path
         self.head_keys, self.modality_keys = heads, modalities
-        self.aux = nn.ModuleDict()  # "HEAD__KEY" -> a head on encoder KEY's features
+        self.aux = nn.ModuleDict()  # "HEAD__KEY" -> a head on encoder KEY's features (or on fusions[KEY]'s)
+        self.fusions = nn.ModuleDict()  # KEY -> a fusion of encoder KEY alone (path "fusion")
         self._losses: dict[str, Tensor] = {}
 
     def pairs(self, model: Any) -> list[tuple[str, str]]:
@@ -99,33 +115,59 @@ class AuxiliaryHeads(Tuning):
             name = f"{head_key}__{key}"
             if name in self.aux:
                 continue
-            head = model.head_factories[head_key](model.encoders[key].dim)
-            head.bind(HeadContext(name=head_key, encoder_dims=dims, fuse=None, encoders=dict(model.encoders.items())))
+            fuse = self._fusion(model, key) if self.path != "head" else None
+            head = model.head_factories[head_key](fuse.dim if fuse is not None else model.encoders[key].dim)
+            head.bind(HeadContext(name=head_key, encoder_dims=dims, fuse=fuse, encoders=dict(model.encoders.items())))
             head.set_fitted(model.heads[head_key].fitted)
             ref = next(model.heads[head_key].parameters(), None)
             self.aux[name] = head.to(ref.device) if ref is not None else head
+
+    def _fusion(self, model: Any, key: str) -> Any:
+        if key not in self.fusions:
+            try:
+                fuse = model.fusion_factory({key: model.encoders[key].dim})
+            except Exception as err:
+                if self.path == "auto":
+                    return None
+                raise TuningError(
+                    f"AuxiliaryHeads: path 'fusion' builds the model's fusion for '{key}' alone, and it refused: {err}; "
+                    "use path: head"
+                ) from err
+            ref = next(model.fusion.parameters(), None)
+            self.fusions[key] = fuse.to(ref.device) if ref is not None else fuse
+        return self.fusions[key]
+
+    def answer(self, name: str, features: Features, batch: Any) -> Any:
+        """What auxiliary head ``HEAD__KEY`` answers from encoder KEY's ``features`` alone."""
+        key = name.split("__", 1)[1]
+        fused = self.fusions[key]({key: features}) if key in self.fusions else features
+        return self.aux[name](fused, {key: features}, batch)
 
     def transform_outputs(
         self, model: Any, batch: Any, encoded: dict[str, Features], outputs: dict[str, Any]
     ) -> dict[str, Any]:
         if model.training:
-            for name, head in self.aux.items():
+            for name in self.aux:
                 head_key, key = name.split("__", 1)
                 rows = encoded[key].present.nonzero().flatten()
                 if head_key in batch.targets and len(rows):
                     part, features = subset(batch, rows), encoded[key].index(rows)
-                    loss = head(features, {key: features}, part).loss
-                    if loss is not None:
-                        self._losses[name] = self.weight * loss
+                    mine = self.answer(name, features, part)
+                    if mine.loss is not None:
+                        self._losses[name] = self.weight * mine.loss
+                    fused = outputs[head_key].logits
+                    if self.distill and mine.logits is not None and fused is not None:
+                        teacher = fused.detach().index_select(0, rows)
+                        self._losses[f"{name}/distill"] = self.distill * soft_kl(mine.logits, teacher, self.temperature)
             return outputs
         if not self.fallback or len(encoded) < 2:
             return outputs
         present = {k: f.present for k, f in encoded.items()}
         alone = {k: p & (torch.stack(list(present.values())).sum(0) == 1) for k, p in present.items()}
         out = dict(outputs)
-        for name, head in self.aux.items():
+        for name in self.aux:
             head_key, key = name.split("__", 1)
-            mine = head(encoded[key], {key: encoded[key]}, batch)
+            mine = self.answer(name, encoded[key], batch)
             out[head_key] = _where(alone[key], mine, out[head_key])
         return out
 
@@ -134,9 +176,11 @@ class AuxiliaryHeads(Tuning):
         return found
 
     def describe(self, model: Any) -> str:
-        count = sum(p.numel() for p in self.aux.parameters())
+        count = sum(p.numel() for p in self.parameters())
         use = "; rows with one modality answered by its head" if self.fallback else ""
-        return f"AuxiliaryHeads {sorted(self.aux)} (weight {self.weight}, {count:,} parameters){use}"
+        taught = f", distilled from the fusion (weight {self.distill}, T {self.temperature})" if self.distill else ""
+        through = ", each through its own fusion" if self.fusions else ""
+        return f"AuxiliaryHeads {sorted(self.aux)}{through} (weight {self.weight}{taught}, {count:,} parameters){use}"
 
 
 def subset(batch: Any, rows: Tensor) -> Any:
