@@ -81,15 +81,21 @@ def test_the_command_prints_the_table_and_logs_to_wandb_offline(trained, tmp_pat
     assert list((tmp_path / "r" / "wandb").glob("offline-run-*/run-*.wandb"))
 
 
-def test_auxiliary_heads_add_their_weighted_losses_apart_and_answer_rows_with_one_modality(shapes_data):
-    strategy = AuxiliaryHeads(weight=0.3, path="head")
+def trained_forward(shapes_data, strategy):
+    """A model with ``strategy``, its first batch, and its training-mode outputs, with dropout off so that a second
+    forward of the same batch gives the same features."""
     model, dm = build(shapes_data, [strategy])
     batch = first_batch(dm)
-    for module in model.modules():  # the same forward twice, for the comparison below
+    for module in model.modules():
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
     model.train()
-    outputs = model(batch)
+    return model, batch, model(batch)
+
+
+def test_auxiliary_heads_add_their_weighted_losses_apart_and_answer_rows_with_one_modality(shapes_data):
+    strategy = AuxiliaryHeads(weight=0.3, path="head")
+    model, batch, outputs = trained_forward(shapes_data, strategy)
     total = sum(o.loss for o in outputs.values())
     losses = extra_losses(model, batch, outputs, total)
     assert sorted(losses) == ["auxiliaryheads/label__image", "auxiliaryheads/label__text"]
@@ -111,13 +117,7 @@ def test_auxiliary_heads_add_their_weighted_losses_apart_and_answer_rows_with_on
 
 def test_auxiliary_heads_distill_the_fused_answer_into_each_modality_path(shapes_data):
     strategy = AuxiliaryHeads(weight=0.0, distill=2.0, temperature=3.0, path="head")
-    model, dm = build(shapes_data, [strategy])
-    batch = first_batch(dm)
-    for module in model.modules():  # the same forward twice, for the comparison below
-        if isinstance(module, torch.nn.Dropout):
-            module.p = 0.0
-    model.train()
-    outputs = model(batch)
+    model, batch, outputs = trained_forward(shapes_data, strategy)
     losses = strategy.losses(model, batch, outputs, torch.tensor(0.0))
     assert sorted(losses) == ["label__image", "label__image/distill", "label__text", "label__text/distill"]
     assert float(losses["label__text"].detach()) == 0.0  # weight 0: only the taught part trains
