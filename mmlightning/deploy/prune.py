@@ -60,7 +60,7 @@ def prune_run(
     pairs = targets(model, include_frozen)
     if not pairs:
         raise ConfigError("nothing to prune: no Linear or convolution layer trains in this model (--include_frozen?)")
-    for module, name in pairs:  # global pruning flattens each weight with view(): channels-last memory cannot be
+    for module, name in pairs:  # global pruning flattens each weight with view(), which channels-last memory refuses
         weight = getattr(module, name)
         weight.data = weight.data.contiguous()
     prune.global_unstructured(pairs, pruning_method=prune.L1Unstructured, amount=amount)
