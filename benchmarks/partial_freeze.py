@@ -32,12 +32,12 @@ def timed(step: Callable[[], None], steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def plain_step(model: nn.Module, pixels: torch.Tensor, labels: torch.Tensor) -> Callable[[], None]:
+def training_step(forward: Callable[[], torch.Tensor], model: nn.Module, labels: torch.Tensor) -> Callable[[], None]:
+    """One AdamW step on ``model``'s trainable weights, the loss from ``forward``'s logits."""
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
 
     def step() -> None:
-        loss = nn.functional.cross_entropy(model(pixels), labels)
-        loss.backward()
+        nn.functional.cross_entropy(forward(), labels).backward()
         optimizer.step()
         optimizer.zero_grad()
 
@@ -50,25 +50,16 @@ def framework_step(name: str, pixels: torch.Tensor, labels: torch.Tensor, freeze
     from mmlightning_vision import TimmEncoder
 
     encoder = TimmEncoder(name, image_size=pixels.shape[-1], augment=False)
-    classifier = nn.Linear(encoder.dim, 10)
-    holder = nn.Module()
-    holder.encoders = nn.ModuleDict({"image": encoder})  # the shape Freeze's parts are named in
+    holder = nn.Module()  # the shape Freeze's parts are named in
+    holder.encoders = nn.ModuleDict({"image": encoder})
+    holder.classifier = nn.Linear(encoder.dim, 10)
     holder.train()
     if freeze:
         strategy = Freeze(LOWER)
         strategy.adapt(holder)
         for module in strategy.eval_modules(holder):
             module.eval()
-    params = [p for p in [*encoder.parameters(), *classifier.parameters()] if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=1e-4)
-
-    def step() -> None:
-        loss = nn.functional.cross_entropy(classifier(encoder({"pixels": pixels}).pooled), labels)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-
-    return step
+    return training_step(lambda: holder.classifier(encoder({"pixels": pixels}).pooled), holder, labels)
 
 
 def main() -> None:
@@ -85,9 +76,10 @@ def main() -> None:
     labels = torch.randint(0, 10, (args.batch,))
     plain = timm.create_model(args.model, num_classes=10).train()
     fast = timm.create_model(args.model, num_classes=10).train().to(memory_format=torch.channels_last)
+    fast_pixels = pixels.contiguous(memory_format=torch.channels_last)
     runs = {
-        "plain PyTorch, whole network": plain_step(plain, pixels, labels),
-        "plain PyTorch, channels-last": plain_step(fast, pixels.contiguous(memory_format=torch.channels_last), labels),
+        "plain PyTorch, whole network": training_step(lambda: plain(pixels), plain, labels),
+        "plain PyTorch, channels-last": training_step(lambda: fast(fast_pixels), fast, labels),
         "TimmEncoder, whole network": framework_step(args.model, pixels, labels, freeze=False),
         "TimmEncoder, stem + 2 stages frozen": framework_step(args.model, pixels, labels, freeze=True),
     }
