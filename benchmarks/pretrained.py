@@ -1,7 +1,7 @@
 """Pretrained encoders on real data: fit each shipped pretrained config (MVSA frozen and fine-tuned, CIFAR-10,
-Flickr8k retrieval, CoNLL-2003 NER with and without case features and a CRF) from the CLI, time it, keep its
-metrics (and its test split's, where the config has one), its wall and CPU seconds (user + system), and time the epochs of the frozen MVSA config with and
-without the feature cache.
+Flickr8k retrieval, CoNLL-2003 NER with and without case features and a CRF) from the CLI, time it (wall and CPU
+seconds, user + system), keep its metrics (and its test split's, where the config has one), and time the epochs of
+the frozen MVSA config with and without the feature cache.
 
     python benchmarks/pretrained.py [--only mvsa_frozen] [--epochs N]
 

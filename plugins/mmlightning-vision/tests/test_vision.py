@@ -32,7 +32,7 @@ def test_train_and_eval_transforms(tmp_path):
     )
 
 
-def test_data_args_set_the_evaluation_crop(tmp_path):
+def test_data_args_set_the_evaluation_crop():
     whole = TimmEncoder("test_resnet", image_size=48, data_args={"crop_pct": 1.0}).processor().transform(False)
     cropped = TimmEncoder("test_resnet", image_size=48, data_args={"crop_pct": 0.5}).processor().transform(False)
     assert "Resize(size=48," in repr(whole) and "Resize(size=96," in repr(cropped)  # then a 48 px centre crop
@@ -40,7 +40,7 @@ def test_data_args_set_the_evaluation_crop(tmp_path):
         TimmEncoder("test_resnet", data_args={"size": 64})
 
 
-def test_channels_last_memory_gives_the_same_features(tmp_path):
+def test_channels_last_memory_gives_the_same_features():
     torch.manual_seed(0)
     fast = TimmEncoder("test_resnet", image_size=64).eval()
     plain = TimmEncoder("test_resnet", image_size=64, channels_last=False).eval()
