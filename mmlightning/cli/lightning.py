@@ -20,6 +20,7 @@ from mmlightning.callbacks import EpochSummary, PredictionWriter, SamplePredicti
 from mmlightning.cli.parser import Parser
 from mmlightning.data.datamodule import MultimodalDataModule
 from mmlightning.errors import ConfigError, MissingFileError
+from mmlightning.memory import keep_freed_memory
 from mmlightning.module import MultimodalModule
 from mmlightning.plugins import plugin_versions
 from mmlightning.runs import run_dir
@@ -164,6 +165,7 @@ def run(argv: list[str]) -> int:
 
     os.environ.setdefault("WANDB_SILENT", "true")
     quiet_upstream()
+    keep_freed_memory()
     cli = MultimodalCLI(
         MultimodalModule,
         MultimodalDataModule,
