@@ -29,6 +29,15 @@ class TimmEncoder(Encoder):
 
     ``channels_last`` (default on) keeps the network's weights and input in channels-last memory, which makes
     convolutions about twice as fast on CPU; results are the same either way.
+
+    ``test_flip`` (off by default): whenever the network runs in eval mode (validation, test, prediction, and
+    training with the encoder frozen), it also encodes the mirrored picture and averages the two, the mirror's feature
+    map flipped back first so that each token still covers its own cell: test-time augmentation at twice the
+    evaluation cost.
+
+    ``fp32_depthwise`` (default on) runs depthwise convolutions in fp32 under CPU bf16 autocast
+    (``--trainer.precision=bf16-mixed``), where PyTorch's bf16 backward kernels for them are several times slower
+    (`mmlightning_vision.depthwise`); it changes nothing else.
     """
 
     modality = "image"
@@ -44,6 +53,8 @@ class TimmEncoder(Encoder):
         model_args: dict[str, Any] | None = None,
         data_args: dict[str, Any] | None = None,
         channels_last: bool = True,
+        test_flip: bool = False,
+        fp32_depthwise: bool = True,
     ) -> None:
         super().__init__()
         import timm
@@ -51,6 +62,10 @@ class TimmEncoder(Encoder):
         model: Any = _create(timm, model_name, checkpoint_path, image_size, dict(model_args or {}))
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model = model.to(memory_format=self.memory_format)
+        if fp32_depthwise:
+            from mmlightning_vision.depthwise import fp32_depthwise as to_fp32
+
+            to_fp32(self.model)
         overrides = _data_args(data_args)
         if image_size:
             overrides["input_size"] = (3, image_size, image_size)
@@ -60,6 +75,7 @@ class TimmEncoder(Encoder):
         self.proj = nn.Linear(width, dim) if dim and dim != width else nn.Identity()
         self.dim = dim or width
         self.nhwc = getattr(self.model, "output_fmt", "NCHW") == "NHWC"  # the output's axes, not its memory
+        self.test_flip = test_flip
         self.set_fitted({})  # nothing to learn from the data
 
     def processor(self) -> ImageProcessor:
@@ -68,6 +84,9 @@ class TimmEncoder(Encoder):
     def forward(self, inputs: Mapping[str, Tensor]) -> Features:
         pixels = inputs["pixels"].contiguous(memory_format=self.memory_format)
         feats = self.model.forward_features(pixels)  # (B, C, H, W) for CNNs, (B, N, C) for ViTs
+        if self.test_flip and not self.training:
+            mirrored = self.model.forward_features(pixels.flip(-1))  # the picture mirrored left to right
+            feats = (feats + _unflip(self.model, mirrored, self.nhwc)) / 2
         pooled = self.proj(self.model.forward_head(feats, pre_logits=True))  # (B, D)
         grid = _grid(self.model, feats, self.nhwc)
         if feats.ndim == 4:
@@ -111,6 +130,22 @@ def _grid(model: Any, feats: Tensor, nhwc: bool) -> tuple[int, int] | None:
     if size is not None and len(size) == 2 and feats.shape[1] >= size[0] * size[1]:
         return int(size[0]), int(size[1])
     return None
+
+
+def _unflip(model: Any, feats: Tensor, nhwc: bool) -> Tensor:
+    """A mirrored picture's features flipped back along the width: a CNN's map, or a ViT's patches (its prefix
+    tokens, a class token, are left as they are)."""
+    if feats.ndim == 4:
+        return feats.flip(2 if nhwc else 3)  # (B, H, W, C) or (B, C, H, W)
+    grid = _grid(model, feats, nhwc)
+    if grid is None:
+        raise ConfigError(
+            f"TimmEncoder: test_flip needs to know where the tokens lie on the picture, and {type(model).__name__}'s "
+            "tokens have no grid; turn test_flip off for this model"
+        )
+    prefix = feats.shape[1] - grid[0] * grid[1]
+    patches = feats[:, prefix:].unflatten(1, grid).flip(2).flatten(1, 2)  # (B, H*W, C), each row mirrored back
+    return torch.cat([feats[:, :prefix], patches], dim=1)  # (B, N, C)
 
 
 def _create(timm: Any, name: str, checkpoint: str | None, image_size: int | None, kwargs: dict[str, Any]) -> nn.Module:

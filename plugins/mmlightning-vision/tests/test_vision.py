@@ -54,6 +54,29 @@ def test_channels_last_memory_gives_the_same_features():
     torch.testing.assert_close(a.pooled, b.pooled, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["test_resnet", "test_vit"])
+def test_test_flip_averages_the_mirrored_picture_in_eval_mode_only(name):
+    torch.manual_seed(0)
+    flipped = TimmEncoder(name, image_size=64, test_flip=True).eval()
+    plain = TimmEncoder(name, image_size=64).eval()
+    plain.load_state_dict(flipped.state_dict())
+    pixels = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        both, mirror = flipped({"pixels": pixels}), flipped({"pixels": pixels.flip(-1)})
+        alone = plain({"pixels": pixels})
+    torch.testing.assert_close(both.pooled, mirror.pooled, rtol=1e-4, atol=1e-5)  # a mirror changes nothing
+    height, width = both.grid
+    cells = both.tokens[:, -height * width :].unflatten(1, (height, width))  # (B, H, W, D)
+    mirrored_cells = mirror.tokens[:, -height * width :].unflatten(1, (height, width))
+    torch.testing.assert_close(cells, mirrored_cells.flip(2), rtol=1e-4, atol=1e-5)  # each token keeps its cell
+    assert not torch.allclose(both.pooled, alone.pooled)
+    flipped.train(), plain.train()
+    torch.manual_seed(1)
+    trained = flipped({"pixels": pixels})
+    torch.manual_seed(1)
+    torch.testing.assert_close(trained.tokens, plain({"pixels": pixels}).tokens)  # training sees one picture
+
+
 def test_bad_images_say_what_is_wrong(tmp_path):
     processor = TimmEncoder("test_resnet").processor()
     (tmp_path / "fake.jpg").write_bytes(b"\x00" * 20)
