@@ -25,11 +25,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "benchmarks" / "results" / "pipeline.json"
-CONFIGS = {"mvsa_single": "mvsa_single.yaml", "av_digits": "av_digits.yaml"}
+CONFIGS = {"mvsa_single": "mvsa_single.yaml", "av_digits": "av_digits.yaml", "cifar10": "cifar10_finetune.yaml"}
 
 
 def build(config: str):
     from mmlightning import MultimodalDataModule, MultimodalModule
+    from mmlightning.binding import bind
     from mmlightning.cli.lightning import MultimodalCLI
     from mmlightning.plugins import get_registry
 
@@ -44,8 +45,7 @@ def build(config: str):
         save_config_callback=None,
     )
     model, data = cli.model, cli.datamodule
-    data.attach(model)
-    model.ensure_fitted(data)
+    bind(model, data)  # as the Trainer's DataBinding does: the model learns from the training rows
     return model, data
 
 
