@@ -35,15 +35,20 @@ def _datamodule(trainer: Trainer) -> Any:
     return datamodule if hasattr(datamodule, "set_bundle") else None
 
 
+def prepare_data_side(trainer: Trainer, pl_module: Any, stage: str) -> None:
+    """In a Trainer run: bind the model to the trainer's datamodule (see :func:`bind`)."""
+    datamodule = _datamodule(trainer)
+    if datamodule is None:
+        return
+    if stage == "fit" or pl_module.is_fitted:  # else the checkpoint brings the fitted state (on_load_checkpoint)
+        bind(pl_module, datamodule)
+
+
 class DataBinding(Callback):
     """Fits the model's data side from the training split and hands the bundle to the datamodule."""
 
     def setup(self, trainer: Trainer, pl_module: Any, stage: str) -> None:
-        datamodule = _datamodule(trainer)
-        if datamodule is None:
-            return
-        if stage == "fit" or pl_module.is_fitted:  # else the checkpoint brings the fitted state (on_load_checkpoint)
-            bind(pl_module, datamodule)
+        pl_module.configure_model()  # once per run: prepare_data_side, after the strategies' setup
 
     def on_load_checkpoint(self, trainer: Trainer, pl_module: Any, checkpoint: dict[str, Any]) -> None:
         datamodule = _datamodule(trainer)

@@ -108,9 +108,7 @@ class Tunings(Callback):
     """Calls the model's strategies at the points of a Trainer run they need, and reports them at fit start."""
 
     def setup(self, trainer: Trainer, pl_module: Any, stage: str) -> None:
-        if stage == "fit":
-            for strategy in strategies(pl_module):
-                strategy.setup(pl_module, trainer)
+        pl_module.configure_model()  # once per run: the strategies' setup in fit, then the data side
 
     def on_fit_start(self, trainer: Trainer, pl_module: Any) -> None:
         for strategy in strategies(pl_module):
