@@ -10,6 +10,7 @@ as ``bundle.json``, into the run's folder.
 from __future__ import annotations
 
 import logging
+import weakref
 from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
@@ -42,6 +43,29 @@ def prepare_data_side(trainer: Trainer, pl_module: Any, stage: str) -> None:
         return
     if stage == "fit" or pl_module.is_fitted:  # else the checkpoint brings the fitted state (on_load_checkpoint)
         bind(pl_module, datamodule)
+
+
+def ready(pl_module: Any) -> None:
+    """Ready a model for its Trainer run, once per run: in ``fit``, each fine-tuning strategy's ``setup``
+    (adapters, freezing), then the data side fitted from the training rows (heads sized, vocabularies learnt)
+    and the processors handed to the datamodule. The callbacks Tunings and DataBinding call it in their ``setup``
+    (through ``configure_model``); a callback that copies the model in its own ``setup`` (Lightning's
+    EMAWeightAveraging and other WeightAveraging callbacks) calls ``configure_model`` first, so it copies the
+    finished model."""
+    from mmlightning.tuning import runner
+
+    trainer = pl_module._trainer
+    if trainer is None or trainer.state.fn is None:
+        return
+    done, fn = pl_module._prepared_for or (None, None)
+    if done is not None and done() is trainer and fn == trainer.state.fn:
+        return
+    pl_module._prepared_for = (weakref.ref(trainer), trainer.state.fn)
+    stage = trainer.state.fn.value
+    if stage == "fit":
+        for strategy in runner.strategies(pl_module):
+            strategy.setup(pl_module, trainer)
+    prepare_data_side(trainer, pl_module, stage)
 
 
 class DataBinding(Callback):

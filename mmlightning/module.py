@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -13,7 +12,7 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
-from mmlightning.binding import DataBinding, prepare_data_side
+from mmlightning.binding import DataBinding, ready
 from mmlightning.bundle import ProcessorBundle
 from mmlightning.cache import FeatureCache
 from mmlightning.contracts import Batch, Chart, Encoder, Fusion, Head, HeadContext, HeadOutput
@@ -160,23 +159,9 @@ class MultimodalModule(LightningModule):
         return [runner.Tunings(), DataBinding(), RandomStates()]
 
     def configure_model(self) -> None:
-        """Ready the model for its Trainer run, once per run: in ``fit``, each fine-tuning strategy's ``setup``
-        (adapters, freezing), then the data side fitted from the training rows (heads sized, vocabularies learnt)
-        and the processors handed to the datamodule. The callbacks Tunings and DataBinding call it in their
-        ``setup``; a callback that copies the model in its own ``setup`` (Lightning's EMAWeightAveraging and
-        other WeightAveraging callbacks) calls it first, so it copies the finished model."""
-        trainer = self._trainer
-        if trainer is None or trainer.state.fn is None:
-            return
-        done, fn = self._prepared_for or (None, None)
-        if done is not None and done() is trainer and fn == trainer.state.fn:
-            return
-        self._prepared_for = (weakref.ref(trainer), trainer.state.fn)
-        stage = trainer.state.fn.value
-        if stage == "fit":
-            for strategy in runner.strategies(self):
-                strategy.setup(self, trainer)
-        prepare_data_side(trainer, self, stage)
+        """Ready the model for its Trainer run, once per run (:func:`mmlightning.binding.ready`): before
+        Lightning's EMAWeightAveraging copies it, too."""
+        ready(self)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         from mmlightning.plugins import plugin_versions
