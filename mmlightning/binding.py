@@ -36,15 +36,6 @@ def _datamodule(trainer: Trainer) -> Any:
     return datamodule if hasattr(datamodule, "set_bundle") else None
 
 
-def prepare_data_side(trainer: Trainer, pl_module: Any, stage: str) -> None:
-    """In a Trainer run: bind the model to the trainer's datamodule (see :func:`bind`)."""
-    datamodule = _datamodule(trainer)
-    if datamodule is None:
-        return
-    if stage == "fit" or pl_module.is_fitted:  # else the checkpoint brings the fitted state (on_load_checkpoint)
-        bind(pl_module, datamodule)
-
-
 def ready(pl_module: Any) -> None:
     """Ready a model for its Trainer run, once per run: in ``fit``, each fine-tuning strategy's ``setup``
     (adapters, freezing), then the data side fitted from the training rows (heads sized, vocabularies learnt)
@@ -65,14 +56,16 @@ def ready(pl_module: Any) -> None:
     if stage == "fit":
         for strategy in runner.strategies(pl_module):
             strategy.setup(pl_module, trainer)
-    prepare_data_side(trainer, pl_module, stage)
+    datamodule = _datamodule(trainer)
+    if datamodule is not None and (stage == "fit" or pl_module.is_fitted):  # else the checkpoint brings it
+        bind(pl_module, datamodule)
 
 
 class DataBinding(Callback):
     """Fits the model's data side from the training split and hands the bundle to the datamodule."""
 
     def setup(self, trainer: Trainer, pl_module: Any, stage: str) -> None:
-        pl_module.configure_model()  # once per run: prepare_data_side, after the strategies' setup
+        pl_module.configure_model()  # once per run: the data side, after the strategies' setup (ready)
 
     def on_load_checkpoint(self, trainer: Trainer, pl_module: Any, checkpoint: dict[str, Any]) -> None:
         datamodule = _datamodule(trainer)
