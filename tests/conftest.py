@@ -26,6 +26,25 @@ def shapes_data(tmp_path_factory) -> Path:
     return out
 
 
+def fit_shapes(shapes_data: Path, **overrides):
+    """``mmlightning.fit`` on the shapes data with a small text + image model; keyword arguments override its own."""
+    import mmlightning
+
+    args = {
+        "train": str(shapes_data / "train.jsonl"),
+        "val": str(shapes_data / "val.jsonl"),
+        "encoders": {
+            "text": {"class_path": "TextEncoder", "init_args": {"dim": 16, "layers": 1, "heads": 2, "vocab_size": 80}},
+            "image": {"class_path": "TimmEncoder", "init_args": {"model_name": "test_resnet", "image_size": 32}},
+        },
+        "heads": {"label": "ClassificationHead"},
+        "max_epochs": 1,
+        "trainer": {"logger": False},
+        "data": {"batch_size": 16},
+    }
+    return mmlightning.fit(**{**args, **overrides})
+
+
 def write_rows(path: Path, rows: list) -> Path:
     path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
     return path

@@ -4,23 +4,12 @@ from __future__ import annotations
 
 import json
 
-import mmlightning
+from conftest import fit_shapes
 
 
 def test_fit_then_predict_rows_a_dataframe_and_a_manifest(shapes_data, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    run = mmlightning.fit(
-        train=str(shapes_data / "train.jsonl"),
-        val=str(shapes_data / "val.jsonl"),
-        encoders={
-            "text": {"class_path": "TextEncoder", "init_args": {"dim": 16, "layers": 1, "heads": 2, "vocab_size": 80}},
-            "image": {"class_path": "TimmEncoder", "init_args": {"model_name": "test_resnet", "image_size": 32}},
-        },
-        heads={"label": "ClassificationHead"},
-        max_epochs=1,
-        trainer={"logger": False},
-        data={"batch_size": 16},
-    )
+    run = fit_shapes(shapes_data)
     assert (
         0 <= run.metrics["val/label/acc"] <= 1
         and (run.folder / "bundle.json").is_file()

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import mmlightning
+from conftest import fit_shapes
 
 
 def _fit(shapes_data, callback):
-    return mmlightning.fit(
-        train=str(shapes_data / "train.jsonl"),
-        val=str(shapes_data / "val.jsonl"),
-        encoders={
-            "text": {"class_path": "TextEncoder", "init_args": {"dim": 16, "layers": 1, "heads": 2, "vocab_size": 80}},
-            "image": {"class_path": "TimmEncoder", "init_args": {"model_name": "test_resnet", "image_size": 32}},
-        },
-        heads={"label": "ClassificationHead"},
-        max_epochs=2,
-        trainer={"logger": False, "callbacks": [callback]},
-        data={"batch_size": 16, "num_workers": 1},
-    )
+    trainer = {"logger": False, "callbacks": [callback]}
+    return fit_shapes(shapes_data, max_epochs=2, trainer=trainer, data={"batch_size": 16, "num_workers": 1})
 
 
 def test_ema_weight_averaging_trains_and_saves_the_average(shapes_data, tmp_path, monkeypatch):
