@@ -238,6 +238,11 @@ class Head(Fitted, nn.Module):
         """For the testing kit: the ``batch.inputs`` entries this head reads (default: none)."""
         return {}
 
+    def combine(self, outputs: Sequence[HeadOutput]) -> HeadOutput:
+        """Several trained models' outputs for the same batch -> the ensemble's one (``mmlightning ensemble``).
+        Not every task can be averaged, so the default refuses; ``ClassificationHead`` averages probabilities."""
+        raise NotImplementedError(f"{type(self).__name__} does not say how to combine several models' outputs")
+
     def make_metrics(self) -> dict[str, nn.Module]:
         """Fresh torchmetrics for one stage; called once per stage after the head is fitted."""
         return {}

@@ -160,3 +160,31 @@ def log_chart(trainer: Any, key: str, chart: Any) -> None:
         drawn = wandb.plot.bar(table, chart.columns[0], chart.columns[1], title=title)
     for logger in loggers:
         logger.log_metrics({key: drawn}, step=trainer.global_step)  # type: ignore[dict-item]
+
+
+def log_report(folder: str | Path, job_type: str, name: str, config: dict[str, Any], values: dict[str, Any]) -> str:
+    """A command's report (``mmlightning robustness``, ``ensemble``) as a W&B run of its own in ``folder``
+    (offline unless WANDB_MODE says otherwise): ``values`` maps a key to a number, a ``(columns, rows)`` table
+    or an image path. Returns the run's folder."""
+    import wandb
+
+    run = wandb.init(
+        project="mmlightning",
+        dir=str(folder),
+        job_type=job_type,
+        name=name,
+        mode=os.environ.get("WANDB_MODE", "offline"),  # type: ignore[arg-type]
+        config=config,
+    )
+    logged: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, tuple):
+            logged[key] = wandb.Table(columns=value[0], data=value[1])
+        elif isinstance(value, (str, Path)):
+            logged[key] = wandb.Image(str(value))
+        else:
+            logged[key] = value
+    run.log(logged)
+    where = str(Path(run.dir).parent)
+    run.finish()
+    return where

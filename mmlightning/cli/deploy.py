@@ -4,6 +4,7 @@ here, call :mod:`mmlightning.deploy` and print what they did."""
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,36 @@ def robustness_main(argv: Sequence[str]) -> int:
     print(
         (folder / "robustness.md").read_text()
         + f"\n{report['rows']} rows; written to {folder}: robustness.md, robustness.png, robustness.json"
+    )
+    if not args.no_wandb:
+        print(f"W&B run (offline unless WANDB_MODE is set): {log_wandb(report)}")
+    return 0
+
+
+def ensemble_main(argv: Sequence[str]) -> int:
+    import argparse
+
+    from mmlightning.deploy import ensemble as module
+    from mmlightning.deploy.ensemble import ensemble, log_wandb, table
+
+    parser = argparse.ArgumentParser(prog="mmlightning ensemble", description=_first_line(module))
+    parser.add_argument("--ckpt_path", required=True, nargs="+", help="two or more checkpoints of `mmlightning fit`")
+    parser.add_argument("--rows", default=None, help="the manifest to score (default: the first run's val manifest)")
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument(
+        "--precision", default=None, help="32 or bf16-mixed (bf16 autocast); default: the first run's trainer.precision"
+    )
+    parser.add_argument("--out", default=None, help="where to write ensemble.json (default runs/ensemble-DATE-TIME)")
+    parser.add_argument("--predictions_path", default=None, help="the ensemble's predictions, a JSON line per row")
+    parser.add_argument("--no_wandb", action="store_true", help="do not log the scores and the table to W&B")
+    args = parser.parse_args(list(argv))
+    out = args.out or f"runs/ensemble-{time.strftime('%Y%m%d-%H%M%S')}"
+    report = ensemble(args.ckpt_path, args.rows, out, args.batch_size, args.precision, args.predictions_path)
+    written = [Path(out) / "ensemble.json", *([Path(report["predictions"])] if "predictions" in report else [])]
+    print(
+        table(report)
+        + f"\n{report['rows']} rows, {len(report['members'])} members, precision {report['precision']}; written: "
+        + ", ".join(map(str, written))
     )
     if not args.no_wandb:
         print(f"W&B run (offline unless WANDB_MODE is set): {log_wandb(report)}")

@@ -12,7 +12,7 @@ from mmlightning import __version__
 from mmlightning.errors import MMLightningError
 
 TRAINING = ("fit", "validate", "test", "predict")
-DEPLOY = ("export", "prune", "serve", "sweep", "robustness")  # mmlightning.cli.deploy
+DEPLOY = ("export", "prune", "serve", "sweep", "robustness", "ensemble")  # mmlightning.cli.deploy
 USAGE = f"""usage: mmlightning COMMAND [ARGS]    (also: mml)
 
 Multimodal models on PyTorch Lightning, built from plugins. (version {__version__})
@@ -29,6 +29,7 @@ deployment:
   serve        an HTTP service (LitServe) answering raw rows with decoded predictions
   sweep        a hyperparameter search (Optuna): each trial a normal run, the best config written out
   robustness   re-score a split with each modality removed or corrupted at rising severity: table, plot, W&B
+  ensemble     score several checkpoints as one (their probabilities averaged), beside each one alone
 
 plugins:
   plugins      list installed plugins, their versions, what they register, and skipped ones  [--json]

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from mmlightning.deploy.scoring import Scores
 from mmlightning.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -23,24 +24,12 @@ def score(
     model: Any, bundle: Any, items: list[dict[str, Any]], root: Path, batch_size: int
 ) -> dict[str, dict[str, float]]:
     """Each head's metrics over ``items`` (samples as ``bundle.item`` makes them)."""
-    metrics = {key: head.make_metrics() for key, head in model.heads.items()}
+    scores = Scores(model.heads)
     with torch.no_grad():
         for start in range(0, len(items), batch_size):
             batch = bundle.collate(items[start : start + batch_size], root)
-            outputs = model(batch)
-            for key, head in model.heads.items():
-                inputs = head.metric_inputs(outputs[key], batch) if key in batch.targets else None
-                if inputs is not None:
-                    for metric in metrics[key].values():
-                        metric.update(*inputs)
-    found: dict[str, dict[str, float]] = {}
-    for key, head in model.heads.items():
-        values: dict[str, float] = {}
-        for name, metric in metrics[key].items():
-            if metric.update_count:
-                values.update(head.metric_values(name, metric.compute()))
-        found[key] = values
-    return found
+            scores.update(model(batch), batch)
+    return scores.values()
 
 
 def robustness(
@@ -180,34 +169,20 @@ def plot(report: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def log_wandb(report: dict[str, Any], project: str = "mmlightning") -> str | None:
+def log_wandb(report: dict[str, Any]) -> str | None:
     """The table and the plot as a W&B run of their own (offline unless WANDB_MODE says otherwise), in the
     report's folder; returns the run's folder."""
-    import os
+    from mmlightning.wandb import log_report
 
-    import wandb
-
-    folder = Path(report["folder"])
-    run = wandb.init(
-        project=project,
-        dir=str(folder),
-        job_type="robustness",
-        name=f"robustness-{Path(report['checkpoint']).parent.parent.name}",
-        mode=os.environ.get("WANDB_MODE", "offline"),  # type: ignore[arg-type]
-        config={"checkpoint": report["checkpoint"], "rows": report["rows"]},
-    )
     rows = [
         [c["condition"], c["modality"], c["corruption"], c["severity"], value_of(c, report["metric"])]
         for c in report["conditions"]
     ]
-    run.log(
-        {
-            "robustness/table": wandb.Table(
-                columns=["condition", "modality", "corruption", "severity", report["metric"]], data=rows
-            ),
-            "robustness/plot": wandb.Image(report["plot"]),
-        }
+    columns = ["condition", "modality", "corruption", "severity", report["metric"]]
+    return log_report(
+        report["folder"],
+        "robustness",
+        f"robustness-{Path(report['checkpoint']).parent.parent.name}",
+        {"checkpoint": report["checkpoint"], "rows": report["rows"]},
+        {"robustness/table": (columns, rows), "robustness/plot": report["plot"]},
     )
-    where = str(Path(run.dir).parent)
-    run.finish()
-    return where

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmlightning import Batch, Chart, Features, Head, HeadOutput
 from mmlightning.errors import ConfigError
 from mmlightning_heads.codecs import LabelCodec
-from mmlightning_heads.common import classifier, per_label, safe_divide
+from mmlightning_heads.common import classifier, logits_of, per_label, safe_divide
 
 CONFUSION_UP_TO = 20  # classes; beyond that a confusion matrix is too many numbers to log one by one
 
@@ -75,6 +76,12 @@ class ClassificationHead(Head):
             logits = self.classifier(fused.pooled)  # (B, C)
         loss = None if target is None else F.cross_entropy(logits, target, label_smoothing=self.label_smoothing)
         return HeadOutput(loss=loss, predictions=logits.argmax(-1), logits=logits)
+
+    def combine(self, outputs: Sequence[HeadOutput]) -> HeadOutput:
+        """An ensemble: the mean of the members' class probabilities (its log as ``logits``), and its argmax."""
+        probs = torch.stack([logits_of(out, self.name).float().softmax(-1) for out in outputs]).mean(0)
+        logits = probs.clamp_min(1e-12).log()
+        return HeadOutput(loss=None, predictions=logits.argmax(-1), logits=logits)
 
     def make_metrics(self) -> dict[str, nn.Module]:
         """One confusion matrix per stage; every score is read off it (one cheap update per step, not seven)."""

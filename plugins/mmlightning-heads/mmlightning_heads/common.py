@@ -29,3 +29,10 @@ def per_label(name: str, value: Tensor, labels: Sequence[Any]) -> dict[str, floa
 def safe_divide(num: Tensor, den: Tensor) -> Tensor:
     """``num / den``, with 0 where ``den`` is 0."""
     return torch.where(den > 0, num / den.clamp_min(1e-12), torch.zeros_like(num))
+
+
+def logits_of(output: Any, name: str) -> Tensor:
+    """An ensemble member's logits (``HeadOutput.logits``); a clear error when the member gave none."""
+    if output.logits is None:
+        raise ValueError(f"head '{name}': an ensemble member gave no logits to average")
+    return output.logits

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmlightning import Batch, Features, Head, HeadOutput
 from mmlightning_heads.codecs import MultiLabelCodec
-from mmlightning_heads.common import classifier, per_label
+from mmlightning_heads.common import classifier, logits_of, per_label
 
 
 class MultiLabelHead(Head):
@@ -60,6 +61,12 @@ class MultiLabelHead(Head):
         target = batch.targets.get(self.name)  # (B, L) multi-hot, or None when predicting
         loss = None if target is None else F.binary_cross_entropy_with_logits(logits, target)
         return HeadOutput(loss=loss, predictions=(logits.sigmoid() >= self.threshold).long(), logits=logits)
+
+    def combine(self, outputs: Sequence[HeadOutput]) -> HeadOutput:
+        """An ensemble: the mean of the members' label probabilities, thresholded as one model's are."""
+        probs = torch.stack([logits_of(out, self.name).float().sigmoid() for out in outputs]).mean(0)
+        logits = torch.logit(probs, eps=1e-6)
+        return HeadOutput(loss=None, predictions=(probs >= self.threshold).long(), logits=logits)
 
     def make_metrics(self) -> dict[str, nn.Module]:
         from torchmetrics.classification import (

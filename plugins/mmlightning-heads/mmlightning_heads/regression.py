@@ -6,6 +6,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -52,6 +53,10 @@ class RegressionHead(Head):
             wanted = (target - self.mean) / self.std
             loss = F.mse_loss(scaled, wanted) if self.loss_name == "mse" else F.huber_loss(scaled, wanted)
         return HeadOutput(loss=loss, predictions=scaled * self.std + self.mean)
+
+    def combine(self, outputs: Sequence[HeadOutput]) -> HeadOutput:
+        """An ensemble: the mean of the members' predictions."""
+        return HeadOutput(loss=None, predictions=torch.stack([out.predictions.float() for out in outputs]).mean(0))
 
     def make_metrics(self) -> dict[str, nn.Module]:
         from torchmetrics import MeanAbsoluteError, MeanSquaredError, R2Score
