@@ -91,6 +91,12 @@ def test_bad_ensembles_are_refused_with_what_to_do(members, shapes_data, capsys)
     args = ["ensemble", "--ckpt_path", members[0].checkpoint, members[1].checkpoint, "--rows", str(rows)]
     assert main([*args, "--no_wandb"]) == 2
     assert "1 of 48 rows have no 'label' (the first: row 3)" in capsys.readouterr().err
+    lines = [json.loads(line) for line in (shapes_data / "val.jsonl").read_text().splitlines()]
+    lines[4]["image"] = "images/not_there.png"
+    rows = write_rows(shapes_data / "val_one_missing_image.jsonl", lines)
+    assert main([*args[:-1], str(rows), "--no_wandb"]) == 2
+    error = capsys.readouterr().err
+    assert f"{rows}, row 5: " in error and "not_there.png" in error and "Traceback" not in error
     first, second = (load_run(run.checkpoint)[0] for run in members)
     paths = ["a.ckpt", "b.ckpt"]
     assert shared_heads([first, second], paths) == ["label"]

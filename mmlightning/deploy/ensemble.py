@@ -15,7 +15,7 @@ import yaml
 from tqdm import tqdm
 
 from mmlightning.contracts import Head
-from mmlightning.deploy.scoring import Scores, headline
+from mmlightning.deploy.scoring import Scores, check_rows, headline
 from mmlightning.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def ensemble(
     found, root = example_rows(ckpt_paths[0], rows, count=10**9)
     manifest = rows or "the first run's val manifest"
     for (_, bundle), path in zip(members, ckpt_paths):
-        check_rows(bundle, found, root, manifest, path)
+        check_rows(bundle, found, root, manifest, f" (for the model of {path})")
     check_targets(members[0][1], heads, found, manifest)
     chosen = precision if precision is not None else run_precision(ckpt_paths[0])
     autocast = bf16(chosen)
@@ -58,15 +58,14 @@ def ensemble(
     with torch.no_grad(), tqdm(total=len(found), desc="ensemble", unit="row") as bar:
         for start in range(0, len(found), batch_size):
             chunk = found[start : start + batch_size]
-            outputs, batch = [], None
+            outputs, batches = [], []
             for (model, bundle), score in zip(members, scores):
                 items = [bundle.item(row, root, ident=str(start + i)) for i, row in enumerate(chunk)]
-                batch = bundle.collate(items, root)
+                batches.append(bundle.collate(items, root))
                 with autocast():
-                    output = model(batch)
-                score.update(output, batch)
-                outputs.append(output)
-            assert batch is not None
+                    outputs.append(model(batches[-1]))
+                score.update(outputs[-1], batches[-1])
+            batch = batches[0]  # the first member's: its heads combine, its codecs decode
             merged = {key: first.heads[key].combine([output[key] for output in outputs]) for key in heads}
             combined.update(merged, batch)
             if predictions_path is not None:
@@ -110,16 +109,6 @@ def shared_heads(models: Sequence[Any], paths: Sequence[str | Path]) -> list[str
                     f"({_short(model.heads[key].fitted)} against {_short(head.fitted)}): train the members on the same data"
                 )
     return keys
-
-
-def check_rows(bundle: Any, rows: list[dict[str, Any]], root: Path, manifest: str, ckpt_path: str | Path) -> None:
-    for i, row in enumerate(rows):
-        targets = [k for k in bundle.targets if row.get(bundle.target_column(k)) is not None]
-        problems = bundle.check(row, Path(root), targets=targets)
-        if problems:
-            raise ConfigError(
-                f"{manifest}, row {i + 1}: {'; '.join(problems)} (for the model of {ckpt_path}); fix it or leave it out"
-            )
 
 
 def check_targets(bundle: Any, heads: Sequence[str], rows: list[dict[str, Any]], manifest: str) -> None:

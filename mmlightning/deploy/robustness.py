@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from mmlightning.deploy.scoring import Scores
+from mmlightning.deploy.scoring import Scores, check_rows
 from mmlightning.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -52,12 +52,7 @@ def robustness(
     found, root = example_rows(ckpt_path, rows, count=10**9)
     if any(not 0 < s <= 1 for s in severities):
         raise ConfigError(f"severities must be in (0, 1] (0 is the clean input, always scored), got {list(severities)}")
-    for i, row in enumerate(found):
-        problems = bundle.check(
-            row, Path(root), targets=[k for k in bundle.targets if row.get(bundle.target_column(k)) is not None]
-        )
-        if problems:
-            raise ConfigError(f"row {i + 1} of the manifest: {'; '.join(problems)}; fix it or leave it out")
+    check_rows(bundle, found, Path(root), rows or "the run's val manifest")
     clean = [bundle.item(row, Path(root), ident=str(i)) for i, row in enumerate(found)]
     conditions: list[dict[str, Any]] = []
 
