@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from mmlightning.deploy.runtime import Exported
+    from mmlightning.trained import TrainedRun
 
 Component = str | Mapping[str, Any]  # a class name, or {"class_path": ..., "init_args": {...}}
 
@@ -68,34 +72,35 @@ class Run:
     folder: Path
     checkpoint: str
     metrics: dict[str, float] = field(default_factory=dict)
+    _trained: TrainedRun | None = field(default=None, repr=False, compare=False)
+
+    def load(self) -> TrainedRun:
+        """The trained model with its processors (loaded once, then kept)."""
+        if self._trained is None:
+            from mmlightning.trained import load_run
+
+            self._trained = load_run(self.checkpoint)
+        return self._trained
 
     def predict(self, rows: Any, root: str | Path = ".", batch_size: int = 64) -> list[dict[str, Any]]:
         """Predictions for rows (dicts), a pandas DataFrame or a manifest path, in order; media relative to ``root``
         (a manifest's own folder when a path is given). Each row: its id (or position), each head's prediction and,
         for a classification head, each label's probability."""
-        import torch
+        return self.load().predict(rows, root, batch_size)
 
-        from mmlightning.bundle import ProcessorBundle, to_device
-        from mmlightning.module import MultimodalModule
-
-        rows, root = _rows(rows, root)
-        bundle = ProcessorBundle.load(self.folder)
-        model = MultimodalModule.load_from_checkpoint(self.checkpoint, map_location="cpu").eval()
-        out: list[dict[str, Any]] = []
-        with torch.no_grad():
-            for start in range(0, len(rows), batch_size):
-                batch = to_device(bundle(rows[start : start + batch_size], root), "cpu")
-                ids = [str(r.get(bundle.id_column, start + i)) for i, r in enumerate(rows[start : start + batch_size])]
-                out += bundle.decode(model(batch), ids)
-        return out
+    def predict_proba(self, rows: Any, root: str | Path = ".", batch_size: int = 64) -> list[dict[str, Any]]:
+        """Per row, each classification head's probabilities: ``{head: {label: probability}}``."""
+        return self.load().predict_proba(rows, root, batch_size)
 
 
-def _rows(rows: Any, root: str | Path) -> tuple[list[dict[str, Any]], str | Path]:
-    if isinstance(rows, (str, Path)):
-        from mmlightning.data.manifest import read_manifest
+def load(path: str | Path) -> TrainedRun | Exported:
+    """A trained model from ``path``: a checkpoint or a run folder (a :class:`~mmlightning.trained.TrainedRun`), or
+    an export folder (a :class:`~mmlightning.deploy.runtime.Exported`). Both give ``predict(rows, root)`` and
+    ``bundle``; a run also ``predict_proba`` and ``model`` (the :class:`~mmlightning.model.MultimodalModel`)."""
+    if Path(path).is_dir() and (Path(path) / "export.json").is_file():
+        from mmlightning.deploy.runtime import Exported
 
-        manifest = read_manifest(rows)
-        return [row.values for row in manifest.rows], manifest.root
-    if hasattr(rows, "to_dict"):  # a pandas DataFrame
-        return list(rows.to_dict("records")), root
-    return [dict(r) for r in (rows if isinstance(rows, Sequence) else [rows])], root
+        return Exported.load(path)
+    from mmlightning.trained import load_run
+
+    return load_run(path)

@@ -10,7 +10,6 @@ as ``bundle.json``, into the run's folder.
 from __future__ import annotations
 
 import logging
-import weakref
 from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
@@ -36,29 +35,22 @@ def _datamodule(trainer: Trainer) -> Any:
     return datamodule if hasattr(datamodule, "set_bundle") else None
 
 
-def ready(pl_module: Any) -> None:
-    """Ready a model for its Trainer run, once per run: in ``fit``, each fine-tuning strategy's ``setup``
-    (adapters, freezing), then the data side fitted from the training rows (heads sized, vocabularies learnt)
-    and the processors handed to the datamodule. The callbacks Tunings and DataBinding call it in their ``setup``
-    (through ``configure_model``); a callback that copies the model in its own ``setup`` (Lightning's
-    EMAWeightAveraging and other WeightAveraging callbacks) calls ``configure_model`` first, so it copies the
-    finished model."""
+def ready(model: Any, trainer: Trainer) -> None:
+    """Ready ``model`` (the :class:`~mmlightning.model.MultimodalModel`) for a Trainer run: in ``fit``, each
+    fine-tuning strategy's ``setup`` (adapters, freezing, an earlier run's state), then the data side fitted from
+    the training rows (heads sized, vocabularies learnt) and the processors handed to the datamodule. The training
+    module calls it once per run from ``configure_model``, which the callbacks Tunings and DataBinding call in their
+    ``setup``; a callback that copies the model in its own ``setup`` (Lightning's EMAWeightAveraging) calls
+    ``configure_model`` first, so it copies the finished model."""
     from mmlightning.tuning import runner
 
-    trainer = pl_module._trainer
-    if trainer is None or trainer.state.fn is None:
-        return
-    done, fn = pl_module._prepared_for or (None, None)
-    if done is not None and done() is trainer and fn == trainer.state.fn:
-        return
-    pl_module._prepared_for = (weakref.ref(trainer), trainer.state.fn)
-    stage = trainer.state.fn.value
+    stage = trainer.state.fn.value if trainer.state.fn is not None else ""
     if stage == "fit":
-        for strategy in runner.strategies(pl_module):
-            strategy.setup(pl_module, trainer)
+        for strategy in runner.strategies(model):
+            strategy.setup(model, trainer)
     datamodule = _datamodule(trainer)
-    if datamodule is not None and (stage == "fit" or pl_module.is_fitted):  # else the checkpoint brings it
-        bind(pl_module, datamodule)
+    if datamodule is not None and (stage == "fit" or model.is_fitted):  # else the checkpoint brings it
+        bind(model, datamodule)
 
 
 class DataBinding(Callback):

@@ -21,7 +21,12 @@ from typing import Any, cast
 import torch
 from torch import Tensor, nn
 
+from mmlightning.errors import MMLightningError
 from mmlightning.features import Features
+
+
+class CacheError(MMLightningError):
+    """A disk feature cache that cannot be read safely (corrupted, or written by something else)."""
 
 
 def fingerprint(module: nn.Module) -> tuple[float, ...]:
@@ -48,8 +53,14 @@ class DiskStore:
         db = self.db
         if db is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path)
-            db.execute("CREATE TABLE IF NOT EXISTS features (sample TEXT PRIMARY KEY, value BLOB)")
+            try:
+                db = sqlite3.connect(self.path)
+                db.execute("CREATE TABLE IF NOT EXISTS features (sample TEXT PRIMARY KEY, value BLOB)")
+            except sqlite3.DatabaseError as err:
+                raise CacheError(
+                    f"the feature cache {self.path} is not readable ({err}); delete it (the features are computed "
+                    "again) or give another --model.cache_dir"
+                ) from None
             self.db = db
         return db
 
@@ -59,7 +70,13 @@ class DiskStore:
 
     def __getitem__(self, sample: Any) -> dict[str, Any]:
         row = self._open().execute("SELECT value FROM features WHERE sample = ?", (_digest(sample),)).fetchone()
-        return torch.load(io.BytesIO(row[0]), weights_only=False)
+        try:  # tensors and plain values only: a blob written by anyone else never runs code here
+            return cast(dict[str, Any], torch.load(io.BytesIO(row[0]), weights_only=True))
+        except Exception as err:  # noqa: BLE001 - any unreadable blob: name the file, say how to recover
+            raise CacheError(
+                f"the feature cache {self.path} holds an entry that is not plain tensors ({str(err).splitlines()[0][:120]}); "
+                "it was not loaded. Delete that file (the features are computed again) or give another --model.cache_dir"
+            ) from None
 
     def __setitem__(self, sample: Any, value: dict[str, Any]) -> None:
         buffer = io.BytesIO()

@@ -59,7 +59,7 @@ class SamplePredictions(Callback):
         from mmlightning.wandb import attention_maps, sample_rows
 
         datamodule: Any = trainer.datamodule
-        maps = attention_maps(pl_module, batch) if self.attention else {}
+        maps = attention_maps(pl_module.model, batch) if self.attention else {}
         self.columns, rows = sample_rows(datamodule.bundle, batch, outputs, self.count - len(self.rows), maps)
         self.rows.extend(rows)
 

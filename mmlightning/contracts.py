@@ -117,6 +117,7 @@ class Fusion(nn.Module):
     """
 
     modality: ClassVar[str] = "any"
+    has_attention: ClassVar[bool] = False  # True where ``attention`` is implemented (dashboards draw it)
     dim: int
 
     def __init__(self, dims: Mapping[str, int]) -> None:
@@ -196,6 +197,7 @@ class Head(Fitted, nn.Module):
 
     modality: ClassVar[str] = "any"
     uses_target: bool = True
+    supports_combine: ClassVar[bool] = False  # True where ``combine`` is implemented (ensembles)
 
     def bind(self, context: HeadContext) -> None:
         """Called by the model right after ``__init__`` (and by the testing kit)."""
@@ -240,7 +242,8 @@ class Head(Fitted, nn.Module):
 
     def combine(self, outputs: Sequence[HeadOutput]) -> HeadOutput:
         """Several trained models' outputs for the same batch -> the ensemble's one (``mmlightning ensemble``).
-        Not every task can be averaged, so the default refuses; ``ClassificationHead`` averages probabilities."""
+        Not every task can be averaged, so the default refuses; ``ClassificationHead`` averages probabilities.
+        A head that implements it sets ``supports_combine = True``."""
         raise NotImplementedError(f"{type(self).__name__} does not say how to combine several models' outputs")
 
     def make_metrics(self) -> dict[str, nn.Module]:

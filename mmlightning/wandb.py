@@ -54,10 +54,9 @@ def attention_maps(model: Any, batch: Any) -> dict[str, Any]:
     that input). ``{}`` when the fusion has no attention (``Fusion.attention``)."""
     import torch
 
-    from mmlightning.contracts import Fusion
     from mmlightning.layers import recording_attention
 
-    if type(model.fusion).attention is Fusion.attention:  # no attention to show: spare the extra forward pass
+    if not model.fusion.has_attention:  # no attention to show: spare the extra forward pass
         return {}
     with torch.no_grad(), recording_attention(model.fusion):
         encoded = model.encode(batch)

@@ -91,7 +91,7 @@ def test_a_disk_cache_gives_the_same_losses_and_a_later_run_reuses_it(shapes_dat
 
     for path in (tmp_path / "cache").glob("*.sqlite"):  # each row stores its own sample, not its batch's storage
         for (blob,) in sqlite3.connect(path).execute("SELECT value FROM features"):
-            tokens = torch.load(io.BytesIO(blob), weights_only=False)["tokens"]
+            tokens = torch.load(io.BytesIO(blob), weights_only=True)["tokens"]
             assert tokens.untyped_storage().nbytes() == tokens.numel() * tokens.element_size()
     again, reused, _ = fit(shapes_data, tmp_path, cache=True, cache_dir=tmp_path / "cache")
     assert again.cache.misses == 0 and torch.allclose(torch.tensor(reused), torch.tensor(in_memory), atol=1e-6, rtol=0)
@@ -100,3 +100,41 @@ def test_a_disk_cache_gives_the_same_losses_and_a_later_run_reuses_it(shapes_dat
     again.cache.check("image", again.encoders["image"])
     assert len(list((tmp_path / "cache").glob("image-*.sqlite"))) == 1  # new weights: a new file, once written
     assert again.cache.entries["image"].path.name not in {p.name for p in (tmp_path / "cache").glob("image-*")}
+
+
+class Payload:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch cache-payload-ran",))
+
+
+def test_a_disk_cache_entry_that_is_not_plain_tensors_is_refused_and_never_runs(tmp_path, monkeypatch):
+    import io
+    import sqlite3
+
+    import pytest
+
+    from mmlightning.cache import CacheError, DiskStore
+
+    monkeypatch.chdir(tmp_path)
+    store = DiskStore(tmp_path / "image-abc.sqlite")
+    store["good"] = {"tokens": torch.ones(2, 3), "mask": torch.ones(2, dtype=torch.bool), "word_ids": None}
+    store.flush()
+    assert torch.equal(store["good"]["tokens"], torch.ones(2, 3))
+    blob = io.BytesIO()
+    torch.save({"tokens": Payload()}, blob)
+    with sqlite3.connect(tmp_path / "image-abc.sqlite") as db:  # someone else writes into a shared cache_dir
+        db.execute("INSERT OR REPLACE INTO features VALUES (?, ?)", ("planted", blob.getvalue()))
+    from mmlightning.cache import _digest
+
+    with sqlite3.connect(tmp_path / "image-abc.sqlite") as db:
+        db.execute("UPDATE features SET sample = ? WHERE sample = ?", (_digest("bad"), "planted"))
+    with pytest.raises(
+        CacheError, match=r"image-abc.sqlite holds an entry that is not plain tensors.*Delete that file"
+    ):
+        store["bad"]
+    assert not (tmp_path / "cache-payload-ran").exists()
+    (tmp_path / "broken.sqlite").write_bytes(b"not a database at all" * 100)
+    with pytest.raises(CacheError, match=r"broken.sqlite is not readable.*delete it"):
+        assert "x" not in DiskStore(tmp_path / "broken.sqlite")

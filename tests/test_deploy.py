@@ -21,6 +21,7 @@ import yaml
 import mmlightning
 from mmlightning.deploy.export import ExportError, export
 from mmlightning.deploy.runtime import Exported
+from mmlightning.trained import load_run
 
 ENCODERS = {
     "text": {"class_path": "TextEncoder", "init_args": {"dim": 16, "layers": 1, "heads": 2, "vocab_size": 80}},
@@ -183,14 +184,13 @@ def test_a_two_trial_sweep_writes_each_run_and_the_best_config(shapes_data, tmp_
 
 
 def test_pruning_holds_its_zeros_through_the_re_fine_tune_and_exports(trained, shapes_data, tmp_path):
-    from mmlightning.deploy.export import load_run
     from mmlightning.deploy.prune import prune_run, sparsity, targets
 
     found = prune_run(trained.checkpoint, tmp_path / "pruned", 0.5, epochs=1)
     assert abs(found["sparsity"] - 0.5) < 0.01 and "val/label/acc" in found["metrics"]
-    model, _ = load_run(found["checkpoint"])
+    model = load_run(found["checkpoint"]).model
     assert abs(sparsity(targets(model)) - 0.5) < 0.01  # the re-fine-tune kept the pruned weights at zero
-    original, _ = load_run(trained.checkpoint)
+    original = load_run(trained.checkpoint).model
     assert sparsity(targets(original)) < 0.01
     report = export(found["checkpoint"], tmp_path / "onnx", "onnx", rows=str(shapes_data / "val.jsonl"))
     assert report["parity"]["predictions_agree"] == 1.0

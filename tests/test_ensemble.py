@@ -12,8 +12,8 @@ from tuning_helpers import cli_fit
 from mmlightning import Head, HeadOutput
 from mmlightning.cli.main import main
 from mmlightning.deploy.ensemble import shared_heads
-from mmlightning.deploy.export import load_run
 from mmlightning.errors import ConfigError
+from mmlightning.trained import load_run
 from mmlightning_heads import ClassificationHead, MultiLabelHead, RegressionHead
 
 from conftest import write_rows
@@ -65,7 +65,8 @@ def test_the_command_scores_each_member_and_the_mean_of_their_probabilities(
     lines = [json.loads(line) for line in (shapes_data / "val.jsonl").read_text().splitlines()]
     probs, bundle = [], None
     for path in paths:
-        model, bundle = load_run(path)
+        run = load_run(path)
+        model, bundle = run.model, run.bundle
         with torch.no_grad():
             probs.append(model(bundle(lines, shapes_data))["label"].logits.softmax(-1))
     assert bundle is not None
@@ -79,7 +80,8 @@ def test_the_command_scores_each_member_and_the_mean_of_their_probabilities(
 
 
 class NoCombine(ClassificationHead):
-    combine = Head.combine  # a head that does not say how to average outputs
+    supports_combine = False  # a head that does not say how to average outputs
+    combine = Head.combine
 
 
 def test_bad_ensembles_are_refused_with_what_to_do(members, shapes_data, capsys):
@@ -97,7 +99,7 @@ def test_bad_ensembles_are_refused_with_what_to_do(members, shapes_data, capsys)
     assert main([*args[:-1], str(rows), "--no_wandb"]) == 2
     error = capsys.readouterr().err
     assert f"{rows}, row 5: " in error and "not_there.png" in error and "Traceback" not in error
-    first, second = (load_run(run.checkpoint)[0] for run in members)
+    first, second = (load_run(run.checkpoint).model for run in members)
     paths = ["a.ckpt", "b.ckpt"]
     assert shared_heads([first, second], paths) == ["label"]
     second.heads["label"].set_fitted({"labels": ["other", "labels"]})

@@ -85,6 +85,7 @@ def trained_forward(shapes_data, strategy):
     """A model with ``strategy``, its first batch, and its training-mode outputs, with dropout off so that a second
     forward of the same batch gives the same features."""
     model, dm = build(shapes_data, [strategy])
+    model = model.model  # the strategies act on the model itself
     batch = first_batch(dm)
     for module in model.modules():
         if isinstance(module, torch.nn.Dropout):
@@ -144,6 +145,7 @@ def test_auxiliary_heads_distill_the_fused_answer_into_each_modality_path(shapes
 def test_auxiliary_paths_through_their_own_fusion_are_the_unimodal_model(shapes_data):
     strategy = AuxiliaryHeads(path="fusion")
     model, dm = build(shapes_data, [strategy])
+    model = model.model  # the strategies act on the model itself
     assert sorted(strategy.fusions) == ["image", "text"]
     for key in ("image", "text"):  # a ConcatFusion of the model's settings over one modality, then the head
         assert strategy.fusions[key].dims == {key: model.encoders[key].dim}
@@ -178,6 +180,7 @@ def test_auxiliary_paths_through_their_own_fusion_are_the_unimodal_model(shapes_
 def test_modality_dropout_rises_over_its_warmup_and_drops_only_the_named_modality(shapes_data):
     strategy = ModalityDropout({"image": 0.9}, warmup=3)
     model, dm = build(shapes_data, [strategy])
+    model = model.model  # the strategies act on the model itself
     batch = first_batch(dm)
     model.train()
     scales = []

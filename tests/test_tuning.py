@@ -17,7 +17,7 @@ def test_freezing_the_encoders_trains_only_the_fusion_and_head_and_freezes_batch
     assert {n.split(".")[0] for n in trained} == {"fusion", "heads"}
     batch_norms = [m for m in model.encoders["image"].modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert batch_norms and not any(m.training for m in batch_norms)
-    assert model.frozen == ["image", "text"]  # whole encoders frozen: their features may be cached
+    assert model.model.frozen == ["image", "text"]  # whole encoders frozen: their features may be cached
 
 
 def test_freezing_a_glob_freezes_just_those_weights(shapes_data):
@@ -25,7 +25,7 @@ def test_freezing_a_glob_freezes_just_those_weights(shapes_data):
     trained = grads_after_step(model, first_batch(dm))
     assert not any(n.startswith(("encoders.text.stack.layers.0.", "fusion.")) for n in trained)
     assert any(n.startswith("encoders.text.stack.layers.1.") for n in trained)
-    assert model.frozen == []
+    assert model.model.frozen == []
 
 
 def test_a_submodule_path_may_start_with_the_encoder_key(shapes_data):
@@ -34,7 +34,7 @@ def test_a_submodule_path_may_start_with_the_encoder_key(shapes_data):
     assert not any(n.startswith(("encoders.text.stack.layers.0.", "encoders.image.")) for n in trained)
     assert any(n.startswith("encoders.text.stack.layers.1.") for n in trained)
     assert not model.encoders["text"].stack.layers[0].training  # a whole module frozen runs in eval mode
-    assert model.frozen == ["image"]
+    assert model.model.frozen == ["image"]
 
 
 def test_a_part_that_does_not_exist_names_the_parts_that_do(shapes_data):
@@ -46,10 +46,10 @@ def test_a_part_that_does_not_exist_names_the_parts_that_do(shapes_data):
 
 def test_layerwise_decay_gives_each_depth_its_rate(shapes_data):
     model, _ = build(shapes_data, [LayerwiseLRDecay(["text"], decay=0.5)])
-    optimizer = torch.optim.AdamW(param_groups(model), lr=1.0)
+    optimizer = torch.optim.AdamW(param_groups(model.model), lr=1.0)
     scale_rates(optimizer)
     rate = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
-    named = dict(model.named_parameters())
+    named = dict(model.model.named_parameters())
     text = "encoders.text."
     assert rate[id(named[text + "stack.layers.1.attn.q.weight"])] == pytest.approx(0.5)  # top block
     assert rate[id(named[text + "stack.layers.0.attn.q.weight"])] == pytest.approx(0.25)
@@ -57,13 +57,13 @@ def test_layerwise_decay_gives_each_depth_its_rate(shapes_data):
     assert rate[id(named[embedding])] == pytest.approx(0.125)  # below the 2 blocks
     assert rate[id(named[text + "stack.norm.weight"])] == pytest.approx(1.0)  # above them
     assert all(rate[id(p)] == 1.0 for n, p in named.items() if n.startswith(("heads.", "encoders.image.")))
-    _, groups = report(model, optimizer)
+    _, groups = report(model.model, optimizer)
     assert sorted({round(g[1], 4) for g in groups}) == [0.125, 0.25, 0.5, 1.0]
 
 
 def test_gradual_unfreezing_follows_its_schedule_and_every_parameter_is_in_the_optimizer(shapes_data, tmp_path):
     model, dm = build(shapes_data, [GradualUnfreeze(["text"], start=1, every=1)])
-    text = {n: p for n, p in model.named_parameters() if n.startswith("encoders.text.")}
+    text = {n: p for n, p in model.model.named_parameters() if n.startswith("encoders.text.")}
     seen: list[set[str]] = []
 
     import lightning.pytorch as pl
@@ -97,7 +97,7 @@ def test_lora_trains_only_its_adapters_and_merges_into_the_same_outputs(shapes_d
                 param.normal_(0, 0.1)
     model.eval()
     before = model(batch)["label"].logits
-    model.tuning[0].merge(model)
+    model.tuning[0].merge(model.model)
     assert not any("lora_" in n for n, _ in model.named_parameters())
     after = model(batch)["label"].logits
     assert torch.allclose(before, after, atol=1e-5)

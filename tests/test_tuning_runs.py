@@ -11,8 +11,10 @@ import torch
 from tuning_helpers import build, cli_fit
 
 from mmlightning.binding import bind
-from mmlightning.deploy.export import export, load_run
+from mmlightning.deploy.export import export
 from mmlightning.deploy.runtime import Exported
+from mmlightning.model import model_state
+from mmlightning.trained import load_run
 from mmlightning.tuning import Continual, InitFrom
 
 CONTRASTIVE = {"align": {"class_path": "ContrastiveHead", "init_args": {"embed_dim": 16}}}
@@ -25,15 +27,15 @@ def pretrained(shapes_data, tmp_path_factory):
 
 
 def test_init_from_a_pretraining_run_loads_exactly_the_matching_tensors(shapes_data, pretrained):
-    saved = torch.load(pretrained.checkpoint, weights_only=False)
+    saved = model_state(torch.load(pretrained.checkpoint, weights_only=True)["state_dict"])  # as in the model
     strategy = InitFrom(pretrained.checkpoint, parts=["encoders", "fusion"])
-    model, _ = build(shapes_data, [strategy])
+    model = build(shapes_data, [strategy])[0].model  # strategies act on the model itself
     strategy.setup(model, None)
     report = strategy.load(model)
     state = model.state_dict()
     encoders = [n for n in state if n.startswith(("encoders.", "fusion."))]
-    assert sorted(report["loaded"]) == sorted(n for n in encoders if n in saved["state_dict"])
-    assert all(torch.equal(state[n], saved["state_dict"][n]) for n in report["loaded"])
+    assert sorted(report["loaded"]) == sorted(n for n in encoders if n in saved)
+    assert all(torch.equal(state[n], saved[n]) for n in report["loaded"])
     assert not any(n.startswith("heads.") for n in report["loaded"] + report["new"])  # heads are not its parts
     assert report["mismatched"] == []
 
@@ -72,11 +74,11 @@ def test_a_pretrained_vocabulary_comes_with_its_encoder_and_shapes_that_differ_a
     )
     dm = MultimodalDataModule(train=str(tmp_path / "other.jsonl"), allow_roots=[str(shapes_data)], batch_size=4)
     dm.setup("fit")
-    strategy.setup(model, SimpleNamespace(datamodule=dm))
+    strategy.setup(model.model, SimpleNamespace(datamodule=dm))
     bind(model, dm)
     saved = torch.load(pretrained.checkpoint, weights_only=False)
     assert model.encoders["text"].fitted == saved["mmlightning"]["fitted"]["encoders.text"]  # not this data's words
-    report = strategy.load(model)
+    report = strategy.load(model.model)
     assert any(m.startswith("fusion.") for m in report["mismatched"])
     assert all(n.startswith("encoders.") for n in report["loaded"])
 
@@ -92,11 +94,12 @@ def test_continual_learning_keeps_old_label_ids_grows_the_head_and_rehearses(sha
 
     tuning = [{"class_path": "Continual", "init_args": {"checkpoint": first.checkpoint, "rehearsal": 0.25}}]
     second = cli_fit(shapes_data, tmp_path, epochs=1, train="train.jsonl", tuning=tuning)
-    model, _ = load_run(second.checkpoint)
+    model = load_run(second.checkpoint).model
     assert model.heads["label"].labels == [*old_labels, "colour_wrong"]
 
     strategy = Continual(first.checkpoint, rehearsal=0.25)
     grown, dm = build(shapes_data, [strategy])
+    grown = grown.model  # strategies act on the model itself
     strategy.setup(grown, SimpleNamespace(datamodule=dm))  # what the CLI run above did before fitting
     assert dm.paths["train"] == {
         "new": str(shapes_data / "train.jsonl"),
@@ -107,7 +110,7 @@ def test_continual_learning_keeps_old_label_ids_grows_the_head_and_rehearses(sha
     grown.earlier = {}
     grown.heads["label"].extend({"labels": old_labels}, ["colour_wrong"])
     report = strategy.load(grown)
-    saved = torch.load(first.checkpoint, weights_only=False)["state_dict"]
+    saved = model_state(torch.load(first.checkpoint, weights_only=True)["state_dict"])
     assert report["grown"] and all(
         torch.equal(grown.state_dict()[n][: len(old_labels)], saved[n]) for n in report["grown"]
     )
@@ -120,7 +123,8 @@ def test_lora_and_layerwise_decay_from_a_config_train_and_export_merged(shapes_d
         {"class_path": "LayerwiseLRDecay", "init_args": {"parts": ["image"], "decay": 0.7}},
     ]
     run = cli_fit(shapes_data, tmp_path, epochs=1, tuning=tuning)
-    model, bundle = load_run(run.checkpoint)
+    loaded = load_run(run.checkpoint)
+    model, bundle = loaded.model, loaded.bundle
     assert any("lora_" in n for n in model.state_dict())
     assert not any(
         p.requires_grad for n, p in model.named_parameters() if n.startswith("encoders.text.") and "lora_" not in n

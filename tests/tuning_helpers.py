@@ -44,12 +44,12 @@ def first_batch(dm: Any) -> Any:
 
 
 def grads_after_step(model: MultimodalModule, batch: Any) -> set[str]:
-    """The parameters that get a gradient from one training loss."""
+    """The parameters (named as in the model: ``encoders.text...``) that get a gradient from one training loss."""
     model.train()
     model.zero_grad()
     loss, _ = model._step(batch, "train")
     loss.backward()
-    return {n for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    return {n for n, p in model.model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
 
 
 def trainer(tmp_path: Path, epochs: int = 1, **kwargs: Any) -> pl.Trainer:

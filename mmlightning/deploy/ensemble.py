@@ -6,17 +6,16 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from tqdm import tqdm
 
-from mmlightning.contracts import Head
 from mmlightning.deploy.scoring import Scores, check_rows, headline
 from mmlightning.errors import ConfigError
+from mmlightning.trained import load_run
 
 log = logging.getLogger(__name__)
 
@@ -36,20 +35,21 @@ def ensemble(
     ``precision``: ``bf16-mixed`` runs the members under bf16 autocast, ``32`` in float32; default: the first
     run's ``trainer.precision``. Writes ``ensemble.json`` to ``out`` when given, and one JSON line per row (the
     ensemble's decoded predictions) to ``predictions_path`` when given. Returns the report."""
-    from mmlightning.deploy.export import example_rows, load_run
+    from mmlightning.deploy.export import example_rows
 
     if len(ckpt_paths) < 2:
         raise ConfigError(
             f"an ensemble needs two or more checkpoints, got {len(ckpt_paths)}: --ckpt_path A.ckpt B.ckpt"
         )
-    members = [load_run(path) for path in ckpt_paths]
+    runs = [load_run(path) for path in ckpt_paths]
+    members = [(run.model, run.bundle) for run in runs]
     heads = shared_heads([model for model, _ in members], ckpt_paths)
-    found, root = example_rows(ckpt_paths[0], rows, count=10**9)
+    found, root = example_rows(runs[0], rows, count=10**9)
     manifest = rows or "the first run's val manifest"
     for (_, bundle), path in zip(members, ckpt_paths):
         check_rows(bundle, found, root, manifest, f" (for the model of {path})")
     check_targets(members[0][1], heads, found, manifest)
-    chosen = precision if precision is not None else run_precision(ckpt_paths[0])
+    chosen = precision if precision is not None else run_precision(runs[0].config)
     autocast = bf16(chosen)
     first = members[0][0]
     scores = [Scores({key: model.heads[key] for key in heads}) for model, _ in members]
@@ -97,7 +97,7 @@ def shared_heads(models: Sequence[Any], paths: Sequence[str | Path]) -> list[str
         raise ConfigError(f"the checkpoints share no head to ensemble ({named}); members must predict the same task")
     for key in keys:
         head = models[0].heads[key]
-        if type(head).combine is Head.combine:
+        if not head.supports_combine:
             raise ConfigError(
                 f"head '{key}' ({type(head).__name__}) does not say how to combine several models' outputs "
                 "(Head.combine); ensembles work with ClassificationHead, MultiLabelHead and RegressionHead"
@@ -125,11 +125,9 @@ def check_targets(bundle: Any, heads: Sequence[str], rows: list[dict[str, Any]],
             )
 
 
-def run_precision(ckpt_path: str | Path) -> str:
-    config = Path(ckpt_path).parent.parent / "config.yaml"
-    if not config.is_file():
-        return "32"
-    return str((yaml.safe_load(config.read_text()) or {}).get("trainer", {}).get("precision") or "32")
+def run_precision(config: Mapping[str, Any]) -> str:
+    """The precision a run trained at (its config's ``trainer.precision``; 32 when it does not say)."""
+    return str((config.get("trainer") or {}).get("precision") or "32")
 
 
 def bf16(precision: str) -> Any:

@@ -21,7 +21,9 @@ from torch import Tensor, nn
 
 from mmlightning.bundle import ProcessorBundle
 from mmlightning.contracts import Batch, HeadOutput
-from mmlightning.errors import ConfigError, MissingFileError, MMLightningError
+from mmlightning.errors import ConfigError, MMLightningError
+from mmlightning.model import MultimodalModel
+from mmlightning.trained import TrainedRun, load_run
 from mmlightning.tuning.runner import merge_all
 
 log = logging.getLogger(__name__)
@@ -34,54 +36,46 @@ class ExportError(MMLightningError):
 
 
 class FlatModel(nn.Module):
-    """The model's inference forward over flat tensors: ``inputs`` (``(key, name)`` pairs, in order) -> per head,
-    its predictions and, when it has them, its logits (``outputs``: ``(head, "predictions"|"logits")``)."""
+    """The model's one forward over flat tensors: ``inputs`` (``(key, name)`` pairs, in order) -> per head, its
+    predictions and, when it has them, its logits (``outputs``: ``(head, "predictions"|"logits")``). It calls
+    :meth:`MultimodalModel.forward` itself, so the export answers as ``predict`` does, fallback heads included."""
 
-    def __init__(self, model: Any, inputs: Sequence[tuple[str, str]], outputs: Sequence[tuple[str, str]]) -> None:
+    def __init__(
+        self, model: MultimodalModel, inputs: Sequence[tuple[str, str]], outputs: Sequence[tuple[str, str]]
+    ) -> None:
         super().__init__()
-        self.encoders, self.fusion, self.heads = model.encoders, model.fusion, model.heads  # not the LightningModule
+        self.model = model
         self.inputs, self.outputs = list(inputs), list(outputs)
 
     def forward(self, *tensors: Tensor) -> tuple[Tensor, ...]:
         inputs: dict[str, dict[str, Tensor]] = {}
         for (key, name), tensor in zip(self.inputs, tensors):
             inputs.setdefault(key, {})[name] = tensor
-        batch = Batch(inputs=inputs)
-        encoded = {key: encoder(inputs[key]) for key, encoder in self.encoders.items()}
-        fused = self.fusion(encoded)
-        results = {key: head(fused, encoded, batch) for key, head in self.heads.items()}
+        results = self.model(Batch(inputs=inputs))
         return tuple(getattr(results[head], kind) for head, kind in self.outputs)
 
 
-def load_run(ckpt_path: str | Path) -> tuple[Any, ProcessorBundle]:
-    """The model (eval mode, CPU) and the processor bundle saved with a checkpoint of ``mmlightning fit``."""
-    from mmlightning.module import MultimodalModule
-
-    path = Path(ckpt_path)
-    if not path.is_file():
-        raise MissingFileError(f"No checkpoint at {path}: give --ckpt_path RUN/checkpoints/NAME.ckpt")
-    model = MultimodalModule.load_from_checkpoint(path, map_location="cpu", weights_only=False).eval()
-    state = torch.load(path, map_location="cpu", weights_only=False).get("mmlightning", {}).get("bundle")
-    bundle = ProcessorBundle.from_state(state) if state else ProcessorBundle.load(path.parent.parent)
-    return model, bundle
-
-
-def example_rows(ckpt_path: str | Path, rows: str | None, count: int = 16) -> tuple[list[dict[str, Any]], Path]:
+def example_rows(trained: TrainedRun, rows: str | None, count: int = 16) -> tuple[list[dict[str, Any]], Path]:
     """Real rows for the parity check: ``rows`` (a manifest), or the run's validation (else training) manifest."""
     from mmlightning.data.manifest import read_manifest
 
+    rows = rows or trained.manifest()
     if rows is None:
-        import yaml
-
-        config_path = Path(ckpt_path).parent.parent / "config.yaml"
-        data = yaml.safe_load(config_path.read_text()).get("data", {}) if config_path.is_file() else {}
-        rows = next((data[k] for k in ("val", "test", "train") if isinstance(data.get(k), str)), None)
-        if rows is None:
-            raise ConfigError("No manifest to check the export on: give --rows MANIFEST (rows like the training data)")
+        raise ConfigError("No manifest to check the export on: give --rows MANIFEST (rows like the training data)")
     manifest = read_manifest(rows)
     if not manifest.rows:
         raise ConfigError(f"{rows} has no readable rows to check the export on")
     return [row.values for row in manifest.rows[:count]], Path(manifest.root)
+
+
+def missing_checks(bundle: ProcessorBundle) -> list[str]:
+    """The modalities the parity check also removes, one at a time (with two or more, a row may lack any)."""
+    return sorted(bundle.processors) if len(bundle.processors) > 1 else []
+
+
+def without(rows: Sequence[Mapping[str, Any]], bundle: ProcessorBundle, key: str) -> list[dict[str, Any]]:
+    """``rows`` with the modality ``key`` missing (its columns null)."""
+    return [{**row, **dict.fromkeys(bundle.input_columns(key))} for row in rows]
 
 
 def _names(batch: Batch) -> list[tuple[str, str]]:
@@ -96,21 +90,43 @@ def export(
     quantize: str | None = None,
     tolerance: float = 1e-3,
 ) -> dict[str, Any]:
-    """Export, check against PyTorch on real rows (two batch sizes), write ``export.json``; returns its content."""
+    """Export a trained run (a checkpoint or its folder), check it against PyTorch on real rows, write
+    ``export.json``; returns its content."""
+    trained = load_run(ckpt_path)
+    examples, root = example_rows(trained, rows)
+    report = export_model(trained.model, trained.bundle, examples, root, out, format, quantize, tolerance)
+    report["checkpoint"] = str(Path(ckpt_path).resolve())
+    (Path(out) / "export.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def export_model(
+    model: MultimodalModel,
+    bundle: ProcessorBundle,
+    examples: Sequence[Mapping[str, Any]],
+    root: str | Path,
+    out: str | Path,
+    format: str = "onnx",
+    quantize: str | None = None,
+    tolerance: float = 1e-3,
+) -> dict[str, Any]:
+    """Export ``model``'s one forward to ``out`` with its bundle, and check it against PyTorch on ``examples``
+    (raw rows: two batch sizes, and the rows with each modality removed)."""
     if format not in FORMATS:
         raise ConfigError(f"unknown export format '{format}': choose one of {', '.join(FORMATS)}")
     if quantize not in (None, *QUANTIZE):
         raise ConfigError(f"unknown --quantize '{quantize}': choose {', '.join(QUANTIZE)}")
-    model, bundle = load_run(ckpt_path)
+    model.eval()
     merged = merge_all(model)  # LoRA adapters folded into plain weights: the exported graph is the original's
-    examples, root = example_rows(ckpt_path, rows)
     big, small = bundle(examples, root), bundle(examples[: max(1, len(examples) // 3)], root)
     inputs = _names(big)
     with torch.no_grad():
-        eager = model(big)
+        eager = model(inputs_only(big))
     outputs = [
         (h, kind) for h in sorted(eager) for kind in ("predictions", "logits") if getattr(eager[h], kind) is not None
     ]
+    if not outputs:
+        raise ExportError(f"nothing to export: no head of this model ({', '.join(sorted(eager))}) predicts anything")
     flat = FlatModel(model, inputs, outputs).eval()
     if quantize and format != "onnx":
         flat = _quantize_torch(flat)
@@ -133,11 +149,11 @@ def export(
         "quantize": quantize,
         "inputs": [f"{k}.{n}" for k, n in inputs],
         "outputs": [f"{h}.{kind}" for h, kind in outputs],
-        "checkpoint": str(Path(ckpt_path).resolve()),
         "merged": merged,
     }
     (folder / "export.json").write_text(json.dumps(report, indent=2))
-    report["parity"] = parity(model, folder, [big, small], tolerance if not quantize else None)
+    checks = [big, small] + [bundle(without(examples, bundle, key), root) for key in missing_checks(bundle)]
+    report["parity"] = parity(model, folder, checks, tolerance if not quantize else None)
     (folder / "export.json").write_text(json.dumps(report, indent=2))
     return report
 
@@ -174,6 +190,7 @@ def _blame(err: Exception, model: Any, format: str) -> str:
     parts = {id(m): f"encoder '{k}' ({type(m).__name__})" for k, m in model.encoders.items()}
     parts.update({id(m): f"head '{k}' ({type(m).__name__})" for k, m in model.heads.items()})
     parts[id(model.fusion)] = f"the fusion ({type(model.fusion).__name__})"
+    parts.update({id(m): f"the fine-tuning strategy {type(m).__name__}" for m in model.tuning})
     culprit, tb = None, err.__traceback__
     while tb is not None:
         me = tb.tb_frame.f_locals.get("self")
@@ -216,23 +233,20 @@ def parity(model: Any, folder: Path, batches: Sequence[Batch], tolerance: float 
     agree, total = 0, 0
     for batch in batches:
         with torch.no_grad():
-            eager = model(batch)
+            eager = model(inputs_only(batch))
         got = exported.run(batch)
         for head, out in eager.items():
             for kind in ("predictions", "logits"):
-                ref = getattr(out, kind)
-                if ref is None:
-                    continue
-                diff = float((getattr(got[head], kind).double() - ref.double()).abs().max()) if ref.numel() else 0.0
-                worst[f"{head}.{kind}"] = max(worst.get(f"{head}.{kind}", 0.0), diff)
-            same = (got[head].predictions == out.predictions).reshape(len(batch), -1).all(1)
-            agree += int(same.sum())
+                ref, mine = getattr(out, kind), getattr(got[head], kind)
+                if ref is not None:
+                    worst[f"{head}.{kind}"] = max(worst.get(f"{head}.{kind}", 0.0), _difference(mine, ref))
+            agree += int(_agree(got[head].predictions, out.predictions, tolerance).sum())
             total += len(batch)
     agreed = agree / max(total, 1)
     report: dict[str, Any] = {"max_abs_diff": worst, "predictions_agree": agreed, "rows": sum(map(len, batches))}
     if tolerance is not None:
         report["tolerance"] = tolerance
-        bad = {k: v for k, v in worst.items() if k.endswith(".logits") and v > tolerance}
+        bad = {k: v for k, v in worst.items() if v > tolerance and (k.endswith(".logits") or v == float("inf"))}
         if bad or agreed < 1.0:
             raise ExportError(
                 f"the export differs from PyTorch on real rows: max abs difference {bad or worst} (tolerance "
@@ -240,6 +254,29 @@ def parity(model: Any, folder: Path, batches: Sequence[Batch], tolerance: float 
                 "differently when traced (Python control flow on values); try --format torchscript or pt2."
             )
     return report
+
+
+def inputs_only(batch: Batch) -> Batch:
+    """The batch as the exported graph sees it: the inputs alone (no targets, ids or raw values)."""
+    return Batch(inputs=batch.inputs)
+
+
+def _difference(a: Tensor, b: Tensor) -> float:
+    """The largest absolute difference (infinite where the shapes differ)."""
+    if a.shape != b.shape:
+        return float("inf")
+    return float((a.double() - b.double()).abs().max()) if b.numel() else 0.0
+
+
+def _agree(a: Tensor, b: Tensor, tolerance: float | None) -> Tensor:
+    """Per row, whether two predictions agree: exactly for labels and tags, within ``tolerance`` for numbers."""
+    if a.shape != b.shape:
+        return torch.zeros(len(b), dtype=torch.bool)
+    if b.is_floating_point():
+        close = (a.double() - b.double()).abs() <= (tolerance if tolerance is not None else 1e-3)
+    else:
+        close = a == b
+    return close.reshape(len(b), -1).all(1)
 
 
 def head_outputs(values: Mapping[str, Tensor], outputs: Sequence[str]) -> dict[str, HeadOutput]:

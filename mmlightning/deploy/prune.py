@@ -22,6 +22,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from mmlightning.errors import ConfigError
+from mmlightning.trained import CONFIG_FILE, load_module, read_checkpoint, run_folder
 
 PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
@@ -46,18 +47,17 @@ def prune_run(
     import yaml
 
     from mmlightning.data.datamodule import MultimodalDataModule
-    from mmlightning.deploy.export import load_run
 
     if not 0.0 < amount < 1.0:
         raise ConfigError(f"--sparsity must be between 0 and 1 (the share of weights set to zero), got {amount}")
-    model, _ = load_run(ckpt_path)
-    config_path = Path(ckpt_path).parent.parent / "config.yaml"
+    model = load_module(ckpt_path)
+    config_path = run_folder(ckpt_path) / CONFIG_FILE
     if not config_path.is_file():
         raise ConfigError(
             f"no config.yaml beside the checkpoint's run ({config_path}): prune re-fine-tunes on its data"
         )
     config = yaml.safe_load(config_path.read_text())
-    pairs = targets(model, include_frozen)
+    pairs = targets(model.model, include_frozen)
     if not pairs:
         raise ConfigError("nothing to prune: no Linear or convolution layer trains in this model (--include_frozen?)")
     for module, name in pairs:  # global pruning flattens each weight with view(), which channels-last memory refuses
@@ -85,7 +85,7 @@ def prune_run(
     shutil.copy(config_path, folder / "config.yaml")
     target = folder / "checkpoints" / "pruned.ckpt"
     # the original checkpoint (its config, processors, plugin versions) with the pruned, re-fine-tuned weights
-    state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    state = read_checkpoint(ckpt_path)
     state["state_dict"] = model.state_dict()
     state.pop("optimizer_states", None)
     state.pop("lr_schedulers", None)

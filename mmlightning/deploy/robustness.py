@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from mmlightning.deploy.scoring import Scores, check_rows
 from mmlightning.errors import ConfigError
+from mmlightning.trained import load_run, run_folder
 
 log = logging.getLogger(__name__)
 SEVERITIES = (0.25, 0.5, 0.75, 1.0)
@@ -46,10 +47,11 @@ def robustness(
     Returns (and writes as ``robustness.json`` in ``out``, default ``RUN/robustness``) the conditions with each
     head's metrics; ``robustness.md`` holds the table and ``robustness.png`` the plot of ``metric`` (default the
     first head's ``acc``, else its first metric) against severity per modality and corruption."""
-    from mmlightning.deploy.export import example_rows, load_run
+    from mmlightning.deploy.export import example_rows
 
-    model, bundle = load_run(ckpt_path)
-    found, root = example_rows(ckpt_path, rows, count=10**9)
+    trained = load_run(ckpt_path)
+    model, bundle = trained.model, trained.bundle
+    found, root = example_rows(trained, rows, count=10**9)
     if any(not 0 < s <= 1 for s in severities):
         raise ConfigError(f"severities must be in (0, 1] (0 is the clean input, always scored), got {list(severities)}")
     check_rows(bundle, found, Path(root), rows or "the run's val manifest")
@@ -102,7 +104,7 @@ def robustness(
         "acc" if "acc" in conditions[0]["metrics"][head] else next(iter(conditions[0]["metrics"][head]), "")
     )
     report["metric"] = f"{head}/{chosen}"
-    folder = Path(out) if out else Path(ckpt_path).resolve().parent.parent / "robustness"
+    folder = Path(out) if out else run_folder(ckpt_path) / "robustness"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "robustness.json").write_text(json.dumps(report, indent=2))
     (folder / "robustness.md").write_text(table(report))
@@ -177,7 +179,7 @@ def log_wandb(report: dict[str, Any]) -> str | None:
     return log_report(
         report["folder"],
         "robustness",
-        f"robustness-{Path(report['checkpoint']).parent.parent.name}",
+        f"robustness-{run_folder(report['checkpoint']).name}",
         {"checkpoint": report["checkpoint"], "rows": report["rows"]},
         {"robustness/table": (columns, rows), "robustness/plot": report["plot"]},
     )

@@ -46,9 +46,10 @@ class ModelAPI(ls.LitAPI):
             self.exported = Exported.load(self.export)
             self.bundle: ProcessorBundle = self.exported.bundle
         else:
-            from mmlightning.deploy.export import load_run
+            from mmlightning.trained import load_run
 
-            self.model, self.bundle = load_run(self.ckpt_path or "")
+            trained = load_run(self.ckpt_path or "")
+            self.model, self.bundle = trained.model, trained.bundle
         self.fields = set(self.bundle.read_columns(targets=False)) | {self.bundle.id_column}
 
     def decode_request(self, request):  # type: ignore[no-untyped-def]  # unannotated: LitServe then parses the body

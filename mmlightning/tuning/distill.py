@@ -33,14 +33,15 @@ class Distillation(Tuning):
     def teacher(self, model: Any) -> Any:
         loaded = self.__dict__.get("_teacher")  # not a submodule: neither trained nor saved with the student
         if loaded is None:
-            from mmlightning.deploy.export import load_run
+            from mmlightning.trained import load_run
 
             if not Path(self.teacher_path).is_file():
                 raise MissingFileError(
                     f"Distillation: no teacher checkpoint at {self.teacher_path}; give the path of a checkpoint "
                     "`mmlightning fit` wrote (RUN/checkpoints/NAME.ckpt)"
                 )
-            loaded, bundle = load_run(self.teacher_path)
+            run = load_run(self.teacher_path)
+            loaded, bundle = run.model, run.bundle
             loaded.requires_grad_(False)
             self.__dict__["_teacher"], self.__dict__["_bundle"] = loaded, bundle
             self._check(model, loaded)

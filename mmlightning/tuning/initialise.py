@@ -39,7 +39,11 @@ class InitFrom(Tuning):
                     f"{self.kind}: no checkpoint at {self.checkpoint}; give a checkpoint `mmlightning fit` wrote "
                     "(RUN/checkpoints/NAME.ckpt)"
                 )
-            self.__dict__["_ckpt"] = torch.load(self.checkpoint, map_location="cpu", weights_only=False)
+            from mmlightning.model import model_state
+            from mmlightning.trained import read_checkpoint
+
+            saved = read_checkpoint(self.checkpoint)  # its tensors named as in the model (encoders.KEY...)
+            self.__dict__["_ckpt"] = {**saved, "state_dict": model_state(saved["state_dict"])}
         return self.__dict__["_ckpt"]
 
     def touches(self, model: Any) -> set[str]:
@@ -150,8 +154,9 @@ class Continual(InitFrom):
             log.info("Continual: %.0f%% of training batches rehearse %s", 100 * self.rehearsal, old)
 
     def old_manifest(self) -> Path:
-        run = Path(self.checkpoint).resolve().parent.parent
-        config = run / "config.yaml"
+        from mmlightning.trained import run_folder
+
+        config = run_folder(self.checkpoint) / "config.yaml"
         if not config.is_file():
             raise MissingFileError(
                 f"Continual: rehearsal reads the old run's config.yaml, not found at {config}; give the checkpoint "

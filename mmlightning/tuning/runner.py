@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from lightning.pytorch import Callback, Trainer
 from torch import Tensor, nn
 
 from mmlightning.tuning.base import Tuning, TuningError, top_part, top_parts
@@ -102,38 +101,6 @@ def report(model: Any, optimizer: Any | None) -> tuple[list[list[Any]], list[lis
         count = sum(p.numel() for p in group["params"])
         groups.append([index, float(group["lr"]), float(group.get("weight_decay", 0.0)), count])
     return parts, groups
-
-
-class Tunings(Callback):
-    """Calls the model's strategies at the points of a Trainer run they need, and reports them at fit start."""
-
-    def setup(self, trainer: Trainer, pl_module: Any, stage: str) -> None:
-        pl_module.configure_model()  # once per run: the strategies' setup in fit, then the data side
-
-    def on_fit_start(self, trainer: Trainer, pl_module: Any) -> None:
-        for strategy in strategies(pl_module):
-            strategy.on_fit_start(pl_module, trainer)
-        optimizer = trainer.optimizers[0] if trainer.optimizers else None
-        parts, groups = report(pl_module, optimizer)
-        if trainer.is_global_zero:
-            for strategy in strategies(pl_module):
-                log.info("tuning: %s", strategy.describe(pl_module))
-            lines = [f"  {p:<24} {n:>12,} {t:>12,}" for p, n, t in parts]
-            log.info("parameters per part:\n  %-24s %12s %12s\n%s", "part", "all", "trainable", "\n".join(lines))
-            rates = [f"  {i:<6} {lr:>10.3g} {wd:>8.3g} {n:>12,}" for i, lr, wd, n in groups]
-            log.info(
-                "optimizer groups:\n  %-6s %10s %8s %12s\n%s", "group", "rate", "decay", "parameters", "\n".join(rates)
-            )
-        from mmlightning.wandb import log_table
-
-        log_table(trainer, "tuning/parameters", ["part", "parameters", "trainable"], parts)
-        log_table(trainer, "tuning/groups", ["group", "learning rate", "weight decay", "parameters"], groups)
-
-    def on_train_epoch_start(self, trainer: Trainer, pl_module: Any) -> None:
-        if strategies(pl_module):
-            for strategy in strategies(pl_module):
-                strategy.on_train_epoch_start(pl_module, trainer.current_epoch)
-            pl_module.train(pl_module.training)  # modules frozen now go (back) to eval mode
 
 
 def check_strategies(values: Any) -> list[Tuning]:

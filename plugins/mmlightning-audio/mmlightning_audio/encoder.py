@@ -52,6 +52,7 @@ class AudioEncoder(Encoder):
             nn.GELU(),
         )
         max_tokens = int(max_seconds * sample_rate / self.hop) // 4 + 2
+        self.positions: Tensor
         self.register_buffer("positions", sinusoidal_positions(max_tokens, dim), persistent=False)
         self.stack = TransformerStack(dim, layers, heads, dropout=dropout)
         self.set_fitted({})  # nothing to learn from the data

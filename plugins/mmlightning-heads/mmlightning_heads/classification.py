@@ -24,6 +24,8 @@ class ClassificationHead(Head):
     and combines the predictions with the fusion's weights (see :func:`late_log_probs`): late fusion.
     """
 
+    supports_combine = True
+
     def __init__(
         self,
         dim: int,

@@ -78,7 +78,8 @@ class MatchingHead(Head):
         a, b = self.align.keys
         positive = self.classifier(fused.pooled).squeeze(-1)  # (B,)
         valid = encoded[a].present & encoded[b].present  # (B,)
-        has_groups = not self.uses_target or self.name in batch.targets
+        # pairs to swap need groups: the target column, or else the rows' ids (an exported graph has neither)
+        has_groups = self.name in batch.targets if self.uses_target else len(batch.ids) == len(positive)
         if not has_groups:  # predicting: score the given pairs only
             return HeadOutput(loss=None, predictions=positive.sigmoid(), logits=positive)
         groups = self.align.groups(batch).to(positive.device)

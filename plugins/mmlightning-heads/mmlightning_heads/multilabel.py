@@ -21,6 +21,8 @@ class MultiLabelHead(Head):
     (CSV: ``"dog|outdoor"``); an empty list or string means no label applies.
     """
 
+    supports_combine = True
+
     def __init__(
         self,
         dim: int,

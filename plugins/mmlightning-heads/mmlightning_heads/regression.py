@@ -23,6 +23,8 @@ class RegressionHead(Head):
         loss: ``"mse"`` or ``"huber"`` (less swayed by outliers).
     """
 
+    supports_combine = True
+
     def __init__(self, dim: int, hidden: int | None = None, dropout: float = 0.1, loss: str = "mse") -> None:
         super().__init__()
         if loss not in ("mse", "huber"):

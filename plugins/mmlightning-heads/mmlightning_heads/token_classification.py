@@ -83,7 +83,7 @@ class TokenClassificationHead(Head):
     def forward(self, fused: Features, encoded: Mapping[str, Features], batch: Batch) -> HeadOutput:
         word_ids = self.word_ids(encoded).to(fused.tokens.device)  # (B, N), -1 for no word
         target = batch.targets.get(self.name)  # (B, W) or None
-        words = target.shape[1] if target is not None else int(word_ids.max().clamp(min=-1)) + 1
+        words = target.shape[1] if target is not None else word_ids.shape[1]  # a token per word at most: traceable
         first, has_token = first_tokens(word_ids, words)  # (B, W), (B, W)
         tokens = self.tokens(fused)  # (B, N, D)
         self.check_length(tokens, word_ids)

@@ -82,7 +82,7 @@ class CaptionHead(Head):
             self.out = nn.Linear(self.dim, vocab)
 
     def target(self) -> CaptionCodec:
-        return CaptionCodec(self.fitted["tokenizer"] if self.is_fitted else None, self.max_length)
+        return CaptionCodec(self.fitted["tokenizer"] if self.fitted is not None else None, self.max_length)
 
     # --- decoding ---------------------------------------------------------------------------------
     def logits(self, ids: Tensor, memory: Tensor, memory_mask: Tensor) -> Tensor:

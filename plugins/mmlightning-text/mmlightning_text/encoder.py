@@ -75,7 +75,7 @@ class TextEncoder(Encoder):
             return {}
         return {
             "vocab_size": self.tokenizer.get_vocab_size(),
-            "tokenizer": self.fitted["tokenizer"],
+            "tokenizer": (self.fitted or {})["tokenizer"],
             **{
                 f"{name}_id": self.tokenizer.token_to_id(f"[{name.upper()}]")
                 for name in ("pad", "unk", "cls", "sep", "mask")

@@ -45,11 +45,12 @@ class MaskedLanguageHead(Head):
                 f"head '{self.name}' masks the '{self.source}' encoder's tokens, but that encoder gives no vocabulary "
                 "(its facts() has no vocab_size): use a text encoder, or set modality=KEY"
             )
-        self.vocab, self.mask_id = facts["vocab_size"], facts.get("mask_id")
-        if self.mask_id is None:
+        mask_id = facts.get("mask_id")
+        if mask_id is None:
             raise ValueError(
                 f"the '{self.source}' tokenizer has no [MASK] token; a tokenizer trained by TextEncoder has one"
             )
+        self.vocab, self.mask_id = facts["vocab_size"], int(mask_id)
         if self.out is None or self.out.out_features != self.vocab:
             self.out = nn.Linear(self.in_dim, self.vocab)
 
@@ -106,7 +107,7 @@ class MaskedLanguageHead(Head):
 
     def metric_inputs(self, output: HeadOutput, batch: Batch) -> tuple[Tensor, Tensor] | None:
         target = batch.targets.get(self.name)
-        return None if target is None else (output.logits, target)
+        return None if target is None or output.logits is None else (output.logits, target)
 
     def target(self) -> NoPrediction:
         return NoPrediction()

@@ -1,0 +1,228 @@
+"""`MultimodalModel`: encoders -> fusion -> heads, as a plain ``nn.Module`` with the one forward.
+
+Everything that changes what a prediction is belongs here: the encoders, the fusion, the heads, modality dropout
+and the fine-tuning strategies' parts (LoRA adapters, prompts, per-modality fallback heads). Training
+(:class:`mmlightning.module.MultimodalModule`), export, serving, ensembles and evaluation all run this forward,
+so none of them can answer differently from another.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import torch
+from torch import Tensor, nn
+
+from mmlightning.bundle import ProcessorBundle
+from mmlightning.cache import FeatureCache
+from mmlightning.contracts import Batch, Encoder, Fusion, Head, HeadContext, HeadOutput
+from mmlightning.features import Features, drop_modalities
+from mmlightning.tuning import runner
+from mmlightning.tuning.base import Tuning
+from mmlightning.tuning.freeze import Freeze
+
+log = logging.getLogger(__name__)
+FusionFactory = Callable[[dict[str, int]], Fusion]
+HeadFactory = Callable[[int], Head]
+M = TypeVar("M", bound=nn.Module)
+PARTS = ("encoders.", "fusion.", "heads.", "tuning.")  # the model's top-level parts, as state-dict prefixes
+
+
+class Modules(nn.ModuleDict, Generic[M]):
+    """A ``ModuleDict`` whose values type checkers know (encoders, heads)."""
+
+    if TYPE_CHECKING:
+
+        def __getitem__(self, key: str) -> M: ...
+        def items(self) -> Iterable[tuple[str, M]]: ...  # type: ignore[override]
+        def values(self) -> Iterable[M]: ...  # type: ignore[override]
+
+
+class MultimodalModel(nn.Module):
+    """One encoder per input field, one fusion, one or more task heads, and the parts that change the forward.
+
+    ``model(batch)`` gives ``{head: HeadOutput}``; ``model.losses(batch, outputs, total)`` the parts' extra
+    training losses. The arguments are those of :class:`mmlightning.module.MultimodalModule` that shape the
+    network; see its docstring.
+    """
+
+    def __init__(
+        self,
+        encoders: Mapping[str, Encoder],
+        fusion: FusionFactory,
+        heads: Mapping[str, HeadFactory],
+        loss_weights: Mapping[str, float] | None = None,
+        modality_dropout: float = 0.0,
+        freeze: Sequence[str] | None = None,
+        tuning: Sequence[Tuning] | None = None,
+    ) -> None:
+        super().__init__()
+        if not encoders or not heads:
+            raise ValueError(
+                "A model needs at least one encoder and one head (--model.encoders.KEY=..., --model.heads.KEY=...)"
+            )
+        self.encoders: Modules[Encoder] = Modules(dict(sorted(encoders.items())))
+        self.fusion = fusion({key: enc.dim for key, enc in self.encoders.items()})
+        self.heads: Modules[Head] = Modules({key: make(self.fusion.dim) for key, make in sorted(heads.items())})
+        self.fusion_factory, self.head_factories = fusion, dict(heads)  # AuxiliaryHeads builds its paths with them
+        dims = {k: enc.dim for k, enc in self.encoders.items()}
+        for key, head in self.heads.items():  # the context holds references, not submodules: weights stay the model's
+            head.bind(HeadContext(name=key, encoder_dims=dims, fuse=self.fusion, encoders=dict(self.encoders.items())))
+        unknown = set(loss_weights or {}) - set(self.heads)
+        if unknown:
+            raise ValueError(
+                f"loss_weights names {sorted(unknown)}, which are not heads; heads are {sorted(self.heads)}"
+            )
+        self.loss_weights = {key: float((loss_weights or {}).get(key, 1.0)) for key in self.heads}
+        if not 0.0 <= modality_dropout < 1.0:
+            raise ValueError(f"modality_dropout must be in [0, 1), got {modality_dropout}")
+        self.modality_dropout = modality_dropout
+        unknown_frozen = sorted(set(freeze or []) - set(self.encoders))
+        if unknown_frozen:
+            raise ValueError(
+                f"freeze names {unknown_frozen}, which are not encoders; the encoders are {sorted(self.encoders)}"
+            )
+        shorthand = [Freeze([f"encoders.{key}" for key in sorted(freeze or [])])] if freeze else []
+        self.tuning = nn.ModuleList([*shorthand, *runner.check_strategies(tuning)])
+        self.frozen: list[str] = []
+        self.cache: FeatureCache | None = None  # set by the training module (cache_frozen)
+        self.earlier: dict[str, Any] = {}  # an earlier run's learnt state, set by InitFrom / Continual
+        self._random_inputs: dict[str, bool] = {}
+        self.tune()
+
+    @property
+    def device(self) -> torch.device:
+        first = next(self.parameters(), None)
+        return first.device if first is not None else torch.device("cpu")
+
+    # --- what the data knows ------------------------------------------------------------------
+    def components(self) -> dict[str, Encoder | Head]:
+        return {
+            **{f"encoders.{k}": v for k, v in self.encoders.items()},
+            **{f"heads.{k}": v for k, v in self.heads.items()},
+        }
+
+    @property
+    def is_fitted(self) -> bool:
+        return all(c.is_fitted for c in self.components().values())
+
+    def fit_data(self, values: Mapping[str, Sequence[Any]]) -> None:
+        """Learn vocabularies, label sets, ... from training values (``key -> values``, as
+        ``MultimodalDataModule.training_values`` gives them): the encoders first, then the heads. A component
+        given an earlier run's learnt state (``self.earlier``, set by ``InitFrom``/``Continual``) extends it."""
+        for name, component in self.components().items():
+            if not component.is_fitted:
+                key = name.split(".", 1)[1]
+                uses_data = isinstance(component, Encoder) or component.uses_target
+                data = list(values.get(key, [])) if uses_data else []
+                if self.earlier.get(name) is not None:
+                    component.extend(self.earlier[name], data)
+                    log.info("%s starts from the earlier run's learnt state", name)
+                else:
+                    component.fit(data)
+                    log.info("fitted %s from the training data", name)
+        self.tune()
+
+    def fitted_state(self) -> dict[str, Any]:
+        """Each component's learnt state (JSON-able), as checkpoints keep it."""
+        return {k: c.fitted for k, c in self.components().items()}
+
+    def load_fitted(self, fitted: Mapping[str, Any]) -> None:
+        """Restore the learnt state ``fitted_state`` gave, then apply the strategies (adapters and prompts exist
+        before weights load into them)."""
+        for name, component in self.components().items():
+            if fitted.get(name) is not None:
+                component.set_fitted(fitted[name])
+        if not self.is_fitted:
+            missing = ", ".join(k for k, c in self.components().items() if not c.is_fitted)
+            raise RuntimeError(
+                f"The checkpoint has no learnt state for {missing}: it was not saved by `mmlightning fit` with this "
+                "model's config. Pass the config the run saved beside its checkpoints (--config RUN/config.yaml)."
+            )
+        self.tune()
+
+    def bundle(self, columns: Mapping[str, Any] | None = None, id_column: str = "id") -> ProcessorBundle:
+        """The data side: each encoder's processor and each head's target codec (see :class:`ProcessorBundle`).
+        Before fitting, it can only check rows."""
+        processors = {key: enc.processor() for key, enc in self.encoders.items()}
+        codecs = {key: head.target() for key, head in self.heads.items()}
+        targets = [key for key, head in self.heads.items() if head.uses_target]
+        return ProcessorBundle(processors, codecs, columns, targets, id_column, fitted=self.is_fitted)
+
+    def tune(self) -> None:
+        """Apply the fine-tuning strategies once every component is fitted (layers built from the data exist);
+        again after a checkpoint's learnt state is restored (each strategy's ``adapt`` is idempotent)."""
+        if self.is_fitted:
+            runner.apply_all(self)
+            self.frozen = runner.frozen_encoders(self)
+            self.train(self.training)
+
+    # --- the forward pass -------------------------------------------------------------------------
+    def forward(self, batch: Batch) -> dict[str, HeadOutput]:
+        """The one forward: encoders, modality dropout (training only), the strategies' feature and output
+        transforms (fallback heads for rows with one modality), the fusion and the heads."""
+        given = encoded = self.encode(batch)
+        if self.training and self.modality_dropout > 0:
+            encoded = drop_modalities(encoded, self.modality_dropout)
+        for strategy in runner.strategies(self):
+            encoded = strategy.transform_features(self, encoded)
+        fused = self.fusion(encoded)  # Features (B, N, D)
+        outputs = {key: head(fused, encoded, batch) for key, head in self.heads.items()}
+        for strategy in runner.strategies(self):
+            outputs = strategy.transform_outputs(self, batch, given, outputs)
+        return outputs
+
+    def encode(self, batch: Batch) -> dict[str, Features]:
+        """Each encoder's features for a batch (from the cache where an encoder is frozen)."""
+        return {key: self._encode(key, encoder, batch) for key, encoder in self.encoders.items()}
+
+    def _encode(self, key: str, encoder: Encoder, batch: Batch) -> Features:
+        if key in self.frozen and encoder.training:
+            encoder.eval()  # Lightning restores each submodule's own mode, so the model's train() is not enough
+        if self.cache is None or key not in self.frozen or not batch.raw or self._augments(key):
+            return encoder(batch.inputs[key])
+        columns = list(batch.raw)
+        samples = [json.dumps([batch.raw[c][i] for c in columns], default=str) + batch.root for i in range(len(batch))]
+        return self.cache.encode(key, samples, batch.inputs[key], encoder)
+
+    def _augments(self, key: str) -> bool:
+        """Whether the key's processor draws random augmentation in training (its features then change)."""
+        if key not in self._random_inputs:
+            self._random_inputs[key] = bool(getattr(self.encoders[key].processor(), "random_in_training", True))
+        return self._random_inputs[key]
+
+    def total_loss(self, outputs: Mapping[str, HeadOutput]) -> Tensor | None:
+        """The heads' losses summed with ``loss_weights`` (None when no head gave one)."""
+        losses = [self.loss_weights[key] * out.loss for key, out in outputs.items() if out.loss is not None]
+        return sum(losses[1:], losses[0]) if losses else None
+
+    def losses(self, batch: Batch, outputs: dict[str, HeadOutput], total: Tensor) -> dict[str, Tensor]:
+        """The parts' extra training losses (auxiliary heads, distillation, adversarial), ``{name: scalar}``."""
+        return runner.extra_losses(self, batch, outputs, total) if len(self.tuning) else {}
+
+    def check_cache(self) -> None:
+        if self.cache is not None:
+            for key in self.frozen:
+                self.cache.check(key, self.encoders[key])
+
+    def train(self, mode: bool = True) -> MultimodalModel:
+        super().train(mode)
+        if mode and "tuning" in self._modules:
+            for module in runner.eval_modules(self):
+                module.eval()  # frozen: no dropout, no batch-norm updates
+        return self
+
+
+def upgrade_state(state: Mapping[str, Any]) -> dict[str, Any]:
+    """A training module's state dict saved before the model was its own module (keys ``encoders.…``, not
+    ``model.encoders.…``) in today's layout; today's pass unchanged."""
+    return {f"model.{k}" if k.startswith(PARTS) else k: v for k, v in state.items()}
+
+
+def model_state(state: Mapping[str, Any]) -> dict[str, Any]:
+    """The model's own entries of a training module's state dict (old or new layout), named as in the model."""
+    prefix = len("model.")
+    return {k[prefix:]: v for k, v in upgrade_state(state).items() if k.startswith("model.")}

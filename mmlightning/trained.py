@@ -1,0 +1,189 @@
+"""A trained run, loaded: the one code that knows a run folder's layout.
+
+    RUN/config.yaml              the config ``mmlightning fit`` ran with (saved by LightningCLI)
+    RUN/bundle.json              the data side (:class:`~mmlightning.bundle.ProcessorBundle`)
+    RUN/checkpoints/NAME.ckpt    weights, learnt state and the bundle again (``last.ckpt`` is the newest)
+
+``load_run(path)`` takes a checkpoint or a run folder and gives a :class:`TrainedRun`: the
+:class:`~mmlightning.model.MultimodalModel` (eval mode, CPU), its bundle and its config, ready to predict on raw
+rows. Checkpoints load with ``weights_only=True``: tensors and plain values only, so a file carrying code never
+runs it. Everything that needs a trained model (the Python API, export, serve, ensembles, robustness, pruning,
+``InitFrom``, ``Continual``, ``Distillation``) asks this module.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from mmlightning.bundle import FILENAME as BUNDLE_FILE
+from mmlightning.bundle import ProcessorBundle, to_device
+from mmlightning.contracts import Batch, HeadOutput
+from mmlightning.errors import ConfigError, MissingFileError, MMLightningError
+from mmlightning.model import MultimodalModel, model_state
+
+if TYPE_CHECKING:
+    from mmlightning.module import MultimodalModule
+
+CONFIG_FILE = "config.yaml"
+CHECKPOINTS = "checkpoints"
+
+
+class CheckpointError(MMLightningError):
+    """A checkpoint that cannot be read safely, or was not written by ``mmlightning fit``."""
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's content, read with ``weights_only=True`` (tensors and plain values; nothing runs)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"No checkpoint at {path}: give RUN/checkpoints/NAME.ckpt or the run folder RUN")
+    try:
+        found = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0][:200]
+        raise CheckpointError(
+            f"{path} holds more than tensors and plain values ({first}), so it was not loaded and nothing in it ran. "
+            "`mmlightning fit` never writes such a file: use a checkpoint from a run you trust."
+        ) from None
+    except (RuntimeError, EOFError, OSError) as err:
+        raise CheckpointError(f"{path} is not a readable checkpoint ({str(err)[:200]}); was it cut short?") from None
+    if not isinstance(found, dict) or "state_dict" not in found:
+        raise CheckpointError(f"{path} is not a checkpoint of `mmlightning fit` (no state_dict in it)")
+    return found
+
+
+def run_folder(checkpoint: str | Path) -> Path:
+    """The run folder a checkpoint belongs to (``RUN`` for ``RUN/checkpoints/NAME.ckpt``)."""
+    path = Path(checkpoint).resolve()
+    return path.parent.parent if path.parent.name == CHECKPOINTS else path.parent
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """``path`` itself when it is a file; for a run folder, its ``last.ckpt`` (else its newest checkpoint)."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    folder = path / CHECKPOINTS if (path / CHECKPOINTS).is_dir() else path
+    found = sorted(folder.glob("*.ckpt"), key=lambda p: (p.name == "last.ckpt", p.stat().st_mtime))
+    if not found:
+        raise MissingFileError(f"No checkpoint in {path}: give RUN/checkpoints/NAME.ckpt or a run folder with one")
+    return found[-1]
+
+
+def run_config(checkpoint: str | Path) -> dict[str, Any]:
+    """The config saved beside a checkpoint's run (``{}`` when there is none)."""
+    import yaml
+
+    path = run_folder(checkpoint) / CONFIG_FILE
+    return dict(yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+
+
+def build_module(saved: Mapping[str, Any], where: str | Path) -> MultimodalModule:
+    """The training module a checkpoint describes, its model with the learnt state and weights (to train on)."""
+    from mmlightning.module import MultimodalModule
+
+    params = {k: v for k, v in dict(saved.get("hyper_parameters") or {}).items() if not k.startswith("_")}
+    if not isinstance(params.get("encoders"), dict) or not params["encoders"]:
+        raise CheckpointError(
+            f"{where} does not record its model's config (it was trained from Python objects, not a config): "
+            "load it with MultimodalModule.load_from_checkpoint(path, encoders=..., fusion=..., heads=...)"
+        )
+    from lightning.pytorch.cli import instantiate_module
+
+    module = instantiate_module(MultimodalModule, params)
+    module.model.load_fitted(saved.get("mmlightning", {}).get("fitted", {}))
+    module.model.load_state_dict(model_state(saved["state_dict"]))
+    return module
+
+
+def load_module(path: str | Path) -> MultimodalModule:
+    """A checkpoint (or a run folder's newest) as a training module, to train on further."""
+    checkpoint = find_checkpoint(path)
+    return build_module(read_checkpoint(checkpoint), checkpoint)
+
+
+@dataclass
+class TrainedRun:
+    """A trained model with its data side: ``predict(rows)``, ``predict_proba(rows)``, ``run(batch)``."""
+
+    model: MultimodalModel
+    bundle: ProcessorBundle
+    config: dict[str, Any] = field(default_factory=dict)
+    checkpoint: Path | None = None
+
+    @property
+    def folder(self) -> Path | None:
+        return run_folder(self.checkpoint) if self.checkpoint is not None else None
+
+    def run(self, batch: Batch) -> dict[str, HeadOutput]:
+        with torch.no_grad():
+            return self.model(to_device(batch, self.model.device))  # type: ignore[no-any-return]
+
+    def batches(
+        self, rows: Sequence[Mapping[str, Any]], root: str | Path = ".", batch_size: int = 64
+    ) -> Iterator[tuple[Batch, dict[str, HeadOutput]]]:
+        """Each batch of ``rows`` (processed by the bundle) with the model's outputs on it, in order."""
+        for start in range(0, len(rows), batch_size):
+            part = rows[start : start + batch_size]
+            batch = self.bundle(part, root)
+            batch.ids = [str(r.get(self.bundle.id_column, start + i)) for i, r in enumerate(part)]
+            yield batch, self.run(Batch(inputs=batch.inputs))  # the inputs alone, as an export sees them
+
+    def predict(self, rows: Any, root: str | Path = ".", batch_size: int = 64) -> list[dict[str, Any]]:
+        """Predictions for rows (dicts), a pandas DataFrame or a manifest path, in order: each row's id (or
+        position), each head's prediction and, for a classification head, each label's probability."""
+        rows, root = as_rows(rows, root)
+        out: list[dict[str, Any]] = []
+        for batch, outputs in self.batches(rows, root, batch_size):
+            out += self.bundle.decode(outputs, batch.ids)
+        return out
+
+    def predict_proba(self, rows: Any, root: str | Path = ".", batch_size: int = 64) -> list[dict[str, Any]]:
+        """Per row, each classification head's probabilities: ``{head: {label: probability}}``."""
+        found = []
+        for row in self.predict(rows, root, batch_size):
+            found.append({k[: -len("_scores")]: v for k, v in row.items() if k.endswith("_scores")})
+        return found
+
+    def manifest(self, splits: Sequence[str] = ("val", "test", "train")) -> str | None:
+        """The first of ``splits`` the run's config names as one manifest (for checks on real rows)."""
+        data = self.config.get("data") or {}
+        return next((data[k] for k in splits if isinstance(data.get(k), str)), None)
+
+
+def load_run(path: str | Path) -> TrainedRun:
+    """A checkpoint, or a run folder (its ``last.ckpt``), as a :class:`TrainedRun`."""
+    checkpoint = find_checkpoint(path)
+    saved = read_checkpoint(checkpoint)
+    model = build_module(saved, checkpoint).model.eval()
+    state = saved.get("mmlightning", {}).get("bundle")
+    bundle_file = run_folder(checkpoint) / BUNDLE_FILE
+    if state:
+        bundle = ProcessorBundle.from_state(state)
+    elif bundle_file.is_file():
+        bundle = ProcessorBundle.load(bundle_file)
+    else:
+        raise MissingFileError(f"{checkpoint} has no processors saved with it, and there is no {bundle_file}")
+    return TrainedRun(model, bundle, run_config(checkpoint), checkpoint)
+
+
+def as_rows(rows: Any, root: str | Path) -> tuple[list[dict[str, Any]], str | Path]:
+    """Rows as dicts, from dicts, a pandas DataFrame or a manifest path (whose folder becomes the root)."""
+    if isinstance(rows, (str, Path)):
+        from mmlightning.data.manifest import read_manifest
+
+        manifest = read_manifest(rows)
+        return [row.values for row in manifest.rows], manifest.root
+    if hasattr(rows, "to_dict"):  # a pandas DataFrame
+        return list(rows.to_dict("records")), root
+    if isinstance(rows, Mapping):
+        return [dict(rows)], root
+    if not isinstance(rows, Sequence):
+        raise ConfigError(f"rows must be dicts, a DataFrame or a manifest path, got {type(rows).__name__}")
+    return [dict(r) for r in rows], root
