@@ -31,8 +31,8 @@ CONFIGS = {"mvsa_single": "mvsa_single.yaml", "av_digits": "av_digits.yaml", "ci
 def build(config: str):
     from mmlightning import MultimodalDataModule, MultimodalModule
     from mmlightning.binding import bind
-    from mmlightning.cli.lightning import MultimodalCLI
     from mmlightning.plugins import get_registry
+    from mmlightning.training import MultimodalCLI
 
     get_registry().import_all()  # as `mmlightning fit` does: short class names resolve among imported classes
 

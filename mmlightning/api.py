@@ -1,6 +1,7 @@
-"""Train, evaluate and predict in a few lines, without YAML: ``mmlightning.fit(...)`` runs the CLI's own ``fit``
-(same checks, run folder, saved config and processors, W&B run), and the :class:`Run` it returns predicts on
-rows, a DataFrame or a manifest with the saved model and processors.
+"""Train, evaluate and predict in a few lines, without YAML: ``mmlightning.fit(...)`` builds the config and runs it
+as ``mmlightning fit`` would (:func:`mmlightning.training.fit`: same checks, run folder, saved config and
+processors, W&B run), and the :class:`Run` it returns predicts on rows, a DataFrame or a manifest with the saved
+model and processors.
 
     run = mmlightning.fit(train="train.jsonl", val="val.jsonl", encoders={"text": "TextEncoder", "image": "TimmEncoder"},
                           fusion="CrossAttentionFusion", heads={"label": "ClassificationHead"}, max_epochs=5)
@@ -10,14 +11,10 @@ rows, a DataFrame or a manifest with the saved model and processors.
 
 from __future__ import annotations
 
-import json
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import yaml
 
 if TYPE_CHECKING:
     from mmlightning.deploy.runtime import Exported
@@ -55,13 +52,9 @@ def fit(
         },
         "data": {"train": train, "val": val, **dict(data or {})},
     }
-    from mmlightning.cli.main import main
+    from mmlightning.training import fit as fit_config
 
-    with tempfile.TemporaryDirectory() as work:
-        path, results = Path(work) / "config.yaml", Path(work) / "results.json"
-        path.write_text(yaml.safe_dump(config))
-        main(["fit", "--config", str(path), f"--results_path={results}", "--debug"])  # --debug: errors raise
-        found = json.loads(results.read_text())
+    found = fit_config(config)
     return Run(Path(found.pop("run_dir")), found.pop("checkpoint"), {k: v for k, v in found.items() if k != "epochs"})
 
 

@@ -42,11 +42,11 @@ def ready(model: Any, trainer: Trainer) -> None:
     module calls it once per run from ``configure_model``, which the callbacks Tunings and DataBinding call in their
     ``setup``; a callback that copies the model in its own ``setup`` (Lightning's EMAWeightAveraging) calls
     ``configure_model`` first, so it copies the finished model."""
-    from mmlightning.tuning import runner
+    from mmlightning.parts import strategies
 
     stage = trainer.state.fn.value if trainer.state.fn is not None else ""
     if stage == "fit":
-        for strategy in runner.strategies(model):
+        for strategy in strategies(model):
             strategy.setup(model, trainer)
     datamodule = _datamodule(trainer)
     if datamodule is not None and (stage == "fit" or model.is_fitted):  # else the checkpoint brings it

@@ -172,7 +172,7 @@ class ProcessorBundle:
     # --- saving -------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         """The whole bundle as plain JSON data (tuples become lists): class paths and each part's state."""
-        return json.loads(
+        state: dict[str, Any] = json.loads(
             json.dumps(
                 {
                     "format": FORMAT,
@@ -193,6 +193,7 @@ class ProcessorBundle:
                 }
             )
         )
+        return state
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> ProcessorBundle:

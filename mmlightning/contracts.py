@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from mmlightning.features import Features
 from mmlightning.processing import Processor, TargetCodec
-from mmlightning.tuning.base import Tuning
+from mmlightning.strategy import Tuning
 
 __all__ = [
     "Batch",
@@ -218,7 +218,8 @@ class Head(Fitted, nn.Module):
         context = self.__dict__.get("context")
         if context is None or context.fuse is None:
             raise RuntimeError(f"head '{self.name}' has no fusion to call: it was not bound to a model (Head.bind)")
-        return context.fuse(features)
+        fused: Features = context.fuse(features)
+        return fused
 
     def reads(self) -> list[str]:
         """The encoder keys this head reads from ``encoded`` or ``batch.inputs`` (the testing kit makes them)."""

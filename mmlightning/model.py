@@ -16,13 +16,12 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import torch
 from torch import Tensor, nn
 
+from mmlightning import parts as runner
 from mmlightning.bundle import ProcessorBundle
 from mmlightning.cache import FeatureCache
 from mmlightning.contracts import Batch, Encoder, Fusion, Head, HeadContext, HeadOutput
 from mmlightning.features import Features, drop_modalities
-from mmlightning.tuning import runner
-from mmlightning.tuning.base import Tuning
-from mmlightning.tuning.freeze import Freeze
+from mmlightning.strategy import Tuning
 
 log = logging.getLogger(__name__)
 FusionFactory = Callable[[dict[str, int]], Fusion]
@@ -56,7 +55,6 @@ class MultimodalModel(nn.Module):
         heads: Mapping[str, HeadFactory],
         loss_weights: Mapping[str, float] | None = None,
         modality_dropout: float = 0.0,
-        freeze: Sequence[str] | None = None,
         tuning: Sequence[Tuning] | None = None,
     ) -> None:
         super().__init__()
@@ -80,13 +78,7 @@ class MultimodalModel(nn.Module):
         if not 0.0 <= modality_dropout < 1.0:
             raise ValueError(f"modality_dropout must be in [0, 1), got {modality_dropout}")
         self.modality_dropout = modality_dropout
-        unknown_frozen = sorted(set(freeze or []) - set(self.encoders))
-        if unknown_frozen:
-            raise ValueError(
-                f"freeze names {unknown_frozen}, which are not encoders; the encoders are {sorted(self.encoders)}"
-            )
-        shorthand = [Freeze([f"encoders.{key}" for key in sorted(freeze or [])])] if freeze else []
-        self.tuning = nn.ModuleList([*shorthand, *runner.check_strategies(tuning)])
+        self.tuning = nn.ModuleList(runner.check_strategies(tuning))
         self.frozen: list[str] = []
         self.cache: FeatureCache | None = None  # set by the training module (cache_frozen)
         self.earlier: dict[str, Any] = {}  # an earlier run's learnt state, set by InitFrom / Continual
@@ -183,7 +175,8 @@ class MultimodalModel(nn.Module):
         if key in self.frozen and encoder.training:
             encoder.eval()  # Lightning restores each submodule's own mode, so the model's train() is not enough
         if self.cache is None or key not in self.frozen or not batch.raw or self._augments(key):
-            return encoder(batch.inputs[key])
+            features: Features = encoder(batch.inputs[key])
+            return features
         columns = list(batch.raw)
         samples = [json.dumps([batch.raw[c][i] for c in columns], default=str) + batch.root for i in range(len(batch))]
         return self.cache.encode(key, samples, batch.inputs[key], encoder)

@@ -27,9 +27,11 @@ from mmlightning.model import FusionFactory, HeadFactory, Modules, MultimodalMod
 
 __all__ = ["MultimodalModel", "MultimodalModule"]
 from mmlightning.optim import WarmupCosine
+from mmlightning.parts import check_strategies
+from mmlightning.strategy import Tuning
 from mmlightning.tuning import runner
-from mmlightning.tuning.base import Tuning
 from mmlightning.tuning.callback import Tunings
+from mmlightning.tuning.freeze import Freeze
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +80,12 @@ class MultimodalModule(EpochLog):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=None if _from_cli() else ["encoders", "fusion", "heads"])
-        self.model = MultimodalModel(encoders, fusion, heads, loss_weights, modality_dropout, freeze, tuning)
+        unknown = sorted(set(freeze or []) - set(encoders))
+        if unknown:
+            raise ValueError(f"freeze names {unknown}, which are not encoders; the encoders are {sorted(encoders)}")
+        shorthand = [Freeze([f"encoders.{key}" for key in sorted(freeze)])] if freeze else []
+        strategies = [*shorthand, *check_strategies(tuning)]
+        self.model = MultimodalModel(encoders, fusion, heads, loss_weights, modality_dropout, strategies)
         self.model.cache = FeatureCache(cache_dir) if cache_frozen else None
         self.optimizer_factory, self.scheduler_factory = optimizer, lr_scheduler
         self.metrics: Modules[Any] = Modules()

@@ -185,7 +185,8 @@ class TargetCodec(Stateful):
 
     def decode(self, output: Any) -> list[Any]:
         """A :class:`~mmlightning.HeadOutput` -> per-sample predictions as plain values (labels, texts, numbers)."""
-        return output.predictions.tolist()
+        values: list[Any] = output.predictions.tolist()
+        return values
 
     def scores(self, output: Any) -> list[dict[str, float]] | None:
         """Per-sample scores to write beside the predictions (a probability per class), or None (the default)."""

@@ -17,7 +17,7 @@ import pickle
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
@@ -26,9 +26,6 @@ from mmlightning.bundle import ProcessorBundle, to_device
 from mmlightning.contracts import Batch, HeadOutput
 from mmlightning.errors import ConfigError, MissingFileError, MMLightningError
 from mmlightning.model import MultimodalModel, model_state
-
-if TYPE_CHECKING:
-    from mmlightning.module import MultimodalModule
 
 CONFIG_FILE = "config.yaml"
 CHECKPOINTS = "checkpoints"
@@ -84,28 +81,30 @@ def run_config(checkpoint: str | Path) -> dict[str, Any]:
     return dict(yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
 
 
-def build_module(saved: Mapping[str, Any], where: str | Path) -> MultimodalModule:
-    """The training module a checkpoint describes, its model with the learnt state and weights (to train on)."""
-    from mmlightning.module import MultimodalModule
+MODEL_ARGS = ("encoders", "fusion", "heads", "loss_weights", "modality_dropout", "tuning")
 
-    params = {k: v for k, v in dict(saved.get("hyper_parameters") or {}).items() if not k.startswith("_")}
+
+def build_model(saved: Mapping[str, Any], where: str | Path) -> MultimodalModel:
+    """The model a checkpoint describes (from the config it saved), with its learnt state and weights."""
+    from jsonargparse import ArgumentParser
+
+    params = dict(saved.get("hyper_parameters") or {})
     if not isinstance(params.get("encoders"), dict) or not params["encoders"]:
         raise CheckpointError(
             f"{where} does not record its model's config (it was trained from Python objects, not a config): "
             "load it with MultimodalModule.load_from_checkpoint(path, encoders=..., fusion=..., heads=...)"
         )
-    from lightning.pytorch.cli import instantiate_module
-
-    module = instantiate_module(MultimodalModule, params)
-    module.model.load_fitted(saved.get("mmlightning", {}).get("fitted", {}))
-    module.model.load_state_dict(model_state(saved["state_dict"]))
-    return module
-
-
-def load_module(path: str | Path) -> MultimodalModule:
-    """A checkpoint (or a run folder's newest) as a training module, to train on further."""
-    checkpoint = find_checkpoint(path)
-    return build_module(read_checkpoint(checkpoint), checkpoint)
+    config = {k: params[k] for k in MODEL_ARGS if params.get(k) is not None}
+    if params.get("freeze"):  # the training module's shorthand for a Freeze strategy, applied first
+        parts = [f"encoders.{key}" for key in sorted(params["freeze"])]
+        freeze = {"class_path": "mmlightning.tuning.Freeze", "init_args": {"parts": parts}}
+        config["tuning"] = [freeze, *(config.get("tuning") or [])]
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_class_arguments(MultimodalModel, "model", fail_untyped=False)
+    model: MultimodalModel = parser.instantiate_classes(parser.parse_object({"model": config})).model
+    model.load_fitted(saved.get("mmlightning", {}).get("fitted", {}))
+    model.load_state_dict(model_state(saved["state_dict"]))
+    return model.eval()
 
 
 @dataclass
@@ -161,7 +160,7 @@ def load_run(path: str | Path) -> TrainedRun:
     """A checkpoint, or a run folder (its ``last.ckpt``), as a :class:`TrainedRun`."""
     checkpoint = find_checkpoint(path)
     saved = read_checkpoint(checkpoint)
-    model = build_module(saved, checkpoint).model.eval()
+    model = build_model(saved, checkpoint)
     state = saved.get("mmlightning", {}).get("bundle")
     bundle_file = run_folder(checkpoint) / BUNDLE_FILE
     if state:

@@ -6,10 +6,10 @@ import difflib
 import logging
 import os
 import sys
-from typing import Any
 
 from mmlightning import __version__
 from mmlightning.errors import MMLightningError
+from mmlightning.logs import setup_logging
 
 TRAINING = ("fit", "validate", "test", "predict")
 DEPLOY = ("export", "prune", "serve", "sweep", "robustness", "ensemble")  # mmlightning.cli.deploy
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("MMLIGHTNING_DEBUG", "").lower() in {"1", "true", "yes"}
     argv = [arg for arg in argv if arg != "--debug"]
-    _setup_logging()
+    setup_logging()
     try:
         return _command(argv)
     except MMLightningError as err:  # the framework's own errors say everything: no traceback unless asked
@@ -89,7 +89,7 @@ def _command(argv: list[str]) -> int:
 
 
 def _train(argv: list[str]) -> int:
-    from mmlightning.cli.names import check_names
+    from mmlightning.names import check_names
     from mmlightning.plugins import get_registry
     from mmlightning.registry import UnknownComponentError
 
@@ -103,31 +103,10 @@ def _train(argv: list[str]) -> int:
         logging.getLogger("mmlightning").warning(
             "%s %s from plugin %s is unusable: %s", component.kind, component.name, component.plugin, problem
         )
-    from mmlightning.cli.lightning import run
+    from mmlightning.training import run
 
-    return run(argv)
-
-
-class _Stderr(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is now (a notebook or a test may have replaced it since)."""
-
-    @property  # type: ignore[override]
-    def stream(self) -> Any:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value: Any) -> None:
-        pass
-
-
-def _setup_logging() -> None:
-    logger = logging.getLogger("mmlightning")
-    if not logger.handlers:
-        handler = _Stderr()
-        handler.setFormatter(logging.Formatter("mmlightning: %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
+    run(argv)
+    return 0
 
 
 if __name__ == "__main__":

@@ -20,11 +20,12 @@ import torch
 from torch import Tensor, nn
 
 from mmlightning.bundle import ProcessorBundle
-from mmlightning.contracts import Batch, HeadOutput
+from mmlightning.contracts import Batch
+from mmlightning.deploy.runtime import Exported
 from mmlightning.errors import ConfigError, MMLightningError
 from mmlightning.model import MultimodalModel
+from mmlightning.parts import merge_all
 from mmlightning.trained import TrainedRun, load_run
-from mmlightning.tuning.runner import merge_all
 
 log = logging.getLogger(__name__)
 FORMATS = {"onnx": "model.onnx", "torchscript": "model.ts", "pt2": "model.pt2"}
@@ -226,8 +227,6 @@ def _quantize_onnx(path: Path) -> Path:
 def parity(model: Any, folder: Path, batches: Sequence[Batch], tolerance: float | None) -> dict[str, Any]:
     """The exported model against PyTorch on the same batches: the largest absolute difference per output and how
     often the predictions agree. With ``tolerance`` (not for a quantized model), a larger difference fails."""
-    from mmlightning.deploy.runtime import Exported
-
     exported = Exported.load(folder)
     worst: dict[str, float] = {}
     agree, total = 0, 0
@@ -277,12 +276,3 @@ def _agree(a: Tensor, b: Tensor, tolerance: float | None) -> Tensor:
     else:
         close = a == b
     return close.reshape(len(b), -1).all(1)
-
-
-def head_outputs(values: Mapping[str, Tensor], outputs: Sequence[str]) -> dict[str, HeadOutput]:
-    """Flat exported outputs (``HEAD.predictions``, ``HEAD.logits``) -> ``{head: HeadOutput}`` for the bundle."""
-    parts: dict[str, dict[str, Tensor]] = {}
-    for name in outputs:
-        head, kind = name.rsplit(".", 1)
-        parts.setdefault(head, {})[kind] = values[name]
-    return {head: HeadOutput(None, p["predictions"], p.get("logits")) for head, p in parts.items()}

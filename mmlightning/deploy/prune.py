@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from mmlightning.errors import ConfigError
-from mmlightning.trained import CONFIG_FILE, load_module, read_checkpoint, run_folder
+from mmlightning.trained import CONFIG_FILE, find_checkpoint, read_checkpoint, run_folder
 
 PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
@@ -50,7 +50,9 @@ def prune_run(
 
     if not 0.0 < amount < 1.0:
         raise ConfigError(f"--sparsity must be between 0 and 1 (the share of weights set to zero), got {amount}")
-    model = load_module(ckpt_path)
+    from mmlightning.module import MultimodalModule
+
+    model = MultimodalModule.load_from_checkpoint(find_checkpoint(ckpt_path), map_location="cpu", weights_only=True)
     config_path = run_folder(ckpt_path) / CONFIG_FILE
     if not config_path.is_file():
         raise ConfigError(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from mmlightning.bundle import ProcessorBundle
 from mmlightning.contracts import Batch, HeadOutput
@@ -51,8 +52,6 @@ class Exported:
 
     def run(self, batch: Batch) -> dict[str, HeadOutput]:
         """Head outputs for a processed batch (as the bundle makes it)."""
-        from mmlightning.deploy.export import head_outputs
-
         tensors = [batch.inputs[key][name] for key, name in self.inputs]
         if self.spec["format"] == "onnx":
             feed = {f"{k}.{n}": t.numpy() for (k, n), t in zip(self.inputs, tensors) if f"{k}.{n}" in self.used}
@@ -67,3 +66,12 @@ class Exported:
         rows = [rows] if isinstance(rows, Mapping) else list(rows)
         ids = [str(r.get(self.bundle.id_column, i)) for i, r in enumerate(rows)]
         return self.bundle.decode(self.run(self.bundle(rows, root)), ids)
+
+
+def head_outputs(values: Mapping[str, Tensor], outputs: Sequence[str]) -> dict[str, HeadOutput]:
+    """Flat exported outputs (``HEAD.predictions``, ``HEAD.logits``) -> ``{head: HeadOutput}`` for the bundle."""
+    parts: dict[str, dict[str, Tensor]] = {}
+    for name in outputs:
+        head, kind = name.rsplit(".", 1)
+        parts.setdefault(head, {})[kind] = values[name]
+    return {head: HeadOutput(None, p["predictions"], p.get("logits")) for head, p in parts.items()}

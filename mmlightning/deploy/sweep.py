@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,16 +30,18 @@ from lightning.pytorch import Callback
 from mmlightning.errors import ConfigError
 
 log = logging.getLogger(__name__)
-ACTIVE: dict[str, Any] = {}  # the trial being run, for TrialPruning (trials run one at a time, in this process)
 
 
 class TrialPruning(Callback):
     """Reports the sweep's metric to the Optuna trial after each validation, and stops a trial that is doing
     worse than the median of earlier trials at the same epoch."""
 
+    def __init__(self, trial: Any, metric: str) -> None:
+        self.trial, self.metric = trial, metric
+
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
-        trial, metric = ACTIVE.get("trial"), ACTIVE.get("metric")
-        if trial is None or trainer.sanity_checking or metric not in trainer.callback_metrics:
+        trial, metric = self.trial, self.metric
+        if trainer.sanity_checking or metric not in trainer.callback_metrics:
             return
         trial.report(float(trainer.callback_metrics[metric]), step=trainer.current_epoch)
         if trial.should_prune():
@@ -107,7 +108,7 @@ def sweep(
 ) -> dict[str, Any]:
     import optuna
 
-    from mmlightning.cli.main import main
+    from mmlightning.training import fit
 
     base = yaml.safe_load(Path(config).read_text())
     folder = Path(out or f"runs/sweep-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
@@ -132,25 +133,17 @@ def sweep(
             logger = default_logger_config(str(run))
             logger["init_args"]["name"] = f"{folder.name}-trial-{trial.number}"
             trainer["logger"] = logger
-        trainer["callbacks"] = [
-            *(trainer.get("callbacks") or []),
-            {"class_path": "mmlightning.deploy.sweep.TrialPruning"},
-        ]
         run.mkdir(parents=True, exist_ok=True)
-        (run / "trial.yaml").write_text(yaml.safe_dump(trial_config))
-        ACTIVE.update(trial=trial, metric=metric)
+        (run / "trial.yaml").write_text(yaml.safe_dump(trial_config))  # what the trial ran, for the record
         record: dict[str, Any] = {"trial": trial.number, "values": values, "folder": str(run)}
         records.append(record)
         log.info("trial %d/%d: %s", trial.number + 1, trials, ", ".join(f"{k}={v}" for k, v in values.items()))
-        with tempfile.TemporaryDirectory() as work:
-            results = Path(work) / "results.json"
-            try:
-                main(["fit", "--config", str(run / "trial.yaml"), f"--results_path={results}", "--debug"])
-            except optuna.TrialPruned:
-                record["state"] = "pruned"
-                _finish_wandb()
-                raise
-            found = json.loads(results.read_text())
+        try:
+            found = fit(trial_config, callbacks=[TrialPruning(trial, metric)])
+        except optuna.TrialPruned:
+            record["state"] = "pruned"
+            _finish_wandb()
+            raise
         if metric not in found:
             raise ConfigError(f"--metric {metric} is not among the run's final metrics: {sorted(found)}")
         record.update(state="complete", value=found[metric], checkpoint=found.get("checkpoint"))
@@ -159,7 +152,6 @@ def sweep(
     try:
         study.optimize(objective, n_trials=trials, catch=())
     finally:
-        ACTIVE.clear()
         (folder / "trials.json").write_text(json.dumps(records, indent=2, default=str))
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not done:

@@ -22,6 +22,8 @@ class Freeze(Tuning):
     ``--model.freeze=[KEY, ...]`` is short for this strategy on those encoders.
     """
 
+    keeps_weights = True
+
     def adapt(self, model: Any) -> None:
         for param in selected(model, self.parts, self.kind).values():
             param.requires_grad_(False)
@@ -36,6 +38,9 @@ class Freeze(Tuning):
                 owners = modules_in(model, [part], self.kind).values()
                 out += [m for m in owners if isinstance(m, _BatchNorm)]
         return out
+
+    def frozen_whole(self, model: Any) -> list[str]:
+        return self.whole_encoders(model)
 
     def whole_encoders(self, model: Any) -> list[str]:
         """The encoder keys this freezes whole."""

@@ -20,6 +20,8 @@ class LoRA(Tuning):
     (``pip install 'mmlightning[tuning]'``).
     """
 
+    merges = True
+
     def __init__(
         self,
         parts: Sequence[str] | str,

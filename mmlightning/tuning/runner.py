@@ -1,37 +1,25 @@
-"""Running a model's fine-tuning strategies: applying them, the optimizer's groups, their losses, their report."""
+"""The optimizer's side of the fine-tuning strategies: parameter groups, learning-rate factors, the report.
+Applying them to the model is :mod:`mmlightning.parts`."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from torch import Tensor, nn
+from torch import nn
 
-from mmlightning.tuning.base import Tuning, TuningError, top_part, top_parts
-from mmlightning.tuning.freeze import Freeze
+from mmlightning.parts import (  # noqa: F401 - where they were first imported from
+    apply_all,
+    check_strategies,
+    eval_modules,
+    extra_losses,
+    frozen_encoders,
+    merge_all,
+    strategies,
+)
+from mmlightning.strategy import top_part, top_parts
 
 log = logging.getLogger(__name__)
-
-
-def strategies(model: Any) -> list[Tuning]:
-    return list(getattr(model, "tuning", []))
-
-
-def apply_all(model: Any) -> None:
-    """Apply every strategy, in order (after fitting; again after a checkpoint's learnt state is restored)."""
-    for strategy in strategies(model):
-        strategy.adapt(model)
-
-
-def frozen_encoders(model: Any) -> list[str]:
-    """Encoders frozen whole by ``Freeze`` and touched by no other strategy: their features may be cached."""
-    touched = {part for s in strategies(model) if not isinstance(s, Freeze) for part in s.touches(model)}
-    keys = {k for s in strategies(model) if isinstance(s, Freeze) for k in s.whole_encoders(model)}
-    return sorted(k for k in keys if f"encoders.{k}" not in touched)
-
-
-def eval_modules(model: Any) -> list[nn.Module]:
-    return [m for s in strategies(model) for m in s.eval_modules(model)]
 
 
 def param_groups(model: Any) -> list[dict[str, Any]]:
@@ -65,28 +53,6 @@ def scale_rates(optimizer: Any) -> None:
             group["initial_lr"] = group["lr"]
 
 
-def extra_losses(model: Any, batch: Any, outputs: dict[str, Any], total: Tensor) -> dict[str, Tensor]:
-    losses: dict[str, Tensor] = {}
-    for index, strategy in enumerate(strategies(model)):
-        for name, loss in strategy.losses(model, batch, outputs, total).items():
-            losses[f"{strategy.kind.lower()}{index if _twice(model, strategy) else ''}/{name}"] = loss
-    return losses
-
-
-def _twice(model: Any, strategy: Tuning) -> bool:
-    return sum(type(s) is type(strategy) for s in strategies(model)) > 1
-
-
-def merge_all(model: Any) -> list[str]:
-    """Fold every strategy's additions into plain weights (for export); returns the strategies that had any."""
-    done = []
-    for strategy in strategies(model):
-        if type(strategy).merge is not Tuning.merge:
-            strategy.merge(model)
-            done.append(strategy.kind)
-    return done
-
-
 def report(model: Any, optimizer: Any | None) -> tuple[list[list[Any]], list[list[Any]]]:
     """Rows of (part, parameters, trainable) and of (group, learning rate, weight decay, parameters)."""
     parts = []
@@ -101,11 +67,3 @@ def report(model: Any, optimizer: Any | None) -> tuple[list[list[Any]], list[lis
         count = sum(p.numel() for p in group["params"])
         groups.append([index, float(group["lr"]), float(group.get("weight_decay", 0.0)), count])
     return parts, groups
-
-
-def check_strategies(values: Any) -> list[Tuning]:
-    out = list(values or [])
-    for value in out:
-        if not isinstance(value, Tuning):
-            raise TuningError(f"model.tuning takes fine-tuning strategies (mmlightning.tuning.Tuning), got {value!r}")
-    return out

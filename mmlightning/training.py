@@ -1,4 +1,9 @@
-"""The training commands, on LightningCLI."""
+"""Running a config: LightningCLI turns a config (a YAML file, a dict, or command-line arguments) into a Trainer,
+a ``MultimodalModule`` and a ``MultimodalDataModule``, and runs ``fit``, ``validate``, ``test`` or ``predict``.
+
+The command line (``mmlightning fit ...``), the Python API (``mmlightning.fit(...)``) and ``sweep`` all run
+configs through :func:`run`; :func:`fit` is the Python way, taking a config as a dict and callbacks as objects.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +12,22 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
-from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
 from mmlightning.callbacks import EpochSummary, PredictionWriter, SamplePredictions, results_table
-from mmlightning.cli.parser import Parser
 from mmlightning.data.datamodule import MultimodalDataModule
 from mmlightning.errors import ConfigError, MissingFileError
 from mmlightning.memory import keep_freed_memory
 from mmlightning.module import MultimodalModule
+from mmlightning.parser import Parser
 from mmlightning.plugins import plugin_versions
 from mmlightning.runs import run_dir
 from mmlightning.wandb import default_logger_config, keep_media_in
@@ -160,24 +166,56 @@ class MultimodalCLI(LightningCLI):
             log.info("metrics written to %s", path)
 
 
-def run(argv: list[str]) -> int:
+def run(
+    args: list[str] | dict[str, Any], callbacks: Sequence[Callback] = (), raise_errors: bool = False
+) -> MultimodalCLI:
+    """Run a command: ``args`` as on the command line (``["fit", "--config", "c.yaml"]``) or as a config dict
+    (``{"fit": {"model": ..., "data": ..., "trainer": ...}}``). ``callbacks`` join the Trainer's (objects, not
+    config: a sweep's trial pruner). ``raise_errors``: a bad config raises instead of printing and exiting."""
     import sys
 
     os.environ.setdefault("WANDB_SILENT", "true")
     quiet_upstream()
     keep_freed_memory()
+    defaults: dict[str, Any] = {"logger": default_logger_config("runs"), "default_root_dir": "runs"}
+    if callbacks:
+        defaults["callbacks"] = list(callbacks)
     cli = MultimodalCLI(
         MultimodalModule,
         MultimodalDataModule,
-        args=None if argv == sys.argv[1:] else argv,
+        args=None if args == sys.argv[1:] else args,
         parser_class=Parser,
+        parser_kwargs={"exit_on_error": not raise_errors},
         save_config_callback=SaveConfig,
         save_config_kwargs={"overwrite": True, "save_to_log_dir": False},
-        trainer_defaults={"logger": default_logger_config("runs"), "default_root_dir": "runs"},
+        trainer_defaults=defaults,
         auto_configure_optimizers=False,
     )
     finish_wandb(cli.trainer)
-    return 0
+    return cli
+
+
+def fit(config: Mapping[str, Any], callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
+    """Train from a config dict (the content of a ``fit`` YAML config); returns the final metrics with the run's
+    ``run_dir``, best ``checkpoint`` and ``epochs``. Component names are checked first ("did you mean"), and errors
+    raise as they are."""
+    from mmlightning.logs import setup_logging
+    from mmlightning.names import check_config_names
+    from mmlightning.plugins import get_registry
+
+    setup_logging()
+    registry = get_registry()
+    check_config_names(config, registry)
+    registry.import_all()  # jsonargparse finds components among imported classes
+    cli = run({"fit": dict(config)}, callbacks, raise_errors=True)
+    metrics = {k: float(v) for k, v in cli.trainer.callback_metrics.items() if v.numel() == 1}
+    checkpoints: Any = cli.trainer.checkpoint_callback
+    return {
+        **metrics,
+        "checkpoint": checkpoints.best_model_path if checkpoints else "",
+        "run_dir": str(run_dir(cli.trainer)),
+        "epochs": cli.trainer.current_epoch,
+    }
 
 
 def finish_wandb(trainer: Trainer) -> None:

@@ -4,7 +4,7 @@ so that a typo gets "did you mean" and a name two plugins share gets both full p
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +33,20 @@ def _names(argv: list[str]) -> Iterator[tuple[str, str]]:
             yield KIND[key.split(".")[1]], value
 
 
+def check_config_names(config: Mapping[str, Any], registry: Registry) -> None:
+    """The same check for a config given as a dict (``mmlightning.fit``)."""
+    for kind, name in _names_in(config):
+        registry.resolve(kind, name)
+
+
 def _config_names(path: Path) -> Iterator[tuple[str, str]]:
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
-    config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    model = config.get("model", {}) if isinstance(config, dict) else {}
+    yield from _names_in(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+
+
+def _names_in(config: Any) -> Iterator[tuple[str, str]]:
+    model = config.get("model", {}) if isinstance(config, Mapping) else {}
     for section, kind in KIND.items():
         value = model.get(section)
         entries = [value] if section == "fusion" else list((value or {}).values()) if isinstance(value, dict) else []
