@@ -10,17 +10,23 @@ as ``bundle.json``, into the run's folder.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from mmlightning.bundle import FILENAME
 from mmlightning.runs import run_dir
 
+if TYPE_CHECKING:
+    from mmlightning.bundle import ProcessorBundle
+    from mmlightning.data.datamodule import MultimodalDataModule
+    from mmlightning.model import MultimodalModel
+    from mmlightning.module import MultimodalModule
+
 log = logging.getLogger(__name__)
 
 
-def bind(model: Any, datamodule: Any) -> Any:
+def bind(model: MultimodalModel | MultimodalModule, datamodule: MultimodalDataModule) -> ProcessorBundle | None:
     """Outside a Trainer: fit ``model`` on ``datamodule``'s checked training rows if it has not learnt from data
     yet, and hand its bundle to ``datamodule``. Returns the bundle."""
     if not model.is_fitted:
@@ -35,7 +41,7 @@ def _datamodule(trainer: Trainer) -> Any:
     return datamodule if hasattr(datamodule, "set_bundle") else None
 
 
-def ready(model: Any, trainer: Trainer) -> None:
+def ready(model: MultimodalModel, trainer: Trainer) -> None:
     """Ready ``model`` (the :class:`~mmlightning.model.MultimodalModel`) for a Trainer run: in ``fit``, each
     fine-tuning strategy's ``setup`` (adapters, freezing, an earlier run's state), then the data side fitted from
     the training rows (heads sized, vocabularies learnt) and the processors handed to the datamodule. The training

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -10,8 +10,11 @@ from torch import Tensor
 from mmlightning.contracts import HeadOutput
 from mmlightning.errors import NonFiniteLossError
 
+if TYPE_CHECKING:
+    from mmlightning.module import MultimodalModule
 
-def check_finite_weights(model: Any) -> None:
+
+def check_finite_weights(model: MultimodalModule) -> None:
     """Raise instead of saving a checkpoint whose weights hold NaN or infinite values (one sync per checkpoint)."""
     params = dict(model.named_parameters())
     finite = (
@@ -25,7 +28,7 @@ def check_finite_weights(model: Any) -> None:
         )
 
 
-def nonfinite_message(model: Any, total: Tensor, outputs: dict[str, HeadOutput], batch_idx: int) -> str:
+def nonfinite_message(model: MultimodalModule, total: Tensor, outputs: dict[str, HeadOutput], batch_idx: int) -> str:
     """What a user needs when training meets a NaN or infinite loss: where, each head's loss, the last finite one."""
     heads = ", ".join(f"'{k}' {float(o.loss.detach()):.4g}" for k, o in outputs.items() if o.loss is not None)
     last = (

@@ -4,35 +4,38 @@ merging what they added into plain weights. The model calls these; the optimizer
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor, nn
 
 from mmlightning.strategy import Tuning, TuningError
 
+if TYPE_CHECKING:
+    from mmlightning.model import MultimodalModel
 
-def strategies(model: Any) -> list[Tuning]:
+
+def strategies(model: MultimodalModel) -> list[Tuning]:
     return list(getattr(model, "tuning", []))
 
 
-def apply_all(model: Any) -> None:
+def apply_all(model: MultimodalModel) -> None:
     """Apply every strategy, in order (after fitting; again after a checkpoint's learnt state is restored)."""
     for strategy in strategies(model):
         strategy.adapt(model)
 
 
-def frozen_encoders(model: Any) -> list[str]:
+def frozen_encoders(model: MultimodalModel) -> list[str]:
     """Encoders frozen whole (``Freeze``) and touched by no other strategy: their features may be cached."""
     touched = {part for s in strategies(model) if not s.keeps_weights for part in s.touches(model)}
     keys = {k for s in strategies(model) for k in s.frozen_whole(model)}
     return sorted(k for k in keys if f"encoders.{k}" not in touched)
 
 
-def eval_modules(model: Any) -> list[nn.Module]:
+def eval_modules(model: MultimodalModel) -> list[nn.Module]:
     return [m for s in strategies(model) for m in s.eval_modules(model)]
 
 
-def extra_losses(model: Any, batch: Any, outputs: dict[str, Any], total: Tensor) -> dict[str, Tensor]:
+def extra_losses(model: MultimodalModel, batch: Any, outputs: dict[str, Any], total: Tensor) -> dict[str, Tensor]:
     losses: dict[str, Tensor] = {}
     for index, strategy in enumerate(strategies(model)):
         for name, loss in strategy.losses(model, batch, outputs, total).items():
@@ -40,11 +43,11 @@ def extra_losses(model: Any, batch: Any, outputs: dict[str, Any], total: Tensor)
     return losses
 
 
-def _twice(model: Any, strategy: Tuning) -> bool:
+def _twice(model: MultimodalModel, strategy: Tuning) -> bool:
     return sum(type(s) is type(strategy) for s in strategies(model)) > 1
 
 
-def merge_all(model: Any) -> list[str]:
+def merge_all(model: MultimodalModel) -> list[str]:
     """Fold every strategy's additions into plain weights (for export); returns the strategies that had any."""
     done = []
     for strategy in strategies(model):

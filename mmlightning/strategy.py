@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from torch import Tensor, nn
 
 from mmlightning.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mmlightning.model import MultimodalModel
 
 GLOB = set("*?[")
 
@@ -59,54 +62,54 @@ class Tuning(nn.Module):
     def kind(self) -> str:
         return type(self).__name__
 
-    def setup(self, model: Any, trainer: Any) -> None:
+    def setup(self, model: MultimodalModel, trainer: Any) -> None:
         return None
 
-    def adapt(self, model: Any) -> None:
+    def adapt(self, model: MultimodalModel) -> None:
         return None
 
-    def lr_scales(self, model: Any) -> dict[str, float]:
+    def lr_scales(self, model: MultimodalModel) -> dict[str, float]:
         return {}
 
-    def trains_later(self, model: Any) -> list[str]:
+    def trains_later(self, model: MultimodalModel) -> list[str]:
         return []
 
-    def on_fit_start(self, model: Any, trainer: Any) -> None:
+    def on_fit_start(self, model: MultimodalModel, trainer: Any) -> None:
         return None
 
-    def on_train_epoch_start(self, model: Any, epoch: int) -> None:
+    def on_train_epoch_start(self, model: MultimodalModel, epoch: int) -> None:
         return None
 
-    def eval_modules(self, model: Any) -> list[nn.Module]:
+    def eval_modules(self, model: MultimodalModel) -> list[nn.Module]:
         return []
 
-    def losses(self, model: Any, batch: Any, outputs: dict[str, Any], total: Tensor) -> dict[str, Tensor]:
+    def losses(self, model: MultimodalModel, batch: Any, outputs: dict[str, Any], total: Tensor) -> dict[str, Tensor]:
         return {}
 
-    def transform_features(self, model: Any, encoded: dict[str, Any]) -> dict[str, Any]:
+    def transform_features(self, model: MultimodalModel, encoded: dict[str, Any]) -> dict[str, Any]:
         return encoded
 
     def transform_outputs(
-        self, model: Any, batch: Any, encoded: dict[str, Any], outputs: dict[str, Any]
+        self, model: MultimodalModel, batch: Any, encoded: dict[str, Any], outputs: dict[str, Any]
     ) -> dict[str, Any]:
         return outputs
 
-    def merge(self, model: Any) -> None:
+    def merge(self, model: MultimodalModel) -> None:
         return None
 
-    def describe(self, model: Any) -> str:
+    def describe(self, model: MultimodalModel) -> str:
         return f"{self.kind} on {', '.join(self.parts) or 'nothing'}"
 
-    def frozen_whole(self, model: Any) -> list[str]:
+    def frozen_whole(self, model: MultimodalModel) -> list[str]:
         """The encoder keys this strategy keeps frozen whole (their features may be cached). Default: none."""
         return []
 
-    def touches(self, model: Any) -> set[str]:
+    def touches(self, model: MultimodalModel) -> set[str]:
         """The top-level parts (``encoders.KEY``, ``fusion``, ``heads.KEY``) this strategy acts on."""
         return {top_part(name) for part in self.parts for name in select(model, part, self.kind)}
 
 
-def top_parts(model: Any) -> list[str]:
+def top_parts(model: MultimodalModel) -> list[str]:
     """``encoders.KEY`` per encoder, ``fusion``, ``heads.KEY`` per head."""
     return [f"encoders.{k}" for k in model.encoders] + ["fusion"] + [f"heads.{k}" for k in model.heads]
 
@@ -117,13 +120,13 @@ def top_part(name: str) -> str:
     return bits[0] if bits[0] == "fusion" else ".".join(bits[:2])
 
 
-def canonical(model: Any, part: str) -> str:
+def canonical(model: MultimodalModel, part: str) -> str:
     """A part's full name: an encoder key (``text``) or a path that starts with one (``image.model.blocks.0``)
     is under ``encoders``."""
     return f"encoders.{part}" if part.split(".")[0] in model.encoders else part
 
 
-def part_module(model: Any, part: str) -> nn.Module | None:
+def part_module(model: MultimodalModel, part: str) -> nn.Module | None:
     """The submodule a part names (None for a glob)."""
     part = canonical(model, part)
     if GLOB & set(part):
@@ -135,7 +138,7 @@ def part_module(model: Any, part: str) -> nn.Module | None:
         return None
 
 
-def select(model: Any, part: str, who: str = "tuning") -> dict[str, nn.Parameter]:
+def select(model: MultimodalModel, part: str, who: str = "tuning") -> dict[str, nn.Parameter]:
     """The parameters (by full name) a part names; a clear error with the parts there are when it names none."""
     part = canonical(model, part)
     named = {n: p for n, p in model.named_parameters() if not n.startswith("tuning.")}
@@ -156,14 +159,14 @@ def select(model: Any, part: str, who: str = "tuning") -> dict[str, nn.Parameter
     return found
 
 
-def selected(model: Any, parts: Sequence[str], who: str) -> dict[str, nn.Parameter]:
+def selected(model: MultimodalModel, parts: Sequence[str], who: str) -> dict[str, nn.Parameter]:
     found: dict[str, nn.Parameter] = {}
     for part in parts:
         found.update(select(model, part, who))
     return found
 
 
-def modules_in(model: Any, parts: Sequence[str], who: str) -> dict[str, nn.Module]:
+def modules_in(model: MultimodalModel, parts: Sequence[str], who: str) -> dict[str, nn.Module]:
     """The submodules the parts name (a glob names the modules holding the matched parameters)."""
     out: dict[str, nn.Module] = {}
     for part in parts:

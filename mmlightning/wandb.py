@@ -6,7 +6,11 @@ import logging
 import netrc
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mmlightning.contracts import Batch
+    from mmlightning.model import MultimodalModel
 
 log = logging.getLogger(__name__)
 USER_DATA_DIR = os.environ.get("WANDB_DATA_DIR")  # the user's own choice, if any, before a run sets it
@@ -48,7 +52,7 @@ def default_logger_config(save_dir: str = ".") -> dict[str, Any]:
     return {"class_path": "lightning.pytorch.loggers.WandbLogger", "init_args": init}
 
 
-def attention_maps(model: Any, batch: Any) -> dict[str, Any]:
+def attention_maps(model: MultimodalModel, batch: Batch) -> dict[str, Any]:
     """Where the fusion looked: per encoder key whose tokens lie on a grid (``Features.grid``) and that the fusion
     attended to, ``(B, H, W)`` attention over the grid, each sample's map summing to 1 (zeros for a sample without
     that input). ``{}`` when the fusion has no attention (``Fusion.attention``)."""

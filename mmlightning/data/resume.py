@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from lightning.pytorch import Callback
+from lightning.pytorch import Callback, LightningModule
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 SEED_MIX = 1_000_003
@@ -85,7 +85,7 @@ class ResumableLoader(DataLoader):
 class RandomStates(Callback):
     """Saves the global random states (torch, CUDA, ``random``, NumPy) in each checkpoint and restores them on resume."""
 
-    def on_save_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
+    def on_save_checkpoint(self, trainer: Any, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
         import numpy as np
 
         state: Any = np.random.get_state()
@@ -101,7 +101,7 @@ class RandomStates(Callback):
             states["cuda"] = torch.cuda.get_rng_state_all()
         checkpoint.setdefault("mmlightning", {})["random_states"] = states
 
-    def on_load_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
+    def on_load_checkpoint(self, trainer: Any, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
         import numpy as np
 
         states = checkpoint.get("mmlightning", {}).get("random_states")

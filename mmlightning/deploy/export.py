@@ -186,7 +186,7 @@ def _write(format: str, flat: FlatModel, args: tuple[Tensor, ...], path: Path, i
         torch.export.save(torch.export.export(flat, args, dynamic_shapes=(shapes,), strict=False), str(path))
 
 
-def _blame(err: Exception, model: Any, format: str) -> str:
+def _blame(err: Exception, model: MultimodalModel, format: str) -> str:
     """The message for a failed export: which component's code was running, and the exporter's own words."""
     parts = {id(m): f"encoder '{k}' ({type(m).__name__})" for k, m in model.encoders.items()}
     parts.update({id(m): f"head '{k}' ({type(m).__name__})" for k, m in model.heads.items()})
@@ -224,7 +224,7 @@ def _quantize_onnx(path: Path) -> Path:
     return target
 
 
-def parity(model: Any, folder: Path, batches: Sequence[Batch], tolerance: float | None) -> dict[str, Any]:
+def parity(model: MultimodalModel, folder: Path, batches: Sequence[Batch], tolerance: float | None) -> dict[str, Any]:
     """The exported model against PyTorch on the same batches: the largest absolute difference per output and how
     often the predictions agree. With ``tolerance`` (not for a quantized model), a larger difference fails."""
     exported = Exported.load(folder)

@@ -15,7 +15,7 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -24,10 +24,13 @@ from torch.nn.utils import prune
 from mmlightning.errors import ConfigError
 from mmlightning.trained import CONFIG_FILE, find_checkpoint, read_checkpoint, run_folder
 
+if TYPE_CHECKING:
+    from mmlightning.model import MultimodalModel
+
 PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
 
-def targets(model: Any, include_frozen: bool = False) -> list[tuple[nn.Module, str]]:
+def targets(model: MultimodalModel, include_frozen: bool = False) -> list[tuple[nn.Module, str]]:
     """The weights to prune: every Linear / convolution weight of the parts that train (all, with include_frozen)."""
     parts: list[nn.Module] = [model.fusion, *model.heads.values()]
     parts += [enc for key, enc in model.encoders.items() if include_frozen or key not in model.frozen]

@@ -8,7 +8,7 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tqdm import tqdm
@@ -17,15 +17,19 @@ from mmlightning.deploy.scoring import Scores, check_rows
 from mmlightning.errors import ConfigError
 from mmlightning.trained import load_run, run_folder
 
+if TYPE_CHECKING:
+    from mmlightning.bundle import ProcessorBundle
+    from mmlightning.model import MultimodalModel
+
 log = logging.getLogger(__name__)
 SEVERITIES = (0.25, 0.5, 0.75, 1.0)
 
 
 def score(
-    model: Any, bundle: Any, items: list[dict[str, Any]], root: Path, batch_size: int
+    model: MultimodalModel, bundle: ProcessorBundle, items: list[dict[str, Any]], root: Path, batch_size: int
 ) -> dict[str, dict[str, float]]:
     """Each head's metrics over ``items`` (samples as ``bundle.item`` makes them)."""
-    scores = Scores(model.heads)
+    scores = Scores(dict(model.heads.items()))
     with torch.no_grad():
         for start in range(0, len(items), batch_size):
             batch = bundle.collate(items[start : start + batch_size], root)

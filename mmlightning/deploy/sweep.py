@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from lightning.pytorch import Callback
+from lightning.pytorch import Callback, LightningModule
 
 from mmlightning.errors import ConfigError
 
@@ -39,7 +39,7 @@ class TrialPruning(Callback):
     def __init__(self, trial: Any, metric: str) -> None:
         self.trial, self.metric = trial, metric
 
-    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+    def on_validation_end(self, trainer: Any, pl_module: LightningModule) -> None:
         trial, metric = self.trial, self.metric
         if trainer.sanity_checking or metric not in trainer.callback_metrics:
             return

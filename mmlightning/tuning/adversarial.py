@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import Tensor, nn
 
 from mmlightning.tuning.base import Tuning, TuningError, canonical, part_module, select
+
+if TYPE_CHECKING:
+    from mmlightning.model import MultimodalModel
 
 
 class Adversarial(Tuning):
@@ -48,7 +51,7 @@ class Adversarial(Tuning):
         self._delta: dict[int, Tensor] = {}  # target module -> the perturbation to add in the attack pass
         self._hooked: set[int] = set()
 
-    def _targets(self, model: Any) -> list[nn.Module]:
+    def _targets(self, model: MultimodalModel) -> list[nn.Module]:
         targets = []
         for part in self.parts:
             module = part_module(model, part)
@@ -73,7 +76,7 @@ class Adversarial(Tuning):
                 targets.append(found)
         return targets
 
-    def adapt(self, model: Any) -> None:
+    def adapt(self, model: MultimodalModel) -> None:
         for target in self._targets(model):
             if id(target) not in self._hooked:
                 self._hooked.add(id(target))
@@ -91,7 +94,7 @@ class Adversarial(Tuning):
             self._seen[key] = output
         return output
 
-    def losses(self, model: Any, batch: Any, outputs: dict[str, Any], total: Tensor) -> dict[str, Tensor]:
+    def losses(self, model: MultimodalModel, batch: Any, outputs: dict[str, Any], total: Tensor) -> dict[str, Tensor]:
         seen, self._seen = self._seen, {}
         if not seen:
             return {}
@@ -115,12 +118,12 @@ class Adversarial(Tuning):
             self._delta, self._seen = {}, {}
         return {"loss": self.weight * adversarial}
 
-    def describe(self, model: Any) -> str:
+    def describe(self, model: MultimodalModel) -> str:
         steps = f", {self.steps} steps of {self.alpha}" if self.method == "pgd" else ""
         return f"Adversarial {self.method.upper()} (epsilon {self.epsilon}{steps}, weight {self.weight}) on {', '.join(self.parts)}"
 
 
-def _loss(model: Any, batch: Any) -> Tensor:
+def _loss(model: MultimodalModel, batch: Any) -> Tensor:
     outputs = model(batch)
     losses = [model.loss_weights[k] * o.loss for k, o in outputs.items() if o.loss is not None]
     return torch.stack(losses).sum()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -11,6 +11,9 @@ from torch import Tensor
 
 from mmlightning.errors import MissingFileError
 from mmlightning.tuning.base import Tuning, TuningError
+
+if TYPE_CHECKING:
+    from mmlightning.model import MultimodalModel
 
 
 class Distillation(Tuning):
@@ -30,7 +33,7 @@ class Distillation(Tuning):
             raise TuningError(f"Distillation: temperature must be > 0, got {temperature}")
         self.teacher_path, self.weights, self.temperature = teacher, weights, temperature
 
-    def teacher(self, model: Any) -> Any:
+    def teacher(self, model: MultimodalModel) -> Any:
         loaded = self.__dict__.get("_teacher")  # not a submodule: neither trained nor saved with the student
         if loaded is None:
             from mmlightning.trained import load_run
@@ -48,7 +51,7 @@ class Distillation(Tuning):
             self.__dict__["_same_inputs"] = _same_processors(model, loaded)
         return loaded
 
-    def _check(self, model: Any, teacher: Any) -> None:
+    def _check(self, model: MultimodalModel, teacher: Any) -> None:
         heads = self._weights(model)
         missing = sorted(set(heads) - set(teacher.heads))
         if missing:
@@ -64,7 +67,7 @@ class Distillation(Tuning):
                     f"{_short(mine)}; distillation needs the same outputs (the same classes, in the same order)"
                 )
 
-    def _weights(self, model: Any) -> dict[str, float]:
+    def _weights(self, model: MultimodalModel) -> dict[str, float]:
         if self.weights is None:
             return dict.fromkeys(model.heads, 1.0)
         unknown = sorted(set(self.weights) - set(model.heads))
@@ -72,10 +75,10 @@ class Distillation(Tuning):
             raise TuningError(f"Distillation: weights name {unknown}, not heads; the heads are {sorted(model.heads)}")
         return dict(self.weights)
 
-    def on_fit_start(self, model: Any, trainer: Any) -> None:
+    def on_fit_start(self, model: MultimodalModel, trainer: Any) -> None:
         self.teacher(model).to(model.device)
 
-    def losses(self, model: Any, batch: Any, outputs: dict[str, Any], total: Tensor) -> dict[str, Tensor]:
+    def losses(self, model: MultimodalModel, batch: Any, outputs: dict[str, Any], total: Tensor) -> dict[str, Tensor]:
         teacher = self.teacher(model).eval()
         if not self.__dict__["_same_inputs"]:
             rows = [{c: values[i] for c, values in batch.raw.items()} for i in range(len(batch))]
@@ -94,7 +97,7 @@ class Distillation(Tuning):
             out[f"{key}/kl"] = weight * soft_kl(student, target, t)
         return out
 
-    def describe(self, model: Any) -> str:
+    def describe(self, model: MultimodalModel) -> str:
         return (
             f"Distillation from {self.teacher_path} at temperature {self.temperature}, weights {self._weights(model)}"
         )
@@ -107,7 +110,7 @@ def soft_kl(student: Tensor, teacher: Tensor, temperature: float) -> Tensor:
     return t * t * kl.sum(-1).mean()
 
 
-def _same_processors(model: Any, teacher: Any) -> bool:
+def _same_processors(model: MultimodalModel, teacher: Any) -> bool:
     if set(model.encoders) != set(teacher.encoders):
         return False
     return all(model.encoders[k].processor().state() == teacher.encoders[k].processor().state() for k in model.encoders)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmlightning.tuning.base import Tuning, TuningError, canonical, modules_in, part_module, select, selected
 from mmlightning.tuning.blocks import Stack, find_stack
+
+if TYPE_CHECKING:
+    from mmlightning.model import MultimodalModel
 
 
 class Freeze(Tuning):
@@ -24,11 +27,11 @@ class Freeze(Tuning):
 
     keeps_weights = True
 
-    def adapt(self, model: Any) -> None:
+    def adapt(self, model: MultimodalModel) -> None:
         for param in selected(model, self.parts, self.kind).values():
             param.requires_grad_(False)
 
-    def eval_modules(self, model: Any) -> list[nn.Module]:
+    def eval_modules(self, model: MultimodalModel) -> list[nn.Module]:
         out: list[nn.Module] = []
         for part in self.parts:
             module = part_module(model, part)
@@ -39,10 +42,10 @@ class Freeze(Tuning):
                 out += [m for m in owners if isinstance(m, _BatchNorm)]
         return out
 
-    def frozen_whole(self, model: Any) -> list[str]:
+    def frozen_whole(self, model: MultimodalModel) -> list[str]:
         return self.whole_encoders(model)
 
-    def whole_encoders(self, model: Any) -> list[str]:
+    def whole_encoders(self, model: MultimodalModel) -> list[str]:
         """The encoder keys this freezes whole."""
         keys = []
         for part in self.parts:
@@ -69,36 +72,36 @@ class GradualUnfreeze(Tuning):
         self.start, self.every = start, every
         self.levels = 0  # unfrozen levels, counting from the top
 
-    def _stacks(self, model: Any) -> dict[str, tuple[nn.Module, Stack]]:
+    def _stacks(self, model: MultimodalModel) -> dict[str, tuple[nn.Module, Stack]]:
         why = "(transformer layers, CNN stages) to unfreeze one by one"
         return {canonical(model, part): stacked(model, part, self.kind, why) for part in self.parts}
 
     def levels_at(self, epoch: int) -> int:
         return 0 if epoch < self.start else (epoch - self.start) // self.every + 1
 
-    def adapt(self, model: Any) -> None:
+    def adapt(self, model: MultimodalModel) -> None:
         self._set(model, self.levels)
 
-    def _set(self, model: Any, levels: int) -> None:
+    def _set(self, model: MultimodalModel, levels: int) -> None:
         self.levels = levels
         for module, stack in self._stacks(model).values():
             top = len(stack) + 1
             for name, param in module.named_parameters():
                 param.requires_grad_(max(top - stack.depth(name) - 1, 0) < levels)  # level 0: the top block and above
 
-    def trains_later(self, model: Any) -> list[str]:
+    def trains_later(self, model: MultimodalModel) -> list[str]:
         return [name for part in self.parts for name in select(model, part, self.kind)]
 
-    def on_train_epoch_start(self, model: Any, epoch: int) -> None:
+    def on_train_epoch_start(self, model: MultimodalModel, epoch: int) -> None:
         self._set(model, self.levels_at(epoch))
 
-    def eval_modules(self, model: Any) -> list[nn.Module]:
+    def eval_modules(self, model: MultimodalModel) -> list[nn.Module]:
         out: list[nn.Module] = []
         for _, stack in self._stacks(model).values():
             out += [b for b in stack.blocks if not any(p.requires_grad for p in b.parameters())]
         return out
 
-    def describe(self, model: Any) -> str:
+    def describe(self, model: MultimodalModel) -> str:
         sizes = ", ".join(f"{part} ({len(stack)} blocks)" for part, (_, stack) in self._stacks(model).items())
         return f"GradualUnfreeze on {sizes}: frozen until epoch {self.start}, then a level every {self.every} epoch(s) from the top; {self.levels} level(s) unfrozen now"
 
@@ -121,7 +124,7 @@ class LayerwiseLRDecay(Tuning):
             )
         self.decay = {part: float(factors.get(part, 0.8)) for part in self.parts}
 
-    def lr_scales(self, model: Any) -> dict[str, float]:
+    def lr_scales(self, model: MultimodalModel) -> dict[str, float]:
         scales: dict[str, float] = {}
         for part in self.parts:
             module, stack = stacked(model, part, self.kind, "to find depth from")
@@ -131,14 +134,14 @@ class LayerwiseLRDecay(Tuning):
                 scales[f"{prefix}.{name}"] = self.decay[part] ** (top - stack.depth(name))
         return scales
 
-    def describe(self, model: Any) -> str:
+    def describe(self, model: MultimodalModel) -> str:
         scales = self.lr_scales(model)
         return (
             f"LayerwiseLRDecay on {', '.join(self.parts)}: rate factors {min(scales.values()):.3g} (bottom) to 1 (top)"
         )
 
 
-def stacked(model: Any, part: str, who: str, why: str) -> tuple[nn.Module, Stack]:
+def stacked(model: MultimodalModel, part: str, who: str, why: str) -> tuple[nn.Module, Stack]:
     """The module a part names and its stack of blocks; a clear error when it has none."""
     module = part_module(model, part)
     stack = find_stack(module) if module is not None else None

@@ -6,13 +6,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import yaml
 
 from mmlightning.errors import MissingFileError
 from mmlightning.tuning.base import Tuning, TuningError, canonical, part_module, select, top_part, top_parts
+
+if TYPE_CHECKING:
+    from mmlightning.model import MultimodalModel
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +49,10 @@ class InitFrom(Tuning):
             self.__dict__["_ckpt"] = {**saved, "state_dict": model_state(saved["state_dict"])}
         return self.__dict__["_ckpt"]
 
-    def touches(self, model: Any) -> set[str]:
+    def touches(self, model: MultimodalModel) -> set[str]:
         return set()  # it sets weights once, before training: a frozen encoder's cache is keyed on its weights
 
-    def _wanted(self, model: Any) -> set[str]:
+    def _wanted(self, model: MultimodalModel) -> set[str]:
         """The top-level parts taken from the checkpoint."""
         out: set[str] = set()
         for part in self.parts:
@@ -62,12 +65,12 @@ class InitFrom(Tuning):
                 out |= {top_part(n) for n in select(model, part, self.kind)}
         return out
 
-    def setup(self, model: Any, trainer: Any) -> None:
+    def setup(self, model: MultimodalModel, trainer: Any) -> None:
         fitted = self._read().get("mmlightning", {}).get("fitted", {})
         wanted = self._wanted(model)
         model.earlier = {name: state for name, state in fitted.items() if name in wanted}
 
-    def on_fit_start(self, model: Any, trainer: Any) -> None:
+    def on_fit_start(self, model: MultimodalModel, trainer: Any) -> None:
         if getattr(trainer, "ckpt_path", None):
             log.info("%s: resuming from %s, so %s is not loaded again", self.kind, trainer.ckpt_path, self.checkpoint)
             return
@@ -88,7 +91,7 @@ class InitFrom(Tuning):
             ),
         )
 
-    def load(self, model: Any) -> dict[str, list[str]]:
+    def load(self, model: MultimodalModel) -> dict[str, list[str]]:
         """Copy the checkpoint's tensors into the chosen parts; returns the names loaded, new, grown, mismatched."""
         saved = self._read()["state_dict"]
         wanted = self._wanted(model)
@@ -119,7 +122,7 @@ class InitFrom(Tuning):
         """Whether a tensor may have grown along its first dimension (a head whose label set grew)."""
         return False
 
-    def describe(self, model: Any) -> str:
+    def describe(self, model: MultimodalModel) -> str:
         return f"{self.kind} from {self.checkpoint}: {', '.join(sorted(self._wanted(model)))}"
 
 
@@ -142,7 +145,7 @@ class Continual(InitFrom):
     def grows(self, name: str) -> bool:
         return name.startswith("heads.")
 
-    def setup(self, model: Any, trainer: Any) -> None:
+    def setup(self, model: MultimodalModel, trainer: Any) -> None:
         super().setup(model, trainer)
         if self.rehearsal > 0:
             old = self.old_manifest()

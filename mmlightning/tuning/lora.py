@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from torch import nn
 
 from mmlightning.tuning.base import Tuning, TuningError, canonical, part_module, select
+
+if TYPE_CHECKING:
+    from mmlightning.model import MultimodalModel
 
 
 class LoRA(Tuning):
@@ -46,7 +49,7 @@ class LoRA(Tuning):
             names = [n for n in names if any(fnmatch.fnmatchcase(n, t) for t in self.targets)]
         return names
 
-    def adapt(self, model: Any) -> None:
+    def adapt(self, model: MultimodalModel) -> None:
         try:
             from peft import LoraConfig, inject_adapter_in_model
             from peft.tuners.lora import LoraLayer
@@ -72,7 +75,7 @@ class LoRA(Tuning):
             for name, param in module.named_parameters():
                 param.requires_grad_("lora_" in name)
 
-    def merge(self, model: Any) -> None:
+    def merge(self, model: MultimodalModel) -> None:
         from peft.tuners.lora import LoraLayer
 
         for part in self.parts:
@@ -85,6 +88,6 @@ class LoRA(Tuning):
                     parent, _, leaf = name.rpartition(".")
                     setattr(module.get_submodule(parent) if parent else module, leaf, layer.get_base_layer())
 
-    def describe(self, model: Any) -> str:
+    def describe(self, model: MultimodalModel) -> str:
         count = sum(p.numel() for n, p in model.named_parameters() if "lora_" in n)
         return f"LoRA rank {self.rank} (alpha {self.alpha}) on {', '.join(self.parts)}: {count:,} adapter parameters"

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
 from mmlightning.tuning.base import Tuning, TuningError, canonical, part_module, select
 from mmlightning.tuning.blocks import Stack, find_stack, has_attention
+
+if TYPE_CHECKING:
+    from mmlightning.model import MultimodalModel
 
 
 class PromptTuning(Tuning):
@@ -30,7 +33,7 @@ class PromptTuning(Tuning):
         self.prompts = nn.ParameterDict()
         self._hooked: set[int] = set()
 
-    def _stack(self, model: Any, part: str) -> tuple[nn.Module, Stack]:
+    def _stack(self, model: MultimodalModel, part: str) -> tuple[nn.Module, Stack]:
         module = part_module(model, part)
         if module is None:
             select(model, part, self.kind)
@@ -44,7 +47,7 @@ class PromptTuning(Tuning):
             )
         return module, stack
 
-    def adapt(self, model: Any) -> None:
+    def adapt(self, model: MultimodalModel) -> None:
         for part in self.parts:
             module, stack = self._stack(model, part)
             module.requires_grad_(False)
@@ -87,7 +90,7 @@ class PromptTuning(Tuning):
             return (output[0][:, self.length :], *output[1:])
         raise TuningError(f"PromptTuning: the last block returned {type(output).__name__}; expected a tensor or tuple")
 
-    def describe(self, model: Any) -> str:
+    def describe(self, model: MultimodalModel) -> str:
         count = sum(p.numel() for p in self.prompts.values())
         kind = "deep (every block)" if self.deep else "shallow (first block)"
         return f"PromptTuning on {', '.join(self.parts)}: {self.length} prompt tokens, {kind}, {count:,} parameters"

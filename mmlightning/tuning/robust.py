@@ -4,7 +4,7 @@ modality alone also predicts each target, and answers for a row that has only it
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -12,6 +12,9 @@ from torch import Tensor, nn
 from mmlightning.features import Features, drop_modalities
 from mmlightning.tuning.base import Tuning, TuningError
 from mmlightning.tuning.distill import soft_kl
+
+if TYPE_CHECKING:
+    from mmlightning.model import MultimodalModel
 
 
 class ModalityDropout(Tuning):
@@ -31,7 +34,7 @@ class ModalityDropout(Tuning):
             raise TuningError(f"ModalityDropout: rates must be in [0, 1) and warmup >= 0, got {rates} and {warmup}")
         self.rates, self.warmup, self.epoch = rates, warmup, 0
 
-    def adapt(self, model: Any) -> None:
+    def adapt(self, model: MultimodalModel) -> None:
         if isinstance(self.rates, dict):
             unknown = sorted(set(self.rates) - set(model.encoders))
             if unknown:
@@ -39,19 +42,19 @@ class ModalityDropout(Tuning):
                     f"ModalityDropout: rates name {unknown}, which are not encoders; the encoders are {sorted(model.encoders)}"
                 )
 
-    def on_train_epoch_start(self, model: Any, epoch: int) -> None:
+    def on_train_epoch_start(self, model: MultimodalModel, epoch: int) -> None:
         self.epoch = epoch
 
     def scale(self) -> float:
         return 1.0 if self.warmup == 0 else min(1.0, (self.epoch + 1) / (self.warmup + 1))
 
-    def transform_features(self, model: Any, encoded: dict[str, Features]) -> dict[str, Features]:
+    def transform_features(self, model: MultimodalModel, encoded: dict[str, Features]) -> dict[str, Features]:
         if not model.training or len(encoded) < 2:
             return encoded
         rates = self.rates if isinstance(self.rates, dict) else dict.fromkeys(encoded, self.rates)
         return drop_modalities(encoded, {k: r * self.scale() for k, r in rates.items()})
 
-    def describe(self, model: Any) -> str:
+    def describe(self, model: MultimodalModel) -> str:
         ramp = f", rising over {self.warmup} epoch(s)" if self.warmup else ""
         return f"ModalityDropout {self.rates}{ramp}"
 
@@ -96,7 +99,7 @@ class AuxiliaryHeads(Tuning):
         self.fusions = nn.ModuleDict()  # KEY -> a fusion of encoder KEY alone (path "fusion")
         self._losses: dict[str, Tensor] = {}
 
-    def pairs(self, model: Any) -> list[tuple[str, str]]:
+    def pairs(self, model: MultimodalModel) -> list[tuple[str, str]]:
         heads = (
             list(self.head_keys) if self.head_keys is not None else [k for k, h in model.heads.items() if h.uses_target]
         )
@@ -107,7 +110,7 @@ class AuxiliaryHeads(Tuning):
                 raise TuningError(f"AuxiliaryHeads: {name} {unknown} are not in the model; it has {sorted(known)}")
         return [(h, k) for h in heads for k in keys]
 
-    def adapt(self, model: Any) -> None:
+    def adapt(self, model: MultimodalModel) -> None:
         from mmlightning.contracts import HeadContext
 
         dims = {k: e.dim for k, e in model.encoders.items()}
@@ -118,11 +121,11 @@ class AuxiliaryHeads(Tuning):
             fuse = self._fusion(model, key) if self.path != "head" else None
             head = model.head_factories[head_key](fuse.dim if fuse is not None else model.encoders[key].dim)
             head.bind(HeadContext(name=head_key, encoder_dims=dims, fuse=fuse, encoders=dict(model.encoders.items())))
-            head.set_fitted(model.heads[head_key].fitted)
+            head.set_fitted(model.heads[head_key].fitted or {})
             ref = next(model.heads[head_key].parameters(), None)
             self.aux[name] = head.to(ref.device) if ref is not None else head
 
-    def _fusion(self, model: Any, key: str) -> Any:
+    def _fusion(self, model: MultimodalModel, key: str) -> Any:
         if key not in self.fusions:
             try:
                 fuse = model.fusion_factory({key: model.encoders[key].dim})
@@ -144,7 +147,7 @@ class AuxiliaryHeads(Tuning):
         return self.aux[name](fused, {key: features}, batch)
 
     def transform_outputs(
-        self, model: Any, batch: Any, encoded: dict[str, Features], outputs: dict[str, Any]
+        self, model: MultimodalModel, batch: Any, encoded: dict[str, Features], outputs: dict[str, Any]
     ) -> dict[str, Any]:
         if model.training:
             for name in self.aux:
@@ -171,11 +174,11 @@ class AuxiliaryHeads(Tuning):
             out[head_key] = _where(alone[key], mine, out[head_key])
         return out
 
-    def losses(self, model: Any, batch: Any, outputs: dict[str, Any], total: Tensor) -> dict[str, Tensor]:
+    def losses(self, model: MultimodalModel, batch: Any, outputs: dict[str, Any], total: Tensor) -> dict[str, Tensor]:
         found, self._losses = self._losses, {}
         return found
 
-    def describe(self, model: Any) -> str:
+    def describe(self, model: MultimodalModel) -> str:
         count = sum(p.numel() for p in self.parameters())
         use = "; rows with one modality answered by its head" if self.fallback else ""
         taught = f", distilled from the fusion (weight {self.distill}, T {self.temperature})" if self.distill else ""

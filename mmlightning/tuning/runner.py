@@ -4,7 +4,7 @@ Applying them to the model is :mod:`mmlightning.parts`."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
@@ -19,10 +19,13 @@ from mmlightning.parts import (  # noqa: F401 - where they were first imported f
 )
 from mmlightning.strategy import top_part, top_parts
 
+if TYPE_CHECKING:
+    from mmlightning.model import MultimodalModel
+
 log = logging.getLogger(__name__)
 
 
-def param_groups(model: Any) -> list[dict[str, Any]]:
+def param_groups(model: MultimodalModel) -> list[dict[str, Any]]:
     """The optimizer's groups: by weight decay (none on biases, norms and other 1-d parameters) and by the
     learning-rate factor the strategies set (``lr_scale``, applied by :func:`scale_rates`). Frozen parameters
     are left out, except those a strategy will unfreeze later."""
@@ -53,7 +56,7 @@ def scale_rates(optimizer: Any) -> None:
             group["initial_lr"] = group["lr"]
 
 
-def report(model: Any, optimizer: Any | None) -> tuple[list[list[Any]], list[list[Any]]]:
+def report(model: MultimodalModel, optimizer: Any | None) -> tuple[list[list[Any]], list[list[Any]]]:
     """Rows of (part, parameters, trainable) and of (group, learning rate, weight decay, parameters)."""
     parts = []
     named = dict(model.named_parameters())
