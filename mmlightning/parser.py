@@ -1,5 +1,7 @@
-"""The CLI's argument parser: a bad option gets one line saying what was wrong and what was meant, not ~70 lines of
-usage before the error."""
+"""The commands' argument parsers: a bad option gets one line saying what was wrong and what was meant, not ~70
+lines of usage before the error. Every command parses with jsonargparse, so each takes ``--config FILE`` (YAML) and
+``--print_config``; the training commands through LightningCLI (``Parser`` in :mod:`mmlightning.training`), the
+others through :class:`CommandParser`."""
 
 from __future__ import annotations
 
@@ -8,19 +10,31 @@ import re
 import sys
 from typing import Any, NoReturn
 
+from jsonargparse import ActionConfigFile, ArgumentParser
 from jsonargparse._common import debug_mode_active
-from lightning.pytorch.cli import LightningArgumentParser
 
 
-class Parser(LightningArgumentParser):
+def report(parser: Any, message: str, ex: Exception | None = None) -> NoReturn:
+    """Print a bad option's one-line error (with "did you mean") and exit with 2."""
+    parser = getattr(ex, "subcommand_parser", None) or parser
+    prog = " ".join(["mmlightning", *parser.prog.replace(" [options]", "").split()[1:]])  # not python's argv[0]
+    hint = suggestion(message, options(parser))
+    sys.stderr.write(f"error: {message.strip()}\n{hint}hint: `{prog} --help` lists every option\n")
+    raise SystemExit(2)
+
+
+class CommandParser(ArgumentParser):
+    """A command's options, with ``--config FILE`` and ``--print_config`` (jsonargparse) and one-line errors."""
+
+    def __init__(self, prog: str, description: str, config: bool = True) -> None:
+        super().__init__(prog=prog, description=description)
+        if config:  # sweep's --config is its base fit config, so it has none of its own
+            self.add_argument("--config", action=ActionConfigFile, help="a YAML file of these options")
+
     def error(self, message: str, ex: Exception | None = None) -> NoReturn:
         if not self.exit_on_error or debug_mode_active():
             super().error(message, ex)
-        parser = getattr(ex, "subcommand_parser", None) or self
-        prog = " ".join(["mmlightning", *parser.prog.replace(" [options]", "").split()[1:]])  # not python's argv[0]
-        hint = suggestion(message, options(parser))
-        sys.stderr.write(f"error: {message.strip()}\n{hint}hint: `{prog} --help` lists every option\n")
-        self.exit(2)
+        report(self, message, ex)
 
 
 def options(parser: Any) -> list[str]:

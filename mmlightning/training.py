@@ -14,12 +14,12 @@ import secrets
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
 from mmlightning.callbacks import EpochSummary, PredictionWriter, SamplePredictions, results_table
@@ -27,7 +27,7 @@ from mmlightning.data.datamodule import MultimodalDataModule
 from mmlightning.errors import ConfigError, MissingFileError
 from mmlightning.memory import keep_freed_memory
 from mmlightning.module import MultimodalModule
-from mmlightning.parser import Parser
+from mmlightning.parser import report
 from mmlightning.plugins import plugin_versions
 from mmlightning.runs import run_dir
 from mmlightning.wandb import default_logger_config, keep_media_in
@@ -36,6 +36,17 @@ log = logging.getLogger(__name__)
 
 
 PER_COMMAND = ("results_path", "predictions_path")
+
+
+class Parser(LightningArgumentParser):
+    """LightningCLI's parser, with the one-line errors of :func:`mmlightning.parser.report`."""
+
+    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
+        from jsonargparse._common import debug_mode_active
+
+        if not self.exit_on_error or debug_mode_active():
+            super().error(message, ex)
+        report(self, message, ex)
 
 
 class SaveConfig(SaveConfigCallback):

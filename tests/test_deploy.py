@@ -196,3 +196,22 @@ def test_pruning_holds_its_zeros_through_the_re_fine_tune_and_exports(trained, s
     assert report["parity"]["predictions_agree"] == 1.0
     with pytest.raises(mmlightning.errors.ConfigError, match="between 0 and 1"):
         prune_run(trained.checkpoint, tmp_path / "bad", 1.5)
+
+
+def test_deploy_commands_take_a_config_file_and_print_theirs(trained, tmp_path, capsys):
+    from mmlightning.cli.main import main
+
+    args = ["export", "--ckpt_path", trained.checkpoint, "--out", str(tmp_path / "e"), "--format", "torchscript"]
+    with pytest.raises(SystemExit) as done:
+        main([*args, "--print_config"])
+    assert done.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["format"] == "torchscript" and printed["tolerance"] == 1e-3
+    (tmp_path / "export.yaml").write_text(yaml.safe_dump(printed))
+    assert main(["export", "--config", str(tmp_path / "export.yaml")]) == 0
+    assert json.loads((tmp_path / "e" / "export.json").read_text())["format"] == "torchscript"
+    with pytest.raises(SystemExit) as done:
+        main(["robustness", "--ckpt_path", trained.checkpoint, "--severitys", "0.5"])
+    assert done.value.code == 2
+    error = capsys.readouterr().err
+    assert "did you mean --severities" in error and "Traceback" not in error

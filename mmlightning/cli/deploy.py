@@ -9,18 +9,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mmlightning.parser import CommandParser
+
 
 def _first_line(module: Any) -> str:
     return str(module.__doc__).splitlines()[0]
 
 
 def export_main(argv: Sequence[str]) -> int:
-    import argparse
-
     from mmlightning.deploy import export as module
     from mmlightning.deploy.export import FORMATS, QUANTIZE, export
 
-    parser = argparse.ArgumentParser(prog="mmlightning export", description=_first_line(module))
+    parser = CommandParser("mmlightning export", _first_line(module))
     parser.add_argument("--ckpt_path", required=True, help="a checkpoint of `mmlightning fit`")
     parser.add_argument("--format", default="onnx", choices=list(FORMATS))
     parser.add_argument("--out", required=True, help="the folder to write (model, bundle.json, export.json)")
@@ -41,12 +41,10 @@ def export_main(argv: Sequence[str]) -> int:
 
 
 def prune_main(argv: Sequence[str]) -> int:
-    import argparse
-
     from mmlightning.deploy import prune as module
     from mmlightning.deploy.prune import prune_run
 
-    parser = argparse.ArgumentParser(prog="mmlightning prune", description=_first_line(module))
+    parser = CommandParser("mmlightning prune", _first_line(module))
     parser.add_argument("--ckpt_path", required=True)
     parser.add_argument("--sparsity", type=float, default=0.5, help="the share of the weights set to zero")
     parser.add_argument("--epochs", type=int, default=1, help="re-fine-tuning epochs on the run's training data")
@@ -63,12 +61,10 @@ def prune_main(argv: Sequence[str]) -> int:
 
 
 def serve_main(argv: Sequence[str]) -> int:
-    import argparse
-
     from mmlightning.deploy import serve as module
     from mmlightning.deploy.serve import server
 
-    parser = argparse.ArgumentParser(prog="mmlightning serve", description=_first_line(module))
+    parser = CommandParser("mmlightning serve", _first_line(module))
     parser.add_argument("--ckpt_path", default=None, help="a checkpoint of `mmlightning fit` (served on PyTorch)")
     parser.add_argument("--export", default=None, help="a folder from `mmlightning export` (served on its runtime)")
     parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to listen on every interface")
@@ -87,12 +83,10 @@ def serve_main(argv: Sequence[str]) -> int:
 
 
 def sweep_main(argv: Sequence[str]) -> int:
-    import argparse
-
     from mmlightning.deploy import sweep as module
     from mmlightning.deploy.sweep import read_space, sweep
 
-    parser = argparse.ArgumentParser(prog="mmlightning sweep", description=_first_line(module))
+    parser = CommandParser("mmlightning sweep", _first_line(module), config=False)
     parser.add_argument("--config", required=True, help="the base config (a `mmlightning fit` YAML)")
     parser.add_argument(
         "--space", required=True, help="a YAML/JSON file, or inline YAML, of key: {low, high[, log]} or {choices}"
@@ -116,12 +110,10 @@ def sweep_main(argv: Sequence[str]) -> int:
 
 
 def robustness_main(argv: Sequence[str]) -> int:
-    import argparse
-
     from mmlightning.deploy import robustness as module
     from mmlightning.deploy.robustness import SEVERITIES, log_wandb, robustness
 
-    parser = argparse.ArgumentParser(prog="mmlightning robustness", description=_first_line(module))
+    parser = CommandParser("mmlightning robustness", _first_line(module))
     parser.add_argument("--ckpt_path", required=True, help="a checkpoint of `mmlightning fit`")
     parser.add_argument("--rows", default=None, help="the manifest to score (default: the run's val manifest)")
     parser.add_argument("--out", default=None, help="where to write the table, plot and JSON (default: RUN/robustness)")
@@ -146,12 +138,10 @@ def robustness_main(argv: Sequence[str]) -> int:
 
 
 def ensemble_main(argv: Sequence[str]) -> int:
-    import argparse
-
     from mmlightning.deploy import ensemble as module
     from mmlightning.deploy.ensemble import ensemble, log_wandb, table
 
-    parser = argparse.ArgumentParser(prog="mmlightning ensemble", description=_first_line(module))
+    parser = CommandParser("mmlightning ensemble", _first_line(module))
     parser.add_argument("--ckpt_path", required=True, nargs="+", help="two or more checkpoints of `mmlightning fit`")
     parser.add_argument("--rows", default=None, help="the manifest to score (default: the first run's val manifest)")
     parser.add_argument("--batch_size", type=int, default=64)
