@@ -22,6 +22,7 @@ hookspec = pluggy.HookspecMarker("mmlightning")
 hookimpl = pluggy.HookimplMarker("mmlightning")
 
 Register = Callable[[type | str], None]
+RegisterCommand = Callable[[str, "Callable[[list[str]], int] | str", str], None]
 
 
 @hookspec
@@ -67,6 +68,19 @@ def register_readers(register: Register) -> None:
 @hookspec
 def register_tunings(register: Register) -> None:
     """Register :class:`~mmlightning.tuning.Tuning` subclasses (fine-tuning strategies): ``register(MyStrategy)``.
+
+    .. versionadded:: 0.2
+    """
+
+
+@hookspec
+def register_commands(register: RegisterCommand) -> None:
+    """Register commands of ``mmlightning``: ``register("evaluate-x", "my_plugin.cli:main", "one line on it")``.
+
+    The function takes the command's arguments (a list of strings) and returns the exit code; give it as an import
+    path to keep ``mmlightning --help`` fast. Parse with :class:`mmlightning.parser.CommandParser` to get
+    ``--config`` and ``--print_config`` like the built-in commands, which are registered through this same hook
+    (:mod:`mmlightning.cli.commands`). A name already taken is refused: the plugin is skipped, and says why.
 
     .. versionadded:: 0.2
     """

@@ -8,17 +8,23 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
+from typing import Any
 
 import pluggy
 
 from mmlightning import hookspecs
 from mmlightning.errors import MMLightningError
-from mmlightning.registry import KINDS, Component, Registry, check_class
+from mmlightning.registry import KINDS, Command, Component, Registry, check_class
 
 log = logging.getLogger(__name__)
 GROUP = "mmlightning"
+RESERVED = (
+    *("fit", "validate", "test", "predict", "plugins", "components", "help"),
+    *("export", "prune", "serve", "sweep", "robustness", "ensemble"),  # mmlightning.cli.commands
+)
 
 
 class PluginError(MMLightningError, RuntimeError):
@@ -31,6 +37,7 @@ class PluginInfo:
     distribution: str
     version: str
     registered: list[Component] = field(default_factory=list)
+    commands: list[Command] = field(default_factory=list)
     skipped: str | None = None  # the reason, when it was skipped
 
 
@@ -70,8 +77,29 @@ def _collect(pm: pluggy.PluginManager, module: object, plugin: str) -> list[Comp
     return found
 
 
-def load_plugins(registry: Registry | None = None) -> tuple[Registry, list[PluginInfo]]:
-    """Load every allowed plugin into a registry; broken ones are skipped with their reason."""
+def collect_commands(hooks: Iterable[Any], plugin: str, taken: set[str]) -> list[Command]:
+    """The commands a plugin's ``register_commands`` hooks register; a name in ``taken`` is refused."""
+    found: list[Command] = []
+
+    def register(name: str, target: Any, summary: str = "") -> None:
+        if not isinstance(name, str) or not name or name.startswith("-"):
+            raise TypeError(f"register_commands got the name {name!r}; a command's name is a word like 'evaluate'")
+        if isinstance(target, str) and ":" not in target:
+            raise TypeError(f"register_commands got {target!r}; an import path looks like 'package.module:function'")
+        if name in taken or any(c.name == name for c in found):
+            raise TypeError(f"register_commands: the command '{name}' exists already; choose another name")
+        found.append(Command(name, target, summary, plugin))
+
+    for hook in hooks:
+        hook(register=register)
+    return found
+
+
+def load_plugins(
+    registry: Registry | None = None, reserved: Iterable[str] = RESERVED
+) -> tuple[Registry, list[PluginInfo]]:
+    """Load every allowed plugin into a registry; broken ones are skipped with their reason. ``reserved``: command
+    names no plugin may take (the built-in ones)."""
     registry = registry or Registry()
     pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)
@@ -87,6 +115,8 @@ def load_plugins(registry: Registry | None = None) -> tuple[Registry, list[Plugi
             pm.register(module, name=ep.name)
             pm.check_pending()
             info.registered = _collect(pm, module, ep.name)
+            hooks = [i.function for i in pm.hook.register_commands.get_hookimpls() if i.plugin is module]
+            info.commands = collect_commands(hooks, ep.name, set(registry.commands) | set(reserved))
         except Exception as err:  # a broken plugin never takes the CLI down
             info.skipped = f"{type(err).__name__}: {err}"
             if module is not None and pm.is_registered(module):
@@ -99,6 +129,7 @@ def load_plugins(registry: Registry | None = None) -> tuple[Registry, list[Plugi
             continue
         for component in info.registered:
             registry.add(component)
+        registry.commands.update({command.name: command for command in info.commands})
     return registry, infos
 
 

@@ -86,11 +86,29 @@ def check_class(cls: Any, kind: str, where: str) -> None:
         )
 
 
+@dataclass(eq=False)
+class Command:
+    """A command of ``mmlightning`` a plugin added (``register_commands``): its function, or where to import it."""
+
+    name: str
+    target: Any  # Callable[[list[str]], int] | "pkg.module:function"
+    summary: str
+    plugin: str
+
+    def __call__(self, argv: list[str]) -> int:
+        function = self.target
+        if isinstance(function, str):
+            module, _, attribute = function.partition(":")
+            function = getattr(importlib.import_module(module), attribute)
+        return int(function(argv))
+
+
 class Registry:
     """Components by kind and name; a name two plugins share stays ambiguous and is never overwritten."""
 
     def __init__(self) -> None:
         self._by_kind: dict[str, dict[str, list[Component]]] = {kind: {} for kind in KINDS}
+        self.commands: dict[str, Command] = {}
 
     def add(self, component: Component) -> None:
         entries = self._by_kind[component.kind].setdefault(component.name, [])

@@ -138,3 +138,42 @@ def test_a_path_to_the_wrong_kind_of_class_is_refused(plugin_site):
     registry, _ = load_plugins()
     with pytest.raises(TypeError, match="plugin fake_kind registered .*ClassificationHead.* as a fusion"):
         _ = registry.resolve("fusion", "ClassificationHead").cls
+
+
+COMMAND_PLUGIN = """
+from mmlightning import hookimpl
+
+
+def hello(argv):
+    print("hello", *argv)
+    return 3
+
+
+@hookimpl
+def register_commands(register):
+    register("hello", hello, "says hello")
+"""
+
+TAKEN_COMMAND = """
+from mmlightning import hookimpl
+
+
+@hookimpl
+def register_commands(register):
+    register("export", "fake_taken:nothing", "would shadow the built-in export")
+"""
+
+
+def test_a_plugin_adds_a_command_and_cannot_take_a_built_in_name(plugin_site, capsys):
+    from mmlightning.cli.main import main
+
+    make_plugin(plugin_site, "fake_command", COMMAND_PLUGIN)
+    make_plugin(plugin_site, "fake_taken", TAKEN_COMMAND)
+    registry, infos = load_plugins()
+    assert "hello" in registry.commands and "export" not in registry.commands
+    taken = next(i for i in infos if i.name == "fake_taken")
+    assert taken.skipped and "the command 'export' exists already" in taken.skipped
+    assert main(["hello", "there"]) == 3  # the CLI loads the same plugins
+    assert "hello there" in capsys.readouterr().out
+    main(["plugins"])
+    assert "command hello" in capsys.readouterr().out

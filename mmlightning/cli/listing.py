@@ -25,6 +25,7 @@ def plugins(argv: list[str]) -> int:
                 "version": i.version,
                 "skipped": i.skipped,
                 "registers": {k: [c.name for c in i.registered if c.kind == k] for k in KINDS},
+                "commands": [c.name for c in i.commands],
             }
             for i in infos
         ]
@@ -35,7 +36,9 @@ def plugins(argv: list[str]) -> int:
             "No plugins installed. First-party ones: pip install -e plugins/mmlightning-text (and -vision, -audio, -fusions, -heads)."
         )
     for info in infos:
-        what = ", ".join(f"{c.kind} {c.name}" for c in info.registered)
+        what = ", ".join(
+            [*(f"{c.kind} {c.name}" for c in info.registered), *(f"command {c.name}" for c in info.commands)]
+        )
         status = f"SKIPPED: {info.skipped}" if info.skipped else what or "(registers nothing)"
         print(f"{info.name:<12} {info.distribution + ' ' + info.version:<28} {status}")
     return 0

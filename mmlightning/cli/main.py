@@ -6,13 +6,16 @@ import difflib
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from mmlightning import __version__
 from mmlightning.errors import MMLightningError
 from mmlightning.logs import setup_logging
 
+if TYPE_CHECKING:
+    from mmlightning.registry import Command
+
 TRAINING = ("fit", "validate", "test", "predict")
-DEPLOY = ("export", "prune", "serve", "sweep", "robustness", "ensemble")  # mmlightning.cli.deploy
 USAGE = f"""usage: mmlightning COMMAND [ARGS]    (also: mml)
 
 Multimodal models on PyTorch Lightning, built from plugins. (version {__version__})
@@ -75,17 +78,25 @@ def _command(argv: list[str]) -> int:
             return 0
     if command in TRAINING:
         return _train(argv)
-    if command in DEPLOY:
+    found = commands()
+    if command in found:
         from mmlightning.plugins import get_registry
 
         get_registry().import_all()  # the components a checkpoint names
-        from mmlightning.cli import deploy
-
-        return int(getattr(deploy, f"{command}_main")(rest))
-    close = difflib.get_close_matches(command, [*TRAINING, *DEPLOY, "plugins", "components"], n=1)
+        return found[command](rest)
+    close = difflib.get_close_matches(command, [*TRAINING, *found, "plugins", "components"], n=1)
     hint = f" Did you mean '{close[0]}'?" if close else ""
     print(f"mmlightning: unknown command '{command}'.{hint} See `mmlightning --help`.", file=sys.stderr)
     return 2
+
+
+def commands() -> dict[str, Command]:
+    """Every command beside training: the built-in ones (:mod:`mmlightning.cli.commands`), then the plugins'."""
+    from mmlightning.cli import commands as builtin
+    from mmlightning.plugins import collect_commands, get_registry
+
+    found = {c.name: c for c in collect_commands([builtin.register_commands], "mmlightning", set())}
+    return {**found, **get_registry().commands}
 
 
 def _train(argv: list[str]) -> int:
