@@ -172,6 +172,19 @@ def load_run(path: str | Path) -> TrainedRun:
     return TrainedRun(model, bundle, run_config(checkpoint), checkpoint)
 
 
+def example_rows(trained: TrainedRun, rows: str | None, count: int = 16) -> tuple[list[dict[str, Any]], Path]:
+    """Real rows for the parity check: ``rows`` (a manifest), or the run's validation (else training) manifest."""
+    from mmlightning.data.manifest import read_manifest
+
+    rows = rows or trained.manifest()
+    if rows is None:
+        raise ConfigError("No manifest to check the export on: give --rows MANIFEST (rows like the training data)")
+    manifest = read_manifest(rows)
+    if not manifest.rows:
+        raise ConfigError(f"{rows} has no readable rows to check the export on")
+    return [row.values for row in manifest.rows[:count]], Path(manifest.root)
+
+
 def as_rows(rows: Any, root: str | Path) -> tuple[list[dict[str, Any]], str | Path]:
     """Rows as dicts, from dicts, a pandas DataFrame or a manifest path (whose folder becomes the root)."""
     if isinstance(rows, (str, Path)):

@@ -11,8 +11,8 @@ from tuning_helpers import cli_fit
 
 from mmlightning import Head, HeadOutput
 from mmlightning.cli.main import main
-from mmlightning.deploy.ensemble import shared_heads
 from mmlightning.errors import ConfigError
+from mmlightning.evaluate.ensemble import shared_heads
 from mmlightning.trained import load_run
 from mmlightning_heads import ClassificationHead, MultiLabelHead, RegressionHead
 

@@ -10,7 +10,7 @@ import torch
 from tuning_helpers import build, cli_fit, first_batch
 
 from mmlightning.cli.main import main
-from mmlightning.deploy.robustness import robustness
+from mmlightning.evaluate.robustness import robustness
 from mmlightning.tuning import AuxiliaryHeads, ModalityDropout
 from mmlightning.tuning.base import TuningError
 from mmlightning.tuning.runner import extra_losses

@@ -110,8 +110,8 @@ def sweep_main(argv: Sequence[str]) -> int:
 
 
 def robustness_main(argv: Sequence[str]) -> int:
-    from mmlightning.deploy import robustness as module
-    from mmlightning.deploy.robustness import SEVERITIES, log_wandb, robustness
+    from mmlightning.evaluate import robustness as module
+    from mmlightning.evaluate.robustness import SEVERITIES, log_wandb, robustness
 
     parser = CommandParser("mmlightning robustness", _first_line(module))
     parser.add_argument("--ckpt_path", required=True, help="a checkpoint of `mmlightning fit`")
@@ -138,8 +138,8 @@ def robustness_main(argv: Sequence[str]) -> int:
 
 
 def ensemble_main(argv: Sequence[str]) -> int:
-    from mmlightning.deploy import ensemble as module
-    from mmlightning.deploy.ensemble import ensemble, log_wandb, table
+    from mmlightning.evaluate import ensemble as module
+    from mmlightning.evaluate.ensemble import ensemble, log_wandb, table
 
     parser = CommandParser("mmlightning ensemble", _first_line(module))
     parser.add_argument("--ckpt_path", required=True, nargs="+", help="two or more checkpoints of `mmlightning fit`")

@@ -25,7 +25,7 @@ from mmlightning.deploy.runtime import Exported
 from mmlightning.errors import ConfigError, MMLightningError
 from mmlightning.model import MultimodalModel
 from mmlightning.parts import merge_all
-from mmlightning.trained import TrainedRun, load_run
+from mmlightning.trained import example_rows, load_run
 
 log = logging.getLogger(__name__)
 FORMATS = {"onnx": "model.onnx", "torchscript": "model.ts", "pt2": "model.pt2"}
@@ -54,19 +54,6 @@ class FlatModel(nn.Module):
             inputs.setdefault(key, {})[name] = tensor
         results = self.model(Batch(inputs=inputs))
         return tuple(getattr(results[head], kind) for head, kind in self.outputs)
-
-
-def example_rows(trained: TrainedRun, rows: str | None, count: int = 16) -> tuple[list[dict[str, Any]], Path]:
-    """Real rows for the parity check: ``rows`` (a manifest), or the run's validation (else training) manifest."""
-    from mmlightning.data.manifest import read_manifest
-
-    rows = rows or trained.manifest()
-    if rows is None:
-        raise ConfigError("No manifest to check the export on: give --rows MANIFEST (rows like the training data)")
-    manifest = read_manifest(rows)
-    if not manifest.rows:
-        raise ConfigError(f"{rows} has no readable rows to check the export on")
-    return [row.values for row in manifest.rows[:count]], Path(manifest.root)
 
 
 def missing_checks(bundle: ProcessorBundle) -> list[str]:

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from tqdm import tqdm
 
-from mmlightning.deploy.scoring import Scores, check_rows
 from mmlightning.errors import ConfigError
-from mmlightning.trained import load_run, run_folder
+from mmlightning.evaluate.scoring import Scores, check_rows
+from mmlightning.trained import example_rows, load_run, run_folder
 
 if TYPE_CHECKING:
     from mmlightning.bundle import ProcessorBundle
@@ -51,7 +51,6 @@ def robustness(
     Returns (and writes as ``robustness.json`` in ``out``, default ``RUN/robustness``) the conditions with each
     head's metrics; ``robustness.md`` holds the table and ``robustness.png`` the plot of ``metric`` (default the
     first head's ``acc``, else its first metric) against severity per modality and corruption."""
-    from mmlightning.deploy.export import example_rows
 
     trained = load_run(ckpt_path)
     model, bundle = trained.model, trained.bundle

@@ -13,9 +13,9 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from mmlightning.deploy.scoring import Scores, check_rows, headline
 from mmlightning.errors import ConfigError
-from mmlightning.trained import load_run
+from mmlightning.evaluate.scoring import Scores, check_rows, headline
+from mmlightning.trained import example_rows, load_run
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,6 @@ def ensemble(
     ``precision``: ``bf16-mixed`` runs the members under bf16 autocast, ``32`` in float32; default: the first
     run's ``trainer.precision``. Writes ``ensemble.json`` to ``out`` when given, and one JSON line per row (the
     ensemble's decoded predictions) to ``predictions_path`` when given. Returns the report."""
-    from mmlightning.deploy.export import example_rows
 
     if len(ckpt_paths) < 2:
         raise ConfigError(
