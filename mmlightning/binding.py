@@ -51,10 +51,12 @@ def ready(model: MultimodalModel, trainer: Trainer) -> None:
     from mmlightning.parts import strategies
 
     stage = trainer.state.fn.value if trainer.state.fn is not None else ""
+    datamodule = _datamodule(trainer)
     if stage == "fit":
         for strategy in strategies(model):
             strategy.setup(model, trainer)
-    datamodule = _datamodule(trainer)
+            if datamodule is not None:
+                strategy.training_data(datamodule)
     if datamodule is not None and (stage == "fit" or model.is_fitted):  # else the checkpoint brings it
         bind(model, datamodule)
 

@@ -20,7 +20,7 @@ from mmlightning import parts as runner
 from mmlightning.bundle import ProcessorBundle
 from mmlightning.cache import FeatureCache
 from mmlightning.contracts import Batch, Encoder, Fusion, Head, HeadContext, HeadOutput
-from mmlightning.features import Features, drop_modalities
+from mmlightning.features import Features
 from mmlightning.strategy import Tuning
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,6 @@ class MultimodalModel(nn.Module):
         fusion: FusionFactory,
         heads: Mapping[str, HeadFactory],
         loss_weights: Mapping[str, float] | None = None,
-        modality_dropout: float = 0.0,
         tuning: Sequence[Tuning] | None = None,
     ) -> None:
         super().__init__()
@@ -75,9 +74,6 @@ class MultimodalModel(nn.Module):
                 f"loss_weights names {sorted(unknown)}, which are not heads; heads are {sorted(self.heads)}"
             )
         self.loss_weights = {key: float((loss_weights or {}).get(key, 1.0)) for key in self.heads}
-        if not 0.0 <= modality_dropout < 1.0:
-            raise ValueError(f"modality_dropout must be in [0, 1), got {modality_dropout}")
-        self.modality_dropout = modality_dropout
         self.tuning = nn.ModuleList(runner.check_strategies(tuning))
         self.frozen: list[str] = []
         self.cache: FeatureCache | None = None  # set by the training module (cache_frozen)
@@ -154,11 +150,9 @@ class MultimodalModel(nn.Module):
 
     # --- the forward pass -------------------------------------------------------------------------
     def forward(self, batch: Batch) -> dict[str, HeadOutput]:
-        """The one forward: encoders, modality dropout (training only), the strategies' feature and output
-        transforms (fallback heads for rows with one modality), the fusion and the heads."""
+        """The one forward: encoders, the strategies' feature transforms (modality dropout, in training), the
+        fusion, the heads, and the strategies' output transforms (fallback heads for rows with one modality)."""
         given = encoded = self.encode(batch)
-        if self.training and self.modality_dropout > 0:
-            encoded = drop_modalities(encoded, self.modality_dropout)
         for strategy in runner.strategies(self):
             encoded = strategy.transform_features(self, encoded)
         fused = self.fusion(encoded)  # Features (B, N, D)

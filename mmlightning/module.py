@@ -32,6 +32,7 @@ from mmlightning.strategy import Tuning
 from mmlightning.tuning import runner
 from mmlightning.tuning.callback import Tunings
 from mmlightning.tuning.freeze import Freeze
+from mmlightning.tuning.robust import ModalityDropout
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class MultimodalModule(EpochLog):
         optimizer: built with the parameter groups (weight decay kept off norms and biases); AdamW by default.
         lr_scheduler: built with the optimizer, e.g. ``mmlightning.optim.WarmupCosine``.
         modality_dropout: while training, the chance that a sample loses each modality (never all of them),
-            so the model learns to cope with missing inputs.
+            so the model learns to cope with missing inputs. Short for a ``ModalityDropout`` strategy, applied last.
         max_nonfinite_steps: training steps whose loss is NaN or infinite to skip (no update) before the run stops
             with an error; 0 (default) stops at the first. A checkpoint is never written from non-finite weights.
         freeze: encoder keys whose weights stay as loaded (no gradient, always in eval mode): a linear probe or
@@ -83,9 +84,12 @@ class MultimodalModule(EpochLog):
         unknown = sorted(set(freeze or []) - set(encoders))
         if unknown:
             raise ValueError(f"freeze names {unknown}, which are not encoders; the encoders are {sorted(encoders)}")
+        if not 0.0 <= modality_dropout < 1.0:
+            raise ValueError(f"modality_dropout must be in [0, 1), got {modality_dropout}")
         shorthand = [Freeze([f"encoders.{key}" for key in sorted(freeze)])] if freeze else []
-        strategies = [*shorthand, *check_strategies(tuning)]
-        self.model = MultimodalModel(encoders, fusion, heads, loss_weights, modality_dropout, strategies)
+        dropout = [ModalityDropout(modality_dropout)] if modality_dropout > 0 else []  # no weights: appended last
+        strategies = [*shorthand, *check_strategies(tuning), *dropout]
+        self.model = MultimodalModel(encoders, fusion, heads, loss_weights, strategies)
         self.model.cache = FeatureCache(cache_dir) if cache_frozen else None
         self.optimizer_factory, self.scheduler_factory = optimizer, lr_scheduler
         self.metrics: Modules[Any] = Modules()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from torch import Tensor, nn
 
@@ -27,6 +27,15 @@ class TuningError(ConfigError):
     """A fine-tuning strategy that cannot work on this model (a part that does not exist, nothing to adapt)."""
 
 
+class TrainingData(Protocol):
+    """What a strategy's ``training_data`` hook may use of the datamodule."""
+
+    paths: dict[str, Any]  # split -> manifest path (or {name: path} for several datasets)
+
+    def mix_training(self, paths: dict[str, str], ratios: dict[str, float]) -> None:
+        """Train on several manifests, each batch drawn from one with these probabilities."""
+
+
 class Tuning(nn.Module):
     """A fine-tuning strategy: acts on ``parts`` of the model (see the module docstring for what a part is).
 
@@ -38,6 +47,8 @@ class Tuning(nn.Module):
       built (change structure, ``requires_grad``). It may run more than once: make it idempotent;
     - ``lr_scales(model)`` / ``trains_later(model)``: learning-rate factors per parameter name, and parameters
       frozen now that will train later (they join the optimizer from the start, with their rate);
+    - ``training_data(data)``: in ``fit``, before the model learns from the training rows, change which rows train
+      (``Continual`` mixes the old run's rows in); ``data`` is the datamodule (:class:`TrainingData`);
     - ``on_fit_start(model, trainer)``, ``on_train_epoch_start(model, epoch)``;
     - ``eval_modules(model)``: modules kept in eval mode while the rest trains (frozen batch-norm statistics);
     - ``transform_features(model, encoded)``: the encoders' features before the fusion (modality dropout);
@@ -63,6 +74,9 @@ class Tuning(nn.Module):
         return type(self).__name__
 
     def setup(self, model: MultimodalModel, trainer: Any) -> None:
+        return None
+
+    def training_data(self, data: TrainingData) -> None:
         return None
 
     def adapt(self, model: MultimodalModel) -> None:

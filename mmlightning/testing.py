@@ -21,11 +21,9 @@ import torch
 from torch import Tensor
 
 from mmlightning.contracts import Batch, Chart, Encoder, Fusion, Head, HeadContext
+from mmlightning.distributed import run_distributed  # noqa: F401 - part of the kit
 from mmlightning.features import Features
-
-
-class ContractError(AssertionError):
-    """A component broke its contract; the message says which rule."""
+from mmlightning.stand_ins import ContractError, PooledFusion, tiny_fit, with_word_ids
 
 
 def _require(condition: bool, message: str) -> None:
@@ -209,8 +207,8 @@ def check_head(
     keys = sorted(set(head.reads()) | set(encoders or {})) or ["first", "second"]
     keys = keys if len(keys) > 1 else keys + ["other"]
     dims = {key: dim + 4 * i for i, key in enumerate(keys)}
-    head.bind(HeadContext(name="task", encoder_dims=dims, fuse=_PooledFusion(dims, dim), encoders=dict(encoders or {})))
-    encoded = {key: _with_word_ids(random_features(batch, 3 + i, dims[key], seed=i + 1)) for i, key in enumerate(keys)}
+    head.bind(HeadContext(name="task", encoder_dims=dims, fuse=PooledFusion(dims, dim), encoders=dict(encoders or {})))
+    encoded = {key: with_word_ids(random_features(batch, 3 + i, dims[key], seed=i + 1)) for i, key in enumerate(keys)}
     fused = random_features(batch, sum(3 + i for i in range(len(keys))), dim)  # token-level, a span per modality
     starts = [sum(3 + j for j in range(i)) for i in range(len(keys) + 1)]
     fused.spans = {key: slice(starts[i], starts[i + 1]) for i, key in enumerate(keys)}
@@ -258,16 +256,8 @@ def check_head(
             head(fused, encoded, Batch(inputs=data.inputs, ids=data.ids)).loss is None,
             f"{name}: without targets the loss must be None",
         )
-    _tiny_fit(head, fused, encoded, data)
+    tiny_fit(head, fused, encoded, data)
     return head
-
-
-def _with_word_ids(features: Features) -> Features:
-    """Text-like word ids: token i came from word i - 1, the first token (and padding) from none."""
-    b, n = features.mask.shape
-    word_ids = (torch.arange(n) - 1).expand(b, n).clone()  # (B, N)
-    features.word_ids = word_ids.masked_fill(~features.mask, -1)
-    return features
 
 
 def _check_codec(head: Head, raw: Sequence[Any]) -> Any:
@@ -284,61 +274,3 @@ def _check_codec(head: Head, raw: Sequence[Any]) -> Any:
                 f"{name}: a rebuilt codec encodes {value!r} differently",
             )
     return codec
-
-
-class _PooledFusion(Fusion):
-    """The kit's stand-in for a model's fusion: a linear map of the concatenated pooled vectors."""
-
-    def __init__(self, dims: Mapping[str, int], dim: int) -> None:
-        super().__init__(dims)
-        self.dim, self.project = dim, torch.nn.Linear(sum(self.dims.values()), dim)
-
-    def forward(self, features: Mapping[str, Features]) -> Features:
-        present = torch.stack([features[k].present for k in self.dims], 1).any(1)
-        return Features.from_pooled(self.project(torch.cat([features[k].pooled for k in self.dims], -1)), present)
-
-
-def _tiny_fit(head: Head, fused: Features, encoded: Mapping[str, Features], batch: Batch) -> None:
-    optimizer = torch.optim.Adam(head.parameters(), lr=1e-2)
-    head.train()
-    first: float | None = None
-    for _ in range(30):
-        optimizer.zero_grad()
-        loss: Any = head(fused, encoded, batch).loss
-        first = float(loss.detach()) if first is None else first
-        loss.backward()
-        optimizer.step()
-    _require(
-        first is not None and float(loss.detach()) < first,
-        f"{type(head).__name__}: 30 steps on one batch did not lower the loss ({first:.4f} -> {float(loss.detach()):.4f})",
-    )
-
-
-def run_distributed(fn: Any, *args: Any, processes: int = 2) -> dict[int, Any]:
-    """Run ``fn(rank, *args)`` in ``processes`` CPU processes joined in a gloo process group, as under DDP, and
-    return what each rank's call returned. ``fn`` must be importable (defined at module level) and its result
-    picklable. For components that talk across processes (global-batch losses, metrics that gather)."""
-    import socket
-
-    import torch.multiprocessing as mp
-
-    with socket.socket() as s:  # a free port for the group's rendezvous
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with mp.Manager() as manager:
-        out = manager.dict()
-        mp.spawn(_distributed_worker, args=(fn, args, port, processes, out), nprocs=processes, join=True)
-        return dict(out)
-
-
-def _distributed_worker(rank: int, fn: Any, args: tuple, port: int, processes: int, out: Any) -> None:
-    import os
-
-    import torch.distributed as dist
-
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=processes)
-    try:
-        out[rank] = fn(rank, *args)
-    finally:
-        dist.destroy_process_group()

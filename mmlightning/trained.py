@@ -81,7 +81,7 @@ def run_config(checkpoint: str | Path) -> dict[str, Any]:
     return dict(yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
 
 
-MODEL_ARGS = ("encoders", "fusion", "heads", "loss_weights", "modality_dropout", "tuning")
+MODEL_ARGS = ("encoders", "fusion", "heads", "loss_weights", "tuning")
 
 
 def build_model(saved: Mapping[str, Any], where: str | Path) -> MultimodalModel:
@@ -99,6 +99,12 @@ def build_model(saved: Mapping[str, Any], where: str | Path) -> MultimodalModel:
         parts = [f"encoders.{key}" for key in sorted(params["freeze"])]
         freeze = {"class_path": "mmlightning.tuning.Freeze", "init_args": {"parts": parts}}
         config["tuning"] = [freeze, *(config.get("tuning") or [])]
+    if params.get("modality_dropout"):  # its shorthand for ModalityDropout, applied last (no effect in predict)
+        dropout = {
+            "class_path": "mmlightning.tuning.ModalityDropout",
+            "init_args": {"rates": params["modality_dropout"]},
+        }
+        config["tuning"] = [*(config.get("tuning") or []), dropout]
     parser = ArgumentParser(exit_on_error=False)
     parser.add_class_arguments(MultimodalModel, "model", fail_untyped=False)
     model: MultimodalModel = parser.instantiate_classes(parser.parse_object({"model": config})).model

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -74,7 +73,7 @@ def test_a_pretrained_vocabulary_comes_with_its_encoder_and_shapes_that_differ_a
     )
     dm = MultimodalDataModule(train=str(tmp_path / "other.jsonl"), allow_roots=[str(shapes_data)], batch_size=4)
     dm.setup("fit")
-    strategy.setup(model.model, SimpleNamespace(datamodule=dm))
+    strategy.setup(model.model, None)
     bind(model, dm)
     saved = torch.load(pretrained.checkpoint, weights_only=False)
     assert model.encoders["text"].fitted == saved["mmlightning"]["fitted"]["encoders.text"]  # not this data's words
@@ -100,7 +99,8 @@ def test_continual_learning_keeps_old_label_ids_grows_the_head_and_rehearses(sha
     strategy = Continual(first.checkpoint, rehearsal=0.25)
     grown, dm = build(shapes_data, [strategy])
     grown = grown.model  # strategies act on the model itself
-    strategy.setup(grown, SimpleNamespace(datamodule=dm))  # what the CLI run above did before fitting
+    strategy.setup(grown, None)  # what the CLI run above did before fitting
+    strategy.training_data(dm)
     assert dm.paths["train"] == {
         "new": str(shapes_data / "train.jsonl"),
         "old": str(shapes_data / "continual_old.jsonl"),

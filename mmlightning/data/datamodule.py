@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import fnmatch
-import functools
 import logging
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
 from mmlightning.bundle import Columns, ProcessorBundle
 from mmlightning.data.dataset import ManifestDataset, Rows
+from mmlightning.data.loaders import make_loader
 from mmlightning.data.manifest import Manifest, Row, read_manifest
-from mmlightning.data.resume import EpochSampler, ResumableLoader
-from mmlightning.data.sampling import TaskBatchSampler, ratios_in_order
 from mmlightning.data.validate import check_columns, check_rows, handle_bad_rows
 from mmlightning.errors import ConfigError
 from mmlightning.processing import MediaRoot
@@ -268,44 +265,7 @@ class MultimodalDataModule(LightningDataModule):
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         """A loader whose order and augmentation depend on the seed alone and which a resumed run continues
         exactly (see :mod:`mmlightning.data.resume`)."""
-        data = self.dataset(split)
-        pin = torch.cuda.is_available() if self.pin_memory is None else self.pin_memory
-        size = self.batch_size if split == "train" else self.eval_batch_size
-        parts: list[Any] = list(data.parts) if isinstance(data, Rows) else [data]
-        seed = torch.initial_seed() % (2**31)  # seed_everything's seed; the same in every process
-        for part in parts:
-            part.seed = seed
-        common: dict[str, Any] = {
-            "num_workers": self.num_workers,
-            "collate_fn": functools.partial(self._bundle().collate, root=parts[0].root),
-            "pin_memory": pin,
-            "persistent_workers": self.num_workers > 0,
-            "generator": torch.Generator().manual_seed(seed),  # worker seeds drawn from it, not the global state
-        }
-        if len(parts) == 1:
-            loader = ResumableLoader(data, batch_size=size, sampler=EpochSampler(data, size, shuffle, seed), **common)
-        else:
-            names = list(self.sources(split))
-            ratios = ratios_in_order(names, self.ratios) if split == "train" and self.sampling == "ratios" else None
-            sampling = self.sampling if split == "train" else "proportional"
-            sampler = TaskBatchSampler(
-                batch_size=size,
-                sizes=[len(p) for p in parts],
-                sampling=sampling,
-                ratios=ratios,
-                shuffle=shuffle,
-                seed=seed,
-            )
-            loader = ResumableLoader(data, batch_sampler=sampler, **common)
-        if split == "train" and self.trainer is not None:
-            trainer: Any = self.trainer
-            # Lightning makes the iterator before it sets the epoch, and a resumed run keeps it for its first epoch
-            # (worker processes draw indices at once): start at the epoch about to run
-            epoch = trainer.fit_loop.epoch_progress.current.processed  # what Lightning gives set_epoch, later
-            source: Any = loader.batch_sampler if isinstance(loader.batch_sampler, TaskBatchSampler) else loader.sampler
-            source.set_epoch(epoch)
-            loader.progress = lambda: trainer.fit_loop.epoch_loop.batch_progress.current.processed  # trained on so far
-        return loader
+        return make_loader(self, split, shuffle)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

@@ -12,6 +12,7 @@ import torch
 import yaml
 
 from mmlightning.errors import MissingFileError
+from mmlightning.strategy import TrainingData
 from mmlightning.tuning.base import Tuning, TuningError, canonical, part_module, select, top_part, top_parts
 
 if TYPE_CHECKING:
@@ -145,11 +146,9 @@ class Continual(InitFrom):
     def grows(self, name: str) -> bool:
         return name.startswith("heads.")
 
-    def setup(self, model: MultimodalModel, trainer: Any) -> None:
-        super().setup(model, trainer)
+    def training_data(self, data: TrainingData) -> None:
         if self.rehearsal > 0:
             old = self.old_manifest()
-            data = trainer.datamodule
             new = data.paths["train"]
             if not isinstance(new, str):
                 raise TuningError("Continual: rehearsal needs one new training manifest (--data.train=PATH)")
