@@ -249,13 +249,18 @@ def _path(obj: Stateful) -> str:
     return f"{type(obj).__module__}:{type(obj).__qualname__}"
 
 
-def _load(path: str, base: type) -> Any:
+def _load(path: str, base: type, again: bool = True) -> Any:
     module, _, name = path.partition(":")
     try:
         found: Any = importlib.import_module(module)
         for part in name.split("."):
             found = getattr(found, part)
     except (ImportError, AttributeError) as err:
+        if again:  # a class renamed since the bundle was saved: the plugins' aliases (mmlightning.renames)
+            from mmlightning.plugins import get_registry
+
+            get_registry().import_all()
+            return _load(path, base, again=False)
         raise ValueError(
             f"the bundle names {path}, which cannot be imported ({err}); install the plugin that provides it"
         ) from err

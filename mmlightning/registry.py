@@ -130,6 +130,9 @@ class Registry:
                 _ = component.cls  # imports it
             except (TypeError, UnknownComponentError) as err:
                 failed.append((component, err))
+        from mmlightning.renames import install_all
+
+        install_all()  # earlier import paths of renamed classes load them (configs, checkpoints, bundles)
         return failed
 
     def resolve(self, kind: str, name: str) -> Component:

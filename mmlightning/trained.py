@@ -88,6 +88,9 @@ def build_model(saved: Mapping[str, Any], where: str | Path) -> MultimodalModel:
     """The model a checkpoint describes (from the config it saved), with its learnt state and weights."""
     from jsonargparse import ArgumentParser
 
+    from mmlightning.plugins import get_registry
+
+    get_registry().import_all()  # the components the config names, and the earlier paths of renamed ones
     params = dict(saved.get("hyper_parameters") or {})
     if not isinstance(params.get("encoders"), dict) or not params["encoders"]:
         raise CheckpointError(

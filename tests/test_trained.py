@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import pytest
 import torch
@@ -89,3 +90,35 @@ def test_a_missing_or_cut_checkpoint_says_so(tmp_path):
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
         read_checkpoint(cut)
     assert run_folder(tmp_path / "checkpoints" / "x.ckpt") == tmp_path.resolve()
+
+
+def test_a_renamed_component_still_loads_from_a_checkpoint_and_a_bundle_saved_before(run, shapes_data, tmp_path):
+    """As if TextEncoder and its processor had moved: the saved paths name modules that no longer exist, and the
+    classes list those paths in ``renamed_from`` (mmlightning.renames)."""
+    from mmlightning.bundle import ProcessorBundle
+    from mmlightning_text import TextEncoder
+
+    saved = torch.load(run.checkpoint, weights_only=True)
+    encoder = saved["hyper_parameters"]["encoders"]["text"]
+    assert encoder["class_path"] == "mmlightning_text.TextEncoder"
+    encoder["class_path"] = "mmlightning_text_old.encoders.TextEncoder"
+    state = saved["mmlightning"]["bundle"]
+    processor = type(TextEncoder(dim=16).processor())
+    old_processor = "mmlightning_text_old.processing:" + processor.__qualname__
+    state["inputs"]["text"]["processor"] = old_processor
+    old = tmp_path / "checkpoints" / "old.ckpt"
+    old.parent.mkdir()
+    torch.save(saved, old)
+    (tmp_path / "bundle.json").write_text(json.dumps(state))
+    with pytest.raises(ValueError, match="mmlightning_text_old.processing.*cannot be imported"):
+        ProcessorBundle.load(tmp_path / "bundle.json")
+    TextEncoder.renamed_from = ("mmlightning_text_old.encoders.TextEncoder",)
+    processor.renamed_from = (old_processor,)
+    try:
+        assert type(ProcessorBundle.load(tmp_path / "bundle.json").processors["text"]) is processor
+        loaded = load_run(old)
+        assert loaded.predict(rows(shapes_data), root=shapes_data) == run.predict(rows(shapes_data), root=shapes_data)
+    finally:
+        del TextEncoder.renamed_from, processor.renamed_from
+        for name in [m for m in sys.modules if m.startswith("mmlightning_text_old")]:
+            del sys.modules[name]
