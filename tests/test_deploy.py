@@ -188,6 +188,9 @@ def test_pruning_holds_its_zeros_through_the_re_fine_tune_and_exports(trained, s
 
     found = prune_run(trained.checkpoint, tmp_path / "pruned", 0.5, epochs=1)
     assert abs(found["sparsity"] - 0.5) < 0.01 and "val/label/acc" in found["metrics"]
+    config = yaml.safe_load((Path(found["run_dir"]) / "config.yaml").read_text())  # an ordinary fit of the run's
+    assert config["data"]["batch_size"] == 16 and config["trainer"]["max_epochs"] == 1
+    assert config["model"]["tuning"][-1]["class_path"].endswith("InitFrom")
     model = load_run(found["checkpoint"]).model
     assert abs(sparsity(targets(model)) - 0.5) < 0.01  # the re-fine-tune kept the pruned weights at zero
     original = load_run(trained.checkpoint).model

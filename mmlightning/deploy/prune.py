@@ -4,25 +4,26 @@ training data with the zeros held, then made permanent.
 
     mmlightning prune --ckpt_path RUN/checkpoints/NAME.ckpt --sparsity 0.5 --epochs 1 --out pruned/
 
-``pruned/`` gets ``checkpoints/pruned.ckpt`` and the run's ``config.yaml``, so ``mmlightning export``, ``serve`` and
-``validate`` take it like any checkpoint. Frozen encoders are left whole unless ``--include_frozen`` (their
-weights would not be re-fine-tuned).
+It is an ordinary ``fit`` of the run's own config (its Trainer settings, precision and logger included) with two
+additions: ``InitFrom`` the checkpoint (every part), and the :class:`Pruning` callback, which prunes once the weights
+are loaded, holds the zeros while the run trains and writes every checkpoint with plain, permanent weights (in the
+manner of Lightning's ``ModelPruning``). ``pruned/`` holds that run's folder, so ``mmlightning export``, ``serve``
+and ``validate`` take its checkpoint like any other. Frozen encoders are left whole unless ``--include_frozen``
+(their weights would not be re-fine-tuned).
 """
 
 from __future__ import annotations
 
-import shutil
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import nn
 from torch.nn.utils import prune
 
 from mmlightning.errors import ConfigError
-from mmlightning.trained import CONFIG_FILE, find_checkpoint, read_checkpoint, run_folder
+from mmlightning.trained import find_checkpoint, run_config
 
 if TYPE_CHECKING:
     from mmlightning.model import MultimodalModel
@@ -43,56 +44,75 @@ def sparsity(pairs: Sequence[tuple[nn.Module, str]]) -> float:
     return zeros / max(total, 1)
 
 
+class Pruning(Callback):
+    """Global unstructured L1 pruning of ``amount`` of the trainable Linear and convolution weights as training
+    starts (after ``InitFrom`` loaded them), the zeros held while training, and the weights made permanent in every
+    checkpoint and at the end."""
+
+    def __init__(self, amount: float, include_frozen: bool = False) -> None:
+        if not 0.0 < amount < 1.0:
+            raise ConfigError(f"--sparsity must be between 0 and 1 (the share of weights set to zero), got {amount}")
+        self.amount, self.include_frozen = amount, include_frozen
+        self.pairs: list[tuple[nn.Module, str]] = []
+        self.reached = 0.0
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.pairs = targets(pl_module.model, self.include_frozen)  # type: ignore[arg-type]
+        if not self.pairs:
+            raise ConfigError(
+                "nothing to prune: no Linear or convolution layer trains in this model (--include_frozen?)"
+            )
+        for module, name in self.pairs:  # global pruning flattens each weight with view(), which channels-last refuses
+            weight = getattr(module, name)
+            weight.data = weight.data.contiguous()
+        prune.global_unstructured(self.pairs, pruning_method=prune.L1Unstructured, amount=self.amount)
+
+    def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint["state_dict"]
+        for key in [k for k in state if k.endswith("_orig")]:  # weight = weight_orig * weight_mask, as saved plainly
+            base = key[: -len("_orig")]
+            if base + "_mask" in state:
+                state[base] = state.pop(key) * state.pop(base + "_mask")
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.reached = sparsity(self.pairs)
+        for module, name in self.pairs:
+            prune.remove(module, name)  # permanent: plain weights with zeros, nothing extra to load
+
+
 def prune_run(
     ckpt_path: str | Path, out: str | Path, amount: float, epochs: int = 1, include_frozen: bool = False
 ) -> dict[str, Any]:
-    import lightning.pytorch as pl
-    import yaml
+    """Prune a trained run to ``amount`` sparsity and re-fine-tune it for ``epochs`` as an ordinary ``fit`` of its
+    own config; returns the new checkpoint, the sparsity reached, the number of tensors pruned and the metrics."""
+    from mmlightning.training import fit
 
-    from mmlightning.data.datamodule import MultimodalDataModule
-
-    if not 0.0 < amount < 1.0:
-        raise ConfigError(f"--sparsity must be between 0 and 1 (the share of weights set to zero), got {amount}")
-    from mmlightning.module import MultimodalModule
-
-    model = MultimodalModule.load_from_checkpoint(find_checkpoint(ckpt_path), map_location="cpu", weights_only=True)
-    config_path = run_folder(ckpt_path) / CONFIG_FILE
-    if not config_path.is_file():
-        raise ConfigError(
-            f"no config.yaml beside the checkpoint's run ({config_path}): prune re-fine-tunes on its data"
-        )
-    config = yaml.safe_load(config_path.read_text())
-    pairs = targets(model.model, include_frozen)
-    if not pairs:
-        raise ConfigError("nothing to prune: no Linear or convolution layer trains in this model (--include_frozen?)")
-    for module, name in pairs:  # global pruning flattens each weight with view(), which channels-last memory refuses
-        weight = getattr(module, name)
-        weight.data = weight.data.contiguous()
-    prune.global_unstructured(pairs, pruning_method=prune.L1Unstructured, amount=amount)
-    data = {k: v for k, v in config["data"].items() if k not in ("test", "predict")}
-    datamodule = MultimodalDataModule(**data)
-    folder = Path(out)
-    trainer = pl.Trainer(
-        max_epochs=epochs,
-        logger=False,
-        enable_checkpointing=False,
-        default_root_dir=str(folder),
-        enable_progress_bar=sys.stderr.isatty(),
-        enable_model_summary=False,
-    )
-    if epochs > 0:
-        trainer.fit(model, datamodule)  # the pruning masks keep the zeros at zero
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/") and v.numel() == 1}
-    for module, name in pairs:
-        prune.remove(module, name)  # permanent: plain weights with zeros, nothing extra to load
-    reached = sparsity(pairs)
-    (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
-    shutil.copy(config_path, folder / "config.yaml")
-    target = folder / "checkpoints" / "pruned.ckpt"
-    # the original checkpoint (its config, processors, plugin versions) with the pruned, re-fine-tuned weights
-    state = read_checkpoint(ckpt_path)
-    state["state_dict"] = model.state_dict()
-    state.pop("optimizer_states", None)
-    state.pop("lr_schedulers", None)
-    torch.save(state, target)
-    return {"checkpoint": str(target), "sparsity": reached, "pruned_tensors": len(pairs), "metrics": metrics}
+    pruning = Pruning(amount, include_frozen)
+    if epochs < 1:
+        raise ConfigError(f"--epochs must be 1 or more (the zeros are made during a re-fine-tune), got {epochs}")
+    checkpoint = find_checkpoint(ckpt_path)
+    config = run_config(checkpoint)
+    if not config.get("data"):
+        raise ConfigError(f"no config.yaml beside the checkpoint's run ({checkpoint}): prune re-fine-tunes on its data")
+    config = {k: v for k, v in config.items() if k not in ("ckpt_path", "results_path", "predictions_path")}
+    config["data"] = {k: v for k, v in config["data"].items() if k not in ("test", "predict")}
+    model = dict(config["model"])
+    parts = ["encoders", "fusion", "heads"]
+    start = {"class_path": "mmlightning.tuning.InitFrom", "init_args": {"checkpoint": str(checkpoint), "parts": parts}}
+    model["tuning"] = [*(model.get("tuning") or []), start]
+    trainer = {k: v for k, v in (config.get("trainer") or {}).items() if k not in ("max_steps", "min_epochs")}
+    trainer.update(max_epochs=epochs, default_root_dir=str(Path(out)))
+    if isinstance(trainer.get("logger"), dict):  # the run's W&B logger, writing beside the pruned run
+        trainer["logger"] = {
+            **trainer["logger"],
+            "init_args": {**trainer["logger"].get("init_args", {}), "save_dir": str(out)},
+        }
+    found = fit({**config, "model": model, "trainer": trainer}, callbacks=[pruning])
+    metrics = {k: float(v) for k, v in found.items() if k.startswith("val/")}
+    return {
+        "checkpoint": found["checkpoint"],
+        "sparsity": pruning.reached,
+        "pruned_tensors": len(pruning.pairs),
+        "metrics": metrics,
+        "run_dir": found["run_dir"],
+    }
