@@ -175,5 +175,7 @@ def test_a_plugin_adds_a_command_and_cannot_take_a_built_in_name(plugin_site, ca
     assert taken.skipped and "the command 'export' exists already" in taken.skipped
     assert main(["hello", "there"]) == 3  # the CLI loads the same plugins
     assert "hello there" in capsys.readouterr().out
+    main(["--help"])
+    assert "hello        says hello (plugin fake_command)" in capsys.readouterr().out
     main(["plugins"])
     assert "command hello" in capsys.readouterr().out

@@ -62,7 +62,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _command(argv: list[str]) -> int:
     if not argv or argv[0] in {"-h", "--help", "help"}:
-        print(USAGE)
+        from mmlightning.plugins import get_registry
+
+        added = get_registry().commands  # the plugins' own commands (register_commands)
+        lines = [f"  {name:<12} {c.summary} (plugin {c.plugin})" for name, c in sorted(added.items())]
+        print(USAGE + ("\ncommands from plugins:\n" + "\n".join(lines) + "\n" if lines else ""))
         return 0
     if argv[0] in {"-V", "--version"}:
         print(f"mmlightning {__version__}")
