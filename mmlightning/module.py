@@ -27,12 +27,10 @@ from mmlightning.model import FusionFactory, HeadFactory, Modules, MultimodalMod
 
 __all__ = ["MultimodalModel", "MultimodalModule"]
 from mmlightning.optim import WarmupCosine
-from mmlightning.parts import check_strategies
 from mmlightning.strategy import Tuning
 from mmlightning.tuning import runner
 from mmlightning.tuning.callback import Tunings
-from mmlightning.tuning.freeze import Freeze
-from mmlightning.tuning.robust import ModalityDropout
+from mmlightning.tuning.shorthand import with_shorthands
 
 log = logging.getLogger(__name__)
 
@@ -81,14 +79,7 @@ class MultimodalModule(EpochLog):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=None if _from_cli() else ["encoders", "fusion", "heads"])
-        unknown = sorted(set(freeze or []) - set(encoders))
-        if unknown:
-            raise ValueError(f"freeze names {unknown}, which are not encoders; the encoders are {sorted(encoders)}")
-        if not 0.0 <= modality_dropout < 1.0:
-            raise ValueError(f"modality_dropout must be in [0, 1), got {modality_dropout}")
-        shorthand = [Freeze([f"encoders.{key}" for key in sorted(freeze)])] if freeze else []
-        dropout = [ModalityDropout(modality_dropout)] if modality_dropout > 0 else []  # no weights: appended last
-        strategies = [*shorthand, *check_strategies(tuning), *dropout]
+        strategies = with_shorthands(encoders, freeze, modality_dropout, tuning)
         self.model = MultimodalModel(encoders, fusion, heads, loss_weights, strategies)
         self.model.cache = FeatureCache(cache_dir) if cache_frozen else None
         self.optimizer_factory, self.scheduler_factory = optimizer, lr_scheduler
