@@ -24,6 +24,7 @@ import litserve as ls
 from fastapi import HTTPException
 
 from mmlightning.bundle import ProcessorBundle
+from mmlightning.contracts import Batch
 
 
 class ModelAPI(ls.LitAPI):
@@ -100,7 +101,7 @@ class ModelAPI(ls.LitAPI):
 
     def predict(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         batch = self.bundle.collate(items, self.media)
-        outputs = self.exported.run(batch) if self.export else self.model(batch)
+        outputs = self.exported.run(batch) if self.export else self.model(Batch(inputs=batch.inputs))  # as exported
         return self.bundle.decode(outputs, batch.ids)
 
     def unbatch(self, output: list[dict[str, Any]]) -> list[dict[str, Any]]:
