@@ -24,14 +24,13 @@ from mmlightning.epoch_log import EpochLog
 from mmlightning.errors import NonFiniteLossError
 from mmlightning.guards import check_finite_weights, nonfinite_message
 from mmlightning.model import FusionFactory, HeadFactory, Modules, MultimodalModel, upgrade_state
-
-__all__ = ["MultimodalModel", "MultimodalModule"]
 from mmlightning.optim import WarmupCosine
 from mmlightning.strategy import Tuning
 from mmlightning.tuning import runner
 from mmlightning.tuning.callback import Tunings
 from mmlightning.tuning.shorthand import with_shorthands
 
+__all__ = ["MultimodalModel", "MultimodalModule"]
 log = logging.getLogger(__name__)
 
 
