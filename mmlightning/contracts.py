@@ -98,6 +98,13 @@ class Encoder(Fitted, nn.Module):
     def forward(self, inputs: Mapping[str, Tensor]) -> Features:
         raise NotImplementedError
 
+    def default_columns(self) -> str | list[str] | None:
+        """The column(s) this encoder reads when ``--data.columns`` does not say. None (the default): the column
+        named like its key. A list of names, or a glob such as ``"*"``: a glob never takes the id column, a target
+        column or a column another encoder reads, so ``"*"`` is "every other column" (a table's fields). Once
+        fitted, an encoder that learnt its columns gives them by name, so new files are read the same way."""
+        return None
+
     def facts(self) -> dict[str, Any]:
         """What heads may know of this fitted encoder (``HeadContext.facts``): a text encoder gives
         ``vocab_size`` and its special token ids (``pad_id``, ``mask_id``, ...). Default: none."""

@@ -138,6 +138,8 @@ class MultimodalModel(nn.Module):
         processors = {key: enc.processor() for key, enc in self.encoders.items()}
         codecs = {key: head.target() for key, head in self.heads.items()}
         targets = [key for key, head in self.heads.items() if head.uses_target]
+        defaults = {key: enc.default_columns() for key, enc in self.encoders.items()}
+        columns = {**{k: v for k, v in defaults.items() if v is not None}, **(columns or {})}
         return ProcessorBundle(processors, codecs, columns, targets, id_column, fitted=self.is_fitted)
 
     def tune(self) -> None:

@@ -124,7 +124,8 @@ class Processor(Stateful):
         raise NotImplementedError(f"{type(self).__name__} offers no corruption '{kind}'")
 
     def preview(self, value: Any, root: Path) -> Any:
-        """What a dashboard shows for a value: a string, or a PIL image, or a (waveform, rate) pair."""
+        """What a dashboard shows for a value: a string, a PIL image, a (waveform, rate) pair, or a
+        ``{field: value}`` dict (a record: shown as a small table)."""
         return str(value)
 
     def preview_weights(self, value: Any, root: Path, weights: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import logging
 import netrc
 import os
@@ -133,7 +134,18 @@ def _to_wandb(shown: Any) -> Any:
         return wandb.Image(shown)
     if isinstance(shown, tuple) and len(shown) == 2:  # (waveform, sample rate)
         return wandb.Audio(shown[0], sample_rate=shown[1])
+    if isinstance(shown, dict):  # a record: a small table of field and value
+        return wandb.Html(record_html(shown))
     return shown if isinstance(shown, (str, int, float)) else str(shown)
+
+
+def record_html(record: dict[str, Any]) -> str:
+    """``{field: value}`` as a two-column HTML table (missing values shown as blank)."""
+    cells = "".join(
+        f"<tr><td>{html.escape(str(key))}</td><td>{'' if value is None else html.escape(str(value))}</td></tr>"
+        for key, value in record.items()
+    )
+    return f"<table><tr><th>field</th><th>value</th></tr>{cells}</table>"
 
 
 def log_table(trainer: Any, key: str, columns: list[str], rows: list[list[Any]]) -> None:

@@ -138,3 +138,25 @@ def test_parquet_manifest(model, tmp_path):
     dm.set_bundle(model.bundle())
     data = dm.dataset("val")
     assert [data[i]["id"] for i in range(2)] == ["1", "2"] and data[1]["inputs"]["text"] is None
+
+
+def test_a_glob_takes_no_column_the_id_a_target_or_another_encoder_reads(tmp_path, caplog):
+    from mmlightning import Processor, TargetCodec
+    from mmlightning.bundle import ProcessorBundle
+
+    rows = [{"id": i, "text": "t", "age": 3, "city": "x", "rating": 5, "label": "a"} for i in range(3)]
+    write_rows(tmp_path / "train.jsonl", rows)
+
+    def expanded(columns, given=None):
+        bundle = ProcessorBundle({"text": Processor(), "record": Processor()}, {"label": TargetCodec()}, given or {})
+        data = MultimodalDataModule(train=str(tmp_path / "train.jsonl"), columns=columns)
+        data.set_bundle(bundle)
+        return data.bundle.columns["record"]
+
+    assert expanded({}, {"record": "*"}) == ["age", "city", "rating"]  # an encoder's own default glob
+    with caplog.at_level("INFO", logger="mmlightning"):
+        assert expanded({"record": ["*", "!rating"]}) == ["age", "city"]
+    assert "'record' reads 2 column(s) (* !rating): age, city" in caplog.text
+    assert expanded({"record": ["text", "c*"]}) == ["text", "city"]  # a name is taken as given
+    with pytest.raises(Exception, match="match no column that the id, a target or another encoder"):
+        expanded({"record": "label*"})

@@ -38,6 +38,9 @@ class MultimodalDataModule(LightningDataModule):
         columns: map an encoder or head key to a differently named column (default: the key itself). An
             encoder may read several columns: a list of names, or a glob (``"feat_*"``), and then gets
             ``{column: value}`` per row (a wide CSV, one column per feature, feeding one tabular encoder).
+            A glob never takes the id column, a target column or another encoder's column; ``"!name"`` leaves a
+            column out (``["*", "!rating"]``: every other column but ``rating``). The columns a glob picked are
+            printed when the run starts.
         id_column: the column that names a sample in predictions (``file:line`` when absent).
         on_bad_rows: ``stop`` (default) raises with a report naming every bad row; ``skip`` leaves them out
             and writes them to ``skipped_rows_file`` (default ``<log dir>/skipped_rows.jsonl``).
@@ -79,6 +82,7 @@ class MultimodalDataModule(LightningDataModule):
         self.datasets: dict[str, ManifestDataset | Rows] = {}  # checked once per split and bundle
         self.bundle: ProcessorBundle | None = None
         self._train_rows: dict[str, list[Row]] | None = None  # checked before fitting
+        self._told: dict[str, list[str]] = {}  # the columns each glob picked, said once
 
     def sources(self, split: str) -> dict[str, str]:
         """The split's manifest paths by dataset name (one unnamed path, or the mapping given)."""
@@ -120,32 +124,40 @@ class MultimodalDataModule(LightningDataModule):
     def set_bundle(self, bundle: ProcessorBundle) -> None:
         """The model's data side: its processors, target codecs and the columns they read (under a Trainer,
         the model's :class:`~mmlightning.binding.DataBinding` hands it over). Column globs are expanded here."""
-        bundle.columns = {
-            key: self._expand(key, spec)
-            for key, spec in {**bundle.columns, **self.columns}.items()
-            if key in bundle.columns
-        }
+        specs = {key: spec for key, spec in {**bundle.columns, **self.columns}.items() if key in bundle.columns}
+        named = {key: spec for key, spec in specs.items() if not _globbed(spec)}
+        taken = {self.id_column, *(c for key, spec in named.items() for c in _names(spec))}
+        bundle.columns = {key: named.get(key) or self._expand(key, spec, taken) for key, spec in specs.items()}
         bundle.id_column = self.id_column
         if self.bundle is not None and self.bundle.fitted and bundle.fitted and self.bundle.state() == bundle.state():
             return
         self.bundle, self.datasets = bundle, {}
 
-    def _expand(self, key: str, spec: Columns) -> Columns:
-        """A column list or glob (``feat_*``) -> the manifest's columns it names, in the manifest's order."""
+    def _expand(self, key: str, spec: Columns, taken: set[str]) -> Columns:
+        """A glob (``feat_*``, ``*``), with ``!name`` patterns left out -> the manifest's columns it names, in the
+        manifest's order. A glob never takes a column in ``taken`` (the id, targets, other encoders' columns)."""
         patterns = [spec] if isinstance(spec, str) else list(spec)
-        if not any(_is_glob(p) for p in patterns):
-            return spec
+        wanted = [p for p in patterns if not p.startswith("!")] or ["*"]
+        unwanted = [p[1:] for p in patterns if p.startswith("!")]
         known = self._known_columns()
-        found = (
-            [column for pattern in patterns for column in known if fnmatch.fnmatchcase(column, pattern)]
-            if known
-            else []
-        )
+        found = [
+            column
+            for pattern in wanted
+            for column in known
+            if fnmatch.fnmatchcase(column, pattern)
+            and not any(fnmatch.fnmatchcase(column, p) for p in unwanted)
+            and (column not in taken or not _is_glob(pattern))
+        ]
         if not found:
             raise ConfigError(
-                f"--data.columns gives '{key}' the pattern(s) {patterns}, which match no column; the columns are {', '.join(known) or 'unknown (no manifest)'}"
+                f"--data.columns gives '{key}' the pattern(s) {patterns}, which match no column that the id, a target "
+                f"or another encoder does not already take; the columns are {', '.join(known) or 'unknown (no manifest)'}"
             )
-        return list(dict.fromkeys(found))
+        found = list(dict.fromkeys(found))
+        if self._told.get(key) != found:
+            self._told[key] = found
+            log.info("'%s' reads %d column(s) (%s): %s", key, len(found), " ".join(patterns), ", ".join(found))
+        return found
 
     def _known_columns(self) -> list[str]:
         for split in SPLITS:
@@ -281,4 +293,12 @@ class MultimodalDataModule(LightningDataModule):
 
 
 def _is_glob(pattern: str) -> bool:
-    return any(ch in pattern for ch in "*?[")
+    return pattern.startswith("!") or any(ch in pattern for ch in "*?[")
+
+
+def _globbed(spec: Columns) -> bool:
+    return any(_is_glob(p) for p in ([spec] if isinstance(spec, str) else spec))
+
+
+def _names(spec: Columns) -> list[str]:
+    return [spec] if isinstance(spec, str) else list(spec)
