@@ -18,7 +18,13 @@ CONFUSION_UP_TO = 20  # classes; beyond that a confusion matrix is too many numb
 
 
 class ClassificationHead(Head):
-    """Multi-class classification with accuracy, macro/weighted F1 and a per-class report.
+    """Multi-class classification with accuracy, balanced accuracy, macro/weighted F1 and a per-class report
+    (with two classes also the AUROC of the second label, in sorted order: ``yes`` over ``no``).
+
+    Args:
+        class_weights: ``"balanced"`` weighs each class's loss by ``n / (classes * count)`` over the training split
+            (imbalanced data: each class counts as much as the others), or a weight per label in label order.
+            None (the default): every sample counts the same.
 
     After a late fusion (``fused.weights`` set, e.g. ``LateFusion``) it predicts from each modality's span
     and combines the predictions with the fusion's weights (see :func:`late_log_probs`): late fusion.
@@ -33,10 +39,16 @@ class ClassificationHead(Head):
         hidden: int | None = None,
         dropout: float = 0.1,
         label_smoothing: float = 0.0,
+        class_weights: str | list[float] | None = None,
     ) -> None:
         super().__init__()
+        if isinstance(class_weights, str) and class_weights != "balanced":
+            raise ValueError(f"class_weights must be 'balanced' or a list of numbers, got {class_weights!r}")
         self.in_dim, self.hidden, self.dropout, self.label_smoothing = dim, hidden, dropout, label_smoothing
+        self.class_weights = class_weights
         self.classifier: Any = None  # built in set_fitted
+        self.weight: Tensor | None
+        self.register_buffer("weight", None, persistent=False)
         if labels:
             self.set_fitted({"labels": list(labels)})
 
@@ -55,17 +67,38 @@ class ClassificationHead(Head):
             raise ValueError(
                 f"head '{self.name}' found {len(labels)} distinct label(s) in the training split; classification needs at least 2"
             )
-        self.set_fitted({"labels": labels})
+        counts = [sum(1 for v in values if v == label) for label in labels]
+        self.set_fitted({"labels": labels, "counts": counts})
 
     def extend(self, state: dict[str, Any], values: Sequence[Any]) -> None:
         """Continual fine-tuning: the earlier labels keep their ids; labels new in ``values`` come after them."""
         old = list(state["labels"])
-        self.set_fitted({"labels": old + sorted({v for v in values if v not in old}, key=str)})
+        labels = old + sorted({v for v in values if v not in old}, key=str)
+        self.set_fitted({"labels": labels, "counts": [sum(1 for v in values if v == label) for label in labels]})
 
     def set_fitted(self, state: dict[str, Any]) -> None:
         super().set_fitted(state)
         self.labels = list(state["labels"])
         self.classifier = classifier(self.in_dim, len(self.labels), self.hidden, self.dropout)
+        self.weight = self._weights(state.get("counts"))
+
+    def _weights(self, counts: list[int] | None) -> Tensor | None:
+        if self.class_weights is None:
+            return None
+        if isinstance(self.class_weights, str):
+            if not counts or len(counts) != len(self.labels):
+                raise ConfigError(
+                    f"head '{self.name}': class_weights='balanced' needs the training split's label counts; "
+                    "fit the head on data, or give a weight per label"
+                )
+            found = torch.tensor(counts, dtype=torch.float32).clamp(min=1)
+            return found.sum() / (len(found) * found)
+        if len(self.class_weights) != len(self.labels):
+            raise ConfigError(
+                f"head '{self.name}': class_weights gives {len(self.class_weights)} weights for {len(self.labels)} "
+                f"labels ({', '.join(map(str, self.labels))}); give one per label in that order"
+            )
+        return torch.tensor(self.class_weights, dtype=torch.float32)
 
     def target(self) -> LabelCodec:
         return LabelCodec(self.labels if self.is_fitted else None)
@@ -76,7 +109,10 @@ class ClassificationHead(Head):
             logits = late_log_probs(self.classifier(fused.span_means()), fused.weights)  # (B, C) log-probabilities
         else:
             logits = self.classifier(fused.pooled)  # (B, C)
-        loss = None if target is None else F.cross_entropy(logits, target, label_smoothing=self.label_smoothing)
+        loss = None
+        if target is not None:
+            weight = None if self.weight is None else self.weight.to(logits.dtype)
+            loss = F.cross_entropy(logits, target, weight=weight, label_smoothing=self.label_smoothing)
         return HeadOutput(loss=loss, predictions=logits.argmax(-1), logits=logits)
 
     def combine(self, outputs: Sequence[HeadOutput]) -> HeadOutput:
@@ -89,14 +125,26 @@ class ClassificationHead(Head):
         """One confusion matrix per stage; every score is read off it (one cheap update per step, not seven)."""
         from torchmetrics.classification import MulticlassConfusionMatrix
 
-        return {"report": MulticlassConfusionMatrix(len(self.labels), validate_args=False)}
+        metrics: dict[str, nn.Module] = {"report": MulticlassConfusionMatrix(len(self.labels), validate_args=False)}
+        if len(self.labels) == 2:
+            metrics["auroc"] = SecondLabelAUROC()
+        return metrics
+
+    def metric_inputs(self, output: HeadOutput, batch: Batch) -> tuple[Any, Any] | None:
+        """The logits (the confusion matrix takes their argmax; AUROC their probabilities) and the targets."""
+        scores = output.logits if output.logits is not None else output.predictions
+        return scores, batch.targets[self.name]
 
     def metric_values(self, name: str, value: Tensor) -> dict[str, float]:
+        if name == "auroc":
+            return {"auroc": float(value)}
         return report(value, self.labels, confusion=len(self.labels) <= CONFUSION_UP_TO)
 
     def metric_tables(self, name: str, value: Tensor) -> dict[str, tuple[list[str], list[list[Any]]] | Chart]:
         """Per-class F1 as a bar chart, and (up to 20 classes) the confusion matrix as a table (a row per true
         label, a column per predicted label) and as a confusion-matrix chart."""
+        if name == "auroc":
+            return {}
         labels, counts = list(map(str, self.labels)), value.tolist()
         scores = report(value, self.labels, confusion=False)
         tables: dict[str, tuple[list[str], list[list[Any]]] | Chart] = {
@@ -119,6 +167,23 @@ class ClassificationHead(Head):
 
     def example_targets(self, count: int) -> list[Any]:
         return [("cat", "dog", "bird")[i % 3] for i in range(count)]
+
+
+def _auroc() -> type:
+    from torchmetrics.classification import BinaryAUROC
+
+    class SecondLabelAUROC(BinaryAUROC):
+        """AUROC of the second label's probability, from ``(B, 2)`` logits."""
+
+        def update(self, preds: Tensor, target: Tensor) -> None:
+            scores = preds.float().softmax(-1)[:, 1] if preds.ndim == 2 else preds.float()
+            super().update(scores, target)
+
+    return SecondLabelAUROC
+
+
+def SecondLabelAUROC() -> nn.Module:  # noqa: N802 - a factory: torchmetrics loads only when metrics are made
+    return _auroc()()
 
 
 def late_log_probs(logits: Tensor, weights: Tensor) -> Tensor:
@@ -145,6 +210,7 @@ def report(matrix: Tensor, labels: Sequence[Any], confusion: bool = True) -> dic
     seen = (support + predicted) > 0
     values = {
         "acc": float(safe_divide(hits.sum(), matrix.sum())),
+        "balanced_acc": float(recall[support > 0].mean()) if (support > 0).any() else 0.0,
         "f1_macro": float(f1[seen].mean()) if seen.any() else 0.0,
         "f1_weighted": float(safe_divide((f1 * support).sum(), support.sum())),
         **per_label("precision", precision, labels),

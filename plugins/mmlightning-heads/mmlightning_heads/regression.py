@@ -1,4 +1,4 @@
-"""Regression of one number per sample: MSE loss on standardised targets, MSE / MAE / R² metrics."""
+"""Regression of one number per sample: MSE loss on standardised targets, MSE / RMSE / MAE / R² in the target's units."""
 
 from __future__ import annotations
 
@@ -63,7 +63,12 @@ class RegressionHead(Head):
     def make_metrics(self) -> dict[str, nn.Module]:
         from torchmetrics import MeanAbsoluteError, MeanSquaredError, R2Score
 
-        return {"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "r2": R2Score()}
+        return {
+            "mse": MeanSquaredError(),
+            "rmse": MeanSquaredError(squared=False),
+            "mae": MeanAbsoluteError(),
+            "r2": R2Score(),
+        }
 
     def example_targets(self, count: int) -> list[Any]:
         return [10.0 + 3.0 * i for i in range(count)]

@@ -100,3 +100,28 @@ def test_after_a_late_fusion_the_head_combines_per_modality_predictions():
     assert torch.allclose(out.logits.exp().sum(-1), torch.ones(2))
     batch = Batch(inputs={}, targets={"label": torch.tensor([0, 2])}, ids=["0", "1"])
     assert torch.isfinite(head(fused, {}, batch).loss)
+
+
+def test_balanced_class_weights_balanced_accuracy_and_auroc():
+    head = ClassificationHead(4, class_weights="balanced")
+    head.bind(HeadContext("label", {}))
+    head.fit(["a"] * 6 + ["b"] * 2)
+    assert head.weight.tolist() == pytest.approx([8 / (2 * 6), 8 / (2 * 2)])  # n / (classes * count)
+    logits = torch.tensor([[2.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.5, 0.0]])
+    target = torch.tensor([0, 0, 1, 1])
+    plain = torch.nn.functional.cross_entropy(logits, target, weight=head.weight)
+    batch = Batch(inputs={}, targets={"label": target}, ids=list("wxyz"))
+    with torch.no_grad():
+        head.classifier = torch.nn.Identity()
+        out = head(Features.from_pooled(logits), {}, batch)
+    assert out.loss == pytest.approx(float(plain))
+    values = {}
+    for name, metric in head.make_metrics().items():
+        metric.update(*head.metric_inputs(out, batch))
+        values.update(head.metric_values(name, metric.compute()))
+    assert values["acc"] == 0.75 and values["balanced_acc"] == pytest.approx((1.0 + 0.5) / 2)
+    assert values["auroc"] == pytest.approx(1.0)  # every "b" scores higher than every "a"
+    with pytest.raises(Exception, match="gives 3 weights for 2 labels"):
+        ClassificationHead(4, labels=["a", "b"], class_weights=[1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="'balanced' or a list"):
+        ClassificationHead(4, class_weights="even")
