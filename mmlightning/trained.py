@@ -146,11 +146,29 @@ class TrainedRun:
     def predict(self, rows: Any, root: str | Path = ".", batch_size: int = 64) -> list[dict[str, Any]]:
         """Predictions for rows (dicts), a pandas DataFrame or a manifest path, in order: each row's id (or
         position), each head's prediction and, for a classification head, each label's probability."""
+        if isinstance(rows, (str, Path)):
+            rows, root = self.checked_rows(rows)
         rows, root = as_rows(rows, root)
         out: list[dict[str, Any]] = []
         for batch, outputs in self.batches(rows, root, batch_size):
             out += self.bundle.decode(outputs, batch.ids)
         return out
+
+    def checked_rows(self, path: str | Path) -> tuple[list[dict[str, Any]], Path]:
+        """A manifest's rows, each checked as training checks them: a bad row stops it, named by file and line."""
+        from mmlightning.data.manifest import read_manifest
+        from mmlightning.data.validate import BadRowsError, check_columns, check_rows, report
+        from mmlightning.processing import MediaRoot
+
+        manifest = read_manifest(path)
+        root = MediaRoot.make(manifest.root)
+        check_columns(manifest, self.bundle.read_columns(targets=False))
+        good, bad = check_rows(manifest, lambda row: self.bundle.check(row.values, root, targets=[]))
+        if bad:
+            raise BadRowsError(
+                f"{report(bad, len(manifest.rows) + len(manifest.bad))}\nFix these rows and predict again."
+            )
+        return [row.values for row in good], manifest.root
 
     def predict_proba(self, rows: Any, root: str | Path = ".", batch_size: int = 64) -> list[dict[str, Any]]:
         """Per row, each classification head's probabilities: ``{head: {label: probability}}``."""

@@ -3,14 +3,7 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +13,7 @@ import yaml
 
 import mmlightning
 from mmlightning.deploy.export import ExportError, export
+from mmlightning.deploy.local import served
 from mmlightning.deploy.runtime import Exported
 from mmlightning.trained import load_run
 
@@ -92,28 +86,8 @@ def test_export_cli_errors_are_one_line(tmp_path):
     assert main(["export", "--ckpt_path", str(tmp_path / "none.ckpt"), "--out", str(tmp_path)]) == 2
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_server_answers_good_and_bad_requests(trained, shapes_data, tmp_path):
-    port = free_port()
-    command = [sys.executable, "-m", "mmlightning.cli.main", "serve", "--ckpt_path", trained.checkpoint]
-    server = subprocess.Popen(
-        [*command, "--port", str(port), "--max_payload_size", "1MB"], stderr=subprocess.PIPE, start_new_session=True
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                if requests.get(f"{url}/health", timeout=1).text == "ok":
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.5)
-        else:
-            pytest.fail(f"the server did not start: {server.stderr.read1().decode() if server.stderr else ''}")
+    with served("--ckpt_path", trained.checkpoint, "--max_payload_size", "1MB") as url:
         row = val_rows(shapes_data, 1)[0]
         picture = (shapes_data / row["image"]).read_bytes()
         want = trained.predict([row], root=shapes_data)[0]
@@ -139,12 +113,6 @@ def test_server_answers_good_and_bad_requests(trained, shapes_data, tmp_path):
         huge = {"text": "x", "image": {"base64": base64.b64encode(b"0" * 2_000_000).decode()}}
         assert requests.post(f"{url}/predict", json=huge).status_code == 413
         assert requests.post(f"{url}/predict", json={"text": row["text"]}).status_code == 200  # still serving
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the server and its LitServe workers
-        server.wait(timeout=30)
-        time.sleep(1)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGKILL)  # anything that outlived SIGTERM
 
 
 def test_a_two_trial_sweep_writes_each_run_and_the_best_config(shapes_data, tmp_path, monkeypatch):

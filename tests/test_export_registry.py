@@ -23,6 +23,7 @@ ROWS = 6
 SMALL: dict[str, dict[str, Any]] = {
     "TextEncoder": {"dim": 16, "layers": 1, "heads": 2, "vocab_size": 80},
     "TimmEncoder": {"model_name": "test_vit", "image_size": 32, "augment": False},
+    "TabularEncoder": {"dim": 16, "layers": 1, "heads": 2},
     "AudioEncoder": {"dim": 16, "layers": 1, "heads": 2},
 }
 # what cannot give a prediction to export, and why (each still passes its contract tests)
@@ -54,8 +55,16 @@ def build(encoders: dict[str, Any], fusion: str, head: str, tmp_path: Path, tuni
     values = {key: enc.example_values(tmp_path, ROWS) for key, enc in model.encoders.items()}
     targets = model.heads["task"].example_targets(ROWS)
     model.fit_data({**values, "task": targets})
-    rows = [{**{key: v[i] for key, v in values.items()}, "task": targets[i], "id": f"r{i}"} for i in range(ROWS)]
+    rows = [{**cells(values, i), "task": targets[i], "id": f"r{i}"} for i in range(ROWS)]
     return model.eval(), rows
+
+
+def cells(values: dict[str, list[Any]], i: int) -> dict[str, Any]:
+    """Row ``i``: each encoder's value under its key, or a record's fields as columns of their own."""
+    row: dict[str, Any] = {}
+    for key, found in values.items():
+        row.update(found[i] if isinstance(found[i], dict) else {key: found[i]})
+    return row
 
 
 def check_export_matches_predict(model: MultimodalModel, rows: list[dict], tmp_path: Path) -> dict[str, Any]:

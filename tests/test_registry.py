@@ -34,7 +34,7 @@ def test_unknown_name_suggests(tmp_path):
     with pytest.raises(UnknownComponentError) as err:
         get_registry().resolve("encoder", "TextEncodr")
     assert "Did you mean 'TextEncoder'?" in str(err.value)
-    assert "Installed: AudioEncoder, PretrainedTextEncoder, TextEncoder, TimmEncoder" in str(err.value)
+    assert "Installed: AudioEncoder, PretrainedTextEncoder, TabularEncoder, TextEncoder, TimmEncoder" in str(err.value)
 
 
 def test_shared_name_lists_both_paths(clash):

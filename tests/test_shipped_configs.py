@@ -24,7 +24,8 @@ CONLL = (
 
 @pytest.fixture(scope="module")
 def stand_in(tmp_path_factory) -> Path:
-    """One manifest with every column the configs read: text, image, audio, label, group; and a CoNLL file."""
+    """One manifest with every column the configs read: text, image, audio, label, group, record fields; and a
+    CoNLL file."""
     folder = tmp_path_factory.mktemp("stand_in")
     rng = random.Random(0)
     rows = []
@@ -41,6 +42,9 @@ def stand_in(tmp_path_factory) -> Path:
                 "audio": f"{i}.wav",
                 "label": str(i % 3),
                 "group": f"g{i // 2}",
+                "age": None if i % 5 == 0 else 20 + 3 * i,  # a record's fields, one sometimes missing
+                "malignant": ("yes", "no")[i % 2],
+                "rating": 1 + i % 5,
             }
         )
     (folder / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))

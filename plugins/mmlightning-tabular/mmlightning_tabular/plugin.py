@@ -1,0 +1,8 @@
+"""The entry point: registers the tabular encoder by import path, so torch loads only when it is used."""
+
+from mmlightning import hookimpl
+
+
+@hookimpl
+def register_encoders(register):
+    register("mmlightning_tabular.encoder:TabularEncoder")
