@@ -219,3 +219,13 @@ def test_a_frozen_record_encoder_is_cached_on_disk_and_reused(tmp_path):
     )
     assert [p.name.split("-")[0] for p in (tmp_path / "cache").glob("*.sqlite")] == ["record"]
     assert math.isfinite(result.metrics["val/label/acc"])
+
+
+def test_a_record_previews_on_wandb_as_a_small_table():
+    import wandb
+
+    from mmlightning.wandb import _to_wandb, record_html
+
+    shown = record_html({"age": 41, "site": "<b>back</b>", "sex": None})
+    assert "<td>age</td><td>41</td>" in shown and "&lt;b&gt;back" in shown and "<td>sex</td><td></td>" in shown
+    assert isinstance(_to_wandb({"age": 41}), wandb.Html)
