@@ -62,6 +62,8 @@ def variant_config(dataset: str, keep: list[str], epochs: int | None) -> Path:
         model["freeze"] = [k for k in model["freeze"] if k in keep] or None
     if "record" not in keep:
         config["data"].pop("columns", None)
+    if model.get("freeze"):  # the variants share the frozen encoders' features: computed once, on disk
+        model["cache_dir"] = str(OUT / "feature_cache")
     for split in ("train", "val", "test"):
         if split in config["data"]:
             config["data"][split] = str((ROOT / config["data"][split]).resolve())
