@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 from pathlib import Path
 from typing import Any, Literal
@@ -11,6 +10,7 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
 from mmlightning.bundle import Columns, ProcessorBundle
+from mmlightning.data.columns import expand, globbed, names
 from mmlightning.data.dataset import ManifestDataset, Rows
 from mmlightning.data.loaders import make_loader
 from mmlightning.data.manifest import Manifest, Row, read_manifest
@@ -125,8 +125,8 @@ class MultimodalDataModule(LightningDataModule):
         """The model's data side: its processors, target codecs and the columns they read (under a Trainer,
         the model's :class:`~mmlightning.binding.DataBinding` hands it over). Column globs are expanded here."""
         specs = {key: spec for key, spec in {**bundle.columns, **self.columns}.items() if key in bundle.columns}
-        named = {key: spec for key, spec in specs.items() if not _globbed(spec)}
-        taken = {self.id_column, *(c for key, spec in named.items() for c in _names(spec))}
+        named = {key: spec for key, spec in specs.items() if not globbed(spec)}
+        taken = {self.id_column, *(c for key, spec in named.items() for c in names(spec))}
         bundle.columns = {key: named.get(key) or self._expand(key, spec, taken) for key, spec in specs.items()}
         bundle.id_column = self.id_column
         if self.bundle is not None and self.bundle.fitted and bundle.fitted and self.bundle.state() == bundle.state():
@@ -134,29 +134,11 @@ class MultimodalDataModule(LightningDataModule):
         self.bundle, self.datasets = bundle, {}
 
     def _expand(self, key: str, spec: Columns, taken: set[str]) -> Columns:
-        """A glob (``feat_*``, ``*``), with ``!name`` patterns left out -> the manifest's columns it names, in the
-        manifest's order. A glob never takes a column in ``taken`` (the id, targets, other encoders' columns)."""
-        patterns = [spec] if isinstance(spec, str) else list(spec)
-        wanted = [p for p in patterns if not p.startswith("!")] or ["*"]
-        unwanted = [p[1:] for p in patterns if p.startswith("!")]
-        known = self._known_columns()
-        found = [
-            column
-            for pattern in wanted
-            for column in known
-            if fnmatch.fnmatchcase(column, pattern)
-            and not any(fnmatch.fnmatchcase(column, p) for p in unwanted)
-            and (column not in taken or not _is_glob(pattern))
-        ]
-        if not found:
-            raise ConfigError(
-                f"--data.columns gives '{key}' the pattern(s) {patterns}, which match no column that the id, a target "
-                f"or another encoder does not already take; the columns are {', '.join(known) or 'unknown (no manifest)'}"
-            )
-        found = list(dict.fromkeys(found))
+        found = expand(key, spec, self._known_columns(), taken)
         if self._told.get(key) != found:
             self._told[key] = found
-            log.info("'%s' reads %d column(s) (%s): %s", key, len(found), " ".join(patterns), ", ".join(found))
+            patterns = " ".join(names(spec))
+            log.info("'%s' reads %d column(s) (%s): %s", key, len(found), patterns, ", ".join(found))
         return found
 
     def _known_columns(self) -> list[str]:
@@ -290,15 +272,3 @@ class MultimodalDataModule(LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("predict", shuffle=False)
-
-
-def _is_glob(pattern: str) -> bool:
-    return pattern.startswith("!") or any(ch in pattern for ch in "*?[")
-
-
-def _globbed(spec: Columns) -> bool:
-    return any(_is_glob(p) for p in ([spec] if isinstance(spec, str) else spec))
-
-
-def _names(spec: Columns) -> list[str]:
-    return [spec] if isinstance(spec, str) else list(spec)
