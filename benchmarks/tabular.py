@@ -180,7 +180,8 @@ def table(report: dict) -> str:
             for key, shown in metrics:
                 value = row.get(key)
                 text = "-" if value is None else f"{value:.4f}"
-                seconds = f"{row['fit_seconds']:.0f} ({row.get('fit_cpu_seconds', 0):.0f})"
+                cpu = row.get("fit_cpu_seconds")
+                seconds = f"{row['fit_seconds']:.0f}" + (f" ({cpu:.0f})" if cpu else "")
                 lines.append(f"| {dataset} | mmlightning | {variant} | {shown} | {text} | {seconds} |")
         for condition, values in found["removed"].items():
             if condition.startswith("without"):
