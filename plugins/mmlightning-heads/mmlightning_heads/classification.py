@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -67,14 +68,13 @@ class ClassificationHead(Head):
             raise ValueError(
                 f"head '{self.name}' found {len(labels)} distinct label(s) in the training split; classification needs at least 2"
             )
-        counts = [sum(1 for v in values if v == label) for label in labels]
-        self.set_fitted({"labels": labels, "counts": counts})
+        self.set_fitted({"labels": labels, "counts": _counts(values, labels)})
 
     def extend(self, state: dict[str, Any], values: Sequence[Any]) -> None:
         """Continual fine-tuning: the earlier labels keep their ids; labels new in ``values`` come after them."""
         old = list(state["labels"])
         labels = old + sorted({v for v in values if v not in old}, key=str)
-        self.set_fitted({"labels": labels, "counts": [sum(1 for v in values if v == label) for label in labels]})
+        self.set_fitted({"labels": labels, "counts": _counts(values, labels)})
 
     def set_fitted(self, state: dict[str, Any]) -> None:
         super().set_fitted(state)
@@ -127,6 +127,8 @@ class ClassificationHead(Head):
 
         metrics: dict[str, nn.Module] = {"report": MulticlassConfusionMatrix(len(self.labels), validate_args=False)}
         if len(self.labels) == 2:
+            from mmlightning_heads.auroc import SecondLabelAUROC
+
             metrics["auroc"] = SecondLabelAUROC()
         return metrics
 
@@ -169,21 +171,10 @@ class ClassificationHead(Head):
         return [("cat", "dog", "bird")[i % 3] for i in range(count)]
 
 
-def _auroc() -> type:
-    from torchmetrics.classification import BinaryAUROC
-
-    class SecondLabelAUROC(BinaryAUROC):
-        """AUROC of the second label's probability, from ``(B, 2)`` logits."""
-
-        def update(self, preds: Tensor, target: Tensor) -> None:
-            scores = preds.float().softmax(-1)[:, 1] if preds.ndim == 2 else preds.float()
-            super().update(scores, target)
-
-    return SecondLabelAUROC
-
-
-def SecondLabelAUROC() -> nn.Module:  # noqa: N802 - a factory: torchmetrics loads only when metrics are made
-    return _auroc()()
+def _counts(values: Sequence[Any], labels: Sequence[Any]) -> list[int]:
+    """How many of ``values`` each label has, in label order (one pass over the values)."""
+    found = Counter(values)
+    return [found[label] for label in labels]
 
 
 def late_log_probs(logits: Tensor, weights: Tensor) -> Tensor:

@@ -91,11 +91,10 @@ class RecordProcessor(Processor):
         training category with probability ``severity``."""
         if kind not in self.corruptions():
             raise ValueError(f"no record corruption '{kind}': choose from {', '.join(self.corruptions())}")
-        item = self(value, root, train=False)
-        numbers, missing, categories = item["numbers"].clone(), item["number_missing"].clone(), item["categories"]
-        categories = categories.clone()
+        item = self(value, root, train=False)  # fresh tensors: changed in place below
         if severity <= 0:
             return item
+        numbers, missing, categories = item["numbers"], item["number_missing"], item["categories"]
         if kind == "missing":
             missing |= torch.rand(numbers.shape, generator=generator) < severity
             numbers[missing] = 0.0
