@@ -31,7 +31,7 @@ def bind(model: MultimodalModel | MultimodalModule, datamodule: MultimodalDataMo
     yet, and hand its bundle to ``datamodule``. Returns the bundle."""
     if not model.is_fitted:
         datamodule.set_bundle(model.bundle())  # not fitted yet: it checks the training rows
-        model.fit_data(datamodule.training_values())
+        model.fit_data(datamodule.training_values(), datamodule.training_targets())
     datamodule.set_bundle(model.bundle())
     return datamodule.bundle
 

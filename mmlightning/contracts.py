@@ -105,6 +105,13 @@ class Encoder(Fitted, nn.Module):
         fitted, an encoder that learnt its columns gives them by name, so new files are read the same way."""
         return None
 
+    def fit_targets(self, values: Sequence[Any], targets: Mapping[str, Sequence[Any]]) -> None:
+        """Learn from the training ``values`` together with the targets of the same rows: ``targets`` maps each
+        head's key to one target per value (None where that row has none). Default: ``fit(values)``, since most
+        encoders learn from their inputs alone; one whose layout depends on the target overrides it (the record
+        encoder's tree-based bins of numbers). Only training rows reach it, so nothing leaks from validation."""
+        self.fit(values)
+
     def facts(self) -> dict[str, Any]:
         """What heads may know of this fitted encoder (``HeadContext.facts``): a text encoder gives
         ``vocab_size`` and its special token ids (``pad_id``, ``mask_id``, ...). Default: none."""

@@ -97,10 +97,14 @@ class MultimodalModel(nn.Module):
     def is_fitted(self) -> bool:
         return all(c.is_fitted for c in self.components().values())
 
-    def fit_data(self, values: Mapping[str, Sequence[Any]]) -> None:
+    def fit_data(
+        self, values: Mapping[str, Sequence[Any]], targets: Mapping[str, Mapping[str, Sequence[Any]]] | None = None
+    ) -> None:
         """Learn vocabularies, label sets, ... from training values (``key -> values``, as
-        ``MultimodalDataModule.training_values`` gives them): the encoders first, then the heads. A component
-        given an earlier run's learnt state (``self.earlier``, set by ``InitFrom``/``Continual``) extends it."""
+        ``MultimodalDataModule.training_values`` gives them): the encoders first, then the heads. ``targets``
+        (encoder key -> head key -> the targets of the rows behind that encoder's values, as
+        ``training_targets`` gives them) reaches ``Encoder.fit_targets``. A component given an earlier run's
+        learnt state (``self.earlier``, set by ``InitFrom``/``Continual``) extends it."""
         for name, component in self.components().items():
             if not component.is_fitted:
                 key = name.split(".", 1)[1]
@@ -109,6 +113,8 @@ class MultimodalModel(nn.Module):
                 if self.earlier.get(name) is not None:
                     component.extend(self.earlier[name], data)
                     log.info("%s starts from the earlier run's learnt state", name)
+                elif isinstance(component, Encoder) and targets is not None:
+                    component.fit_targets(data, targets.get(key, {}))
                 else:
                     component.fit(data)
                     log.info("fitted %s from the training data", name)

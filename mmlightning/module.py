@@ -113,8 +113,8 @@ class MultimodalModule(EpochLog):
     def is_fitted(self) -> bool:
         return self.model.is_fitted
 
-    def fit_data(self, values: Mapping[str, Any]) -> None:
-        self.model.fit_data(values)
+    def fit_data(self, values: Mapping[str, Any], targets: Mapping[str, Any] | None = None) -> None:
+        self.model.fit_data(values, targets)
 
     def bundle(self, columns: Mapping[str, Any] | None = None, id_column: str = "id") -> ProcessorBundle:
         return self.model.bundle(columns, id_column)

@@ -160,3 +160,17 @@ def test_a_glob_takes_no_column_the_id_a_target_or_another_encoder_reads(tmp_pat
     assert expanded({"record": ["text", "c*"]}) == ["text", "city"]  # a name is taken as given
     with pytest.raises(Exception, match="match no column that the id, a target or another encoder"):
         expanded({"record": "label*"})
+
+
+def test_training_targets_pair_with_each_encoders_values(model, tmp_path):
+    good = write_image(tmp_path / "ok.png")
+    rows = [
+        {"id": "1", "text": "one", "image": good, "label": "pos"},
+        {"id": "2", "text": None, "image": good, "label": "neg"},  # no text: not among the text's values
+        {"id": "3", "text": "three", "image": None, "label": "neg"},
+    ]
+    dm = MultimodalDataModule(train=str(write_rows(tmp_path / "train.jsonl", rows)))
+    dm.set_bundle(model.bundle())
+    values, targets = dm.training_values(), dm.training_targets()
+    assert values["text"] == ["one", "three"] and targets["text"] == {"label": ["pos", "neg"]}
+    assert len(values["image"]) == 2 and targets["image"] == {"label": ["pos", "neg"]}

@@ -173,6 +173,20 @@ class MultimodalDataModule(LightningDataModule):
             values[key] = [r[column] for r in rows if r.get(column) is not None]
         return values
 
+    def training_targets(self) -> dict[str, dict[str, list[Any]]]:
+        """Per encoder key, each target's values on the same rows as ``training_values``' values for that key
+        (None where a row has no target), for encoders that learn from inputs and targets together."""
+        if self._train_rows is None:
+            self.training_values()
+        bundle, checked = self._bundle(), self._train_rows or {}
+        rows = [row.values for part in checked.values() for row in part]
+        columns = {key: bundle.target_column(key) for key in bundle.targets}
+        paired: dict[str, dict[str, list[Any]]] = {}
+        for key in bundle.processors:
+            kept = [r for r in rows if bundle.value(key, r) is not None]
+            paired[key] = {target: [r.get(column) for r in kept] for target, column in columns.items()}
+        return paired
+
     def _manifests(self, split: str) -> dict[str, Manifest]:
         if split not in self.manifests:
             self.setup({"train": "fit", "val": "validate"}.get(split, split))

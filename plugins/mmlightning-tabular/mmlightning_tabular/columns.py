@@ -67,20 +67,60 @@ def quantile_bins(standardised: np.ndarray, bins: int) -> list[float]:
     return [float(e) for e in edges]
 
 
+def target_codes(targets: Sequence[Any]) -> tuple[np.ndarray, bool] | None:
+    """Targets as a tree can learn them: ``(values, regression)``, with None read as missing (NaN or -1). A
+    target that is a number with many distinct values is a regression target, anything else a class; a list
+    (tags, several labels) cannot steer a tree: None."""
+    present = [t for t in targets if t is not None]
+    if not present or any(isinstance(t, (list, dict)) for t in present):
+        return None
+    numbers = [as_float(t) for t in present]
+    if all(n is not None for n in numbers) and len(set(numbers)) > 20:
+        return np.asarray([np.nan if t is None else as_float(t) for t in targets], dtype=np.float64), True
+    names = sorted({as_category(t) for t in present})
+    index = {name: i for i, name in enumerate(names)}
+    return np.asarray([-1 if t is None else index[as_category(t)] for t in targets], dtype=np.int64), False
+
+
+def tree_bins(standardised: np.ndarray, target: np.ndarray, regression: bool, bins: int) -> list[float]:
+    """Edges where a decision tree on this one column splits it to predict the target, at most ``bins`` leaves
+    (Gorishniy et al. 2022, section 3.2.2, with their tree settings; a leaf holds 64 rows, or a tenth of a small
+    column), plus the column's ends."""
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+    known = target >= 0 if not regression else ~np.isnan(target)
+    x, y = standardised[known].reshape(-1, 1), target[known]
+    if x.shape[0] < 2:
+        return quantile_bins(standardised, bins)
+    kind = DecisionTreeRegressor if regression else DecisionTreeClassifier
+    leaf = max(1, min(64, x.shape[0] // 10))
+    tree = kind(max_leaf_nodes=bins, min_samples_leaf=leaf, min_impurity_decrease=1e-4, random_state=0).fit(x, y)
+    nodes = tree.tree_
+    splits = [
+        float(nodes.threshold[n]) for n in range(nodes.node_count) if nodes.children_left[n] != nodes.children_right[n]
+    ]
+    edges = np.unique([float(standardised.min()), float(standardised.max()), *splits])
+    return [float(e) for e in edges] if edges.size >= 2 else quantile_bins(standardised, bins)
+
+
 def fit_columns(
     rows: Sequence[Mapping[str, Any]],
     kinds: Mapping[str, str] | None = None,
     bins: int = 48,
     max_categories: int = 1000,
+    target: Sequence[Any] | None = None,
 ) -> dict[str, Any]:
     """Learn each column of ``rows`` (``{column: value}`` each) -> the encoder's JSON fitted state.
 
     Args:
         kinds: column -> ``number`` or ``category``, overriding what the values suggest.
-        bins: the most quantile bins a number column gets.
+        bins: the most bins a number column gets.
         max_categories: a category column keeps its most frequent values up to this many; rarer ones are
             read as unknown.
+        target: one target per row (None where a row has none). Given, a number column with more distinct values
+            than bins gets its edges from a decision tree predicting the target instead of from its quantiles.
     """
+    coded = target_codes(target) if target is not None else None
     kinds = dict(kinds or {})
     columns = list(dict.fromkeys(column for row in rows for column in row))
     wrong = sorted(set(kinds.values()) - set(KINDS))
@@ -106,7 +146,12 @@ def fit_columns(
             std = float(array.std()) if array.size else 1.0
             std = std if std > 1e-12 else 1.0
             state["mean"][column], state["std"][column] = mean, std
-            state["bins"][column] = quantile_bins((array - mean) / std, bins)
+            standardised = (array - mean) / std
+            if coded is not None and np.unique(standardised).size > bins + 1:
+                kept = np.asarray([not is_missing(v) for v in values])
+                state["bins"][column] = tree_bins(standardised, coded[0][kept], coded[1], bins)
+            else:
+                state["bins"][column] = quantile_bins(standardised, bins)
         else:
             counts = Counter(as_category(v) for v in present)
             ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:max_categories]

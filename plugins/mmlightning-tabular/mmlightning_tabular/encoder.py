@@ -35,8 +35,11 @@ class TabularEncoder(Encoder):
     Args:
         dim: the width of each column's token.
         layers, heads, dropout: the Transformer over the columns.
-        numeric: ``piecewise`` (piecewise-linear over quantile bins, the default), ``periodic`` or ``linear``.
-        bins: the most quantile bins per number column.
+        numeric: ``piecewise`` (piecewise-linear over bins, the default), ``periodic`` or ``linear``.
+        bins: the most bins per number column.
+        binning: ``quantile`` (the default) places the bins at the training quantiles; ``tree`` where a decision
+            tree on that column splits it to predict the target (scikit-learn; the training split only).
+        target: the head whose target steers ``tree`` bins; needed only when there are several heads.
         kinds: column -> ``number`` or ``category``.
         max_categories: a category column keeps its most frequent values up to this many.
     """
@@ -53,10 +56,15 @@ class TabularEncoder(Encoder):
         bins: int = 48,
         kinds: dict[str, str] | None = None,
         max_categories: int = 1000,
+        binning: Literal["quantile", "tree"] = "quantile",
+        target: str | None = None,
     ) -> None:
         super().__init__()
         if numeric not in ("piecewise", "periodic", "linear"):
             raise ValueError(f"numeric must be 'piecewise', 'periodic' or 'linear', got {numeric!r}")
+        if binning not in ("quantile", "tree"):
+            raise ValueError(f"binning must be 'quantile' or 'tree', got {binning!r}")
+        self.binning, self.target = binning, target
         self.dim, self.numeric_kind, self.bins, self.kinds = dim, numeric, bins, dict(kinds or {})
         self.max_categories = max_categories
         self.cls = nn.Parameter(torch.randn(dim) * 0.02)
@@ -71,8 +79,25 @@ class TabularEncoder(Encoder):
         return list(self.fitted["columns"]) if self.fitted else "*"
 
     def fit(self, values: Sequence[Any]) -> None:
+        if self.binning == "tree":
+            log.warning("binning='tree' needs the targets, which this fit was not given: the bins are quantiles")
+        self._fit(values, None)
+
+    def fit_targets(self, values: Sequence[Any], targets: Mapping[str, Sequence[Any]]) -> None:
+        if self.binning == "quantile":
+            return self._fit(values, None)
+        if self.target is not None and self.target not in targets:
+            raise ValueError(f"TabularEncoder target={self.target!r} is not a head; the heads are {sorted(targets)}")
+        if self.target is None and len(targets) != 1:
+            raise ValueError(
+                f"TabularEncoder binning='tree' needs to know which head's target to split on: there are "
+                f"{len(targets)} ({sorted(targets)}); set target: to one of them"
+            )
+        return self._fit(values, targets[self.target or next(iter(targets))])
+
+    def _fit(self, values: Sequence[Any], target: Sequence[Any] | None) -> None:
         records = [as_record(v) for v in values]
-        state = fit_columns(records, self.kinds, self.bins, self.max_categories)
+        state = fit_columns(records, self.kinds, self.bins, self.max_categories, target)
         log.info("record columns: %s", describe(state))
         self.set_fitted(state)
 

@@ -92,6 +92,56 @@ def test_two_hundred_columns_fit_and_encode():
     assert features.tokens.shape == (4, 201, 16) and torch.isfinite(features.tokens).all()
 
 
+def test_tree_bins_split_where_the_target_changes_and_quantiles_do_not():
+    rng = random.Random(0)
+    xs = [rng.random() for _ in range(2000)]
+    rows = [{"x": x} for x in xs]
+    labels = ["high" if x > 0.43 else "low" for x in xs]
+    for target in (labels, [10.0 * x + (5.0 if x > 0.43 else 0.0) for x in xs]):  # a class, then a number
+        state = fit_columns(rows, bins=8, target=target)
+        edges = [e * state["std"]["x"] + state["mean"]["x"] for e in state["bins"]["x"]]
+        assert min(abs(e - 0.43) for e in edges) < 0.01, edges
+    quantiles = fit_columns(rows, bins=8)["bins"]["x"]
+    between = [e * state["std"]["x"] + state["mean"]["x"] for e in quantiles]
+    assert min(abs(e - 0.43) for e in between) > 0.03  # eighths of [0, 1] miss 0.43
+    tags = fit_columns(rows, bins=8, target=[["a"]] * len(rows))  # a list cannot steer a tree: quantiles
+    assert tags["bins"]["x"] == quantiles
+    unlabelled = fit_columns(rows, bins=8, target=[None] * 1999 + ["high"])
+    assert len(unlabelled["bins"]["x"]) >= 2
+
+
+def test_tree_binning_needs_to_know_which_head(tmp_path):
+    values = [{"x": float(i)} for i in range(100)]
+    with pytest.raises(ValueError, match=r"there are 2 \(\['a', 'b'\]\); set target"):
+        small(binning="tree").fit_targets(values, {"a": [0] * 100, "b": [1] * 100})
+    with pytest.raises(ValueError, match="target='c' is not a head"):
+        small(binning="tree", target="c").fit_targets(values, {"a": [0] * 100})
+    with pytest.raises(ValueError, match="binning must be 'quantile' or 'tree'"):
+        small(binning="trees")
+
+
+def test_a_fit_with_tree_binning_splits_on_the_training_targets(tmp_path):
+    train, val = write_reviews(tmp_path, 200, 2), write_reviews(tmp_path, 32, 3)
+    result = mmlightning.fit(
+        train=str(train),
+        val=str(val),
+        encoders={
+            "record": {
+                "class_path": "TabularEncoder",
+                "init_args": {"dim": 8, "layers": 1, "heads": 2, "binning": "tree"},
+            }
+        },
+        fusion="ConcatFusion",
+        heads={"label": "ClassificationHead"},
+        max_epochs=1,
+        trainer={"logger": False, "default_root_dir": str(tmp_path / "runs")},
+        data={"batch_size": 32, "columns": {"record": ["age"]}},
+    )
+    state = mmlightning.load(result.checkpoint).model.encoders["record"].fitted
+    edges = [e * state["std"]["age"] + state["mean"]["age"] for e in state["bins"]["age"]]
+    assert len(edges) < 10 and any(35 < e < 60 for e in edges), edges  # "yes" is 25-35, "no" 60-70
+
+
 @pytest.mark.parametrize("numeric", ["piecewise", "periodic", "linear"])
 def test_each_number_embedding_trains(numeric, tmp_path):
     encoder = small(numeric=numeric)
