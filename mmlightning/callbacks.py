@@ -77,6 +77,10 @@ class SamplePredictions(Callback):
         log_table(trainer, "val/samples", self.columns, self.rows)
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
 def _headline(metrics: dict[str, Any]) -> dict[str, float]:
     """The losses and each head's overall scores (not per-class or confusion entries)."""
     out = {}
@@ -121,13 +125,29 @@ class EpochSummary(Callback):
     """One line per epoch (losses and scores, seconds taken) and, when a fit ends, its best and last validation
     scores and where the run is: the progress a user reads without a progress bar."""
 
-    def __init__(self) -> None:
+    def __init__(self, every_seconds: float = 30.0) -> None:
         self.history: list[dict[str, float]] = []
         self.start = 0.0
+        self.every_seconds, self.said = every_seconds, 0.0
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._report(trainer)  # the epoch before: callbacks' epoch-end hooks run before the model logs its scores
-        self.start = time.perf_counter()
+        self.start = self.said = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
+        """Without a progress bar: a line after the first batch, then every ``every_seconds``, with counts and an
+        ETA, so a slow epoch (the first one over frozen encoders computes their features) never looks hung."""
+        if trainer.progress_bar_callback is not None or not trainer.is_global_zero or not self.start:
+            return
+        now, done = time.perf_counter(), trainer.fit_loop.epoch_loop.batch_progress.current.completed
+        if done != 1 and now - self.said < self.every_seconds:
+            return
+        self.said, total = now, trainer.num_training_batches
+        left = ""
+        if isinstance(total, int) and 0 < done < total:
+            left = f", about {_duration((now - self.start) / done * (total - done))} left in this epoch"
+        epoch = f"epoch {len(self.history) + 1}/{trainer.max_epochs or 0}"
+        log.info("%s: batch %d/%s (%s so far%s)", epoch, done, total, _duration(now - self.start), left)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._report(trainer)

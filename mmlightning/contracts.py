@@ -99,22 +99,18 @@ class Encoder(Fitted, nn.Module):
         raise NotImplementedError
 
     def default_columns(self) -> str | list[str] | None:
-        """The column(s) this encoder reads when ``--data.columns`` does not say. None (the default): the column
-        named like its key. A list of names, or a glob such as ``"*"``: a glob never takes the id column, a target
-        column or a column another encoder reads, so ``"*"`` is "every other column" (a table's fields). Once
+        """The column(s) read when ``--data.columns`` does not say: None (the default), the column named like the
+        key; or names, or a glob (``"*"``: every column the id, a target or another encoder does not take). Once
         fitted, an encoder that learnt its columns gives them by name, so new files are read the same way."""
         return None
 
     def fit_targets(self, values: Sequence[Any], targets: Mapping[str, Sequence[Any]]) -> None:
-        """Learn from the training ``values`` together with the targets of the same rows: ``targets`` maps each
-        head's key to one target per value (None where that row has none). Default: ``fit(values)``, since most
-        encoders learn from their inputs alone; one whose layout depends on the target overrides it (the record
-        encoder's tree-based bins of numbers). Only training rows reach it, so nothing leaks from validation."""
+        """``fit`` with the targets of the same training rows (head key -> one target per value, None where a row
+        has none), for an encoder whose layout depends on the target (tree bins). Default: ``fit(values)``."""
         self.fit(values)
 
     def facts(self) -> dict[str, Any]:
-        """What heads may know of this fitted encoder (``HeadContext.facts``): a text encoder gives
-        ``vocab_size`` and its special token ids (``pad_id``, ``mask_id``, ...). Default: none."""
+        """What heads may know of the fitted encoder (``HeadContext.facts``): ``vocab_size``, ``pad_id``, ..."""
         return {}
 
     def example_values(self, root: Path, count: int) -> list[Any]:
@@ -132,6 +128,7 @@ class Fusion(nn.Module):
 
     modality: ClassVar[str] = "any"
     has_attention: ClassVar[bool] = False  # True where ``attention`` is implemented (dashboards draw it)
+    keeps_tokens: ClassVar[bool] = False  # True where the fused Features keep each modality's tokens (``spans``)
     dim: int
 
     def __init__(self, dims: Mapping[str, int]) -> None:
@@ -212,6 +209,7 @@ class Head(Fitted, nn.Module):
     modality: ClassVar[str] = "any"
     uses_target: bool = True
     supports_combine: ClassVar[bool] = False  # True where ``combine`` is implemented (ensembles)
+    needs_tokens: ClassVar[bool] = False  # True where it reads ``source``'s tokens from the fused features (a tagger)
 
     def bind(self, context: HeadContext) -> None:
         """Called by the model right after ``__init__`` (and by the testing kit)."""

@@ -20,6 +20,7 @@ from mmlightning import parts as runner
 from mmlightning.bundle import ProcessorBundle
 from mmlightning.cache import FeatureCache
 from mmlightning.contracts import Batch, Encoder, Fusion, Head, HeadContext, HeadOutput
+from mmlightning.errors import ConfigError
 from mmlightning.features import Features
 from mmlightning.strategy import Tuning
 
@@ -68,6 +69,7 @@ class MultimodalModel(nn.Module):
         dims = {k: enc.dim for k, enc in self.encoders.items()}
         for key, head in self.heads.items():  # the context holds references, not submodules: weights stay the model's
             head.bind(HeadContext(name=key, encoder_dims=dims, fuse=self.fusion, encoders=dict(self.encoders.items())))
+        self._check_tokens()
         unknown = set(loss_weights or {}) - set(self.heads)
         if unknown:
             raise ValueError(
@@ -80,6 +82,23 @@ class MultimodalModel(nn.Module):
         self.earlier: dict[str, Any] = {}  # an earlier run's learnt state, set by InitFrom / Continual
         self._random_inputs: dict[str, bool] = {}
         self.tune()
+
+    def _check_tokens(self) -> None:
+        """A head that reads one modality's fused tokens needs a fusion that keeps them: refused here, before data
+        or a Trainer, rather than at the first batch."""
+        if self.fusion.keeps_tokens:
+            return
+        for key, head in self.heads.items():
+            if head.needs_tokens:
+                from mmlightning.plugins import get_registry
+
+                fusions = get_registry().components("fusion")
+                keeping = sorted(c.name for c in fusions if getattr(c.cls, "keeps_tokens", False))
+                raise ConfigError(
+                    f"head '{key}' ({type(head).__name__}) reads the '{getattr(head, 'source', '?')}' tokens after "
+                    f"fusion, but {type(self.fusion).__name__} does not keep tokens; use a fusion that does: "
+                    f"{', '.join(keeping) or 'none is installed'}"
+                )
 
     @property
     def device(self) -> torch.device:

@@ -27,7 +27,7 @@ class CommandParser(ArgumentParser):
     """A command's options, with ``--config FILE`` and ``--print_config`` (jsonargparse) and one-line errors."""
 
     def __init__(self, prog: str, description: str, config: bool = True) -> None:
-        super().__init__(prog=prog, description=description)
+        super().__init__(prog=prog, description=description, allow_abbrev=False)
         if config:  # sweep's --config is its base fit config, so it has none of its own
             self.add_argument("--config", action=ActionConfigFile, help="a YAML file of these options")
 
@@ -51,6 +51,10 @@ def suggestion(message: str, known: list[str]) -> str:
         close = difflib.get_close_matches(option, known, n=1, cutoff=0.75)
         if close:
             lines.append(f"did you mean {close[0]} (for {option})?\n")
+    for option in re.findall(r"does not accept option '([\w.\-]+)'", message):  # a key in a YAML config
+        close = difflib.get_close_matches(f"--{option}", known, n=1, cutoff=0.75)
+        if close:
+            lines.append(f"did you mean {close[0][2:]} (for {option})?\n")
     setting = re.search(r"Option '(\w+)' is not accepted.*class_path='[\w.]*?(\w+)'", message, re.S)
     if setting:
         name, component = setting.groups()

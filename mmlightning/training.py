@@ -18,17 +18,19 @@ from typing import Any, NoReturn
 
 import yaml
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
 from mmlightning.callbacks import EpochSummary, PredictionWriter, SamplePredictions, results_table
 from mmlightning.data.datamodule import MultimodalDataModule
 from mmlightning.errors import ConfigError, MissingFileError
+from mmlightning.logs import quiet_upstream
 from mmlightning.memory import keep_freed_memory
 from mmlightning.module import MultimodalModule
 from mmlightning.parser import report
 from mmlightning.plugins import plugin_versions
+from mmlightning.progress import count_epochs_from_one
 from mmlightning.runs import run_dir
 from mmlightning.wandb import default_logger_config, keep_media_in
 
@@ -39,7 +41,11 @@ PER_COMMAND = ("results_path", "predictions_path")
 
 
 class Parser(LightningArgumentParser):
-    """LightningCLI's parser, with the one-line errors of :func:`mmlightning.parser.report`."""
+    """LightningCLI's parser, with the one-line errors of :func:`mmlightning.parser.report`, and no abbreviated
+    options (``--trainer.max_epoch`` is a typo, not ``max_epochs``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **{**kwargs, "allow_abbrev": False})
 
     def error(self, message: str, ex: Exception | None = None) -> NoReturn:
         from jsonargparse._common import debug_mode_active
@@ -64,6 +70,7 @@ class SaveConfig(SaveConfigCallback):
         for key in PER_COMMAND:  # where this command writes is not part of the run's config
             if key in self.config:
                 self.config[key] = None if key == "results_path" else "predictions.jsonl"
+        portable_paths(self.config)
         if stage == "fit":  # the run's config, beside its checkpoints, to validate/test/predict with later
             self.directory.mkdir(parents=True, exist_ok=True)
             self.parser.save(
@@ -74,6 +81,17 @@ class SaveConfig(SaveConfigCallback):
             if isinstance(logger, WandbLogger):
                 config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
                 logger.experiment.config.update({"cli": config, "plugins": plugin_versions()}, allow_val_change=True)
+
+
+def portable_paths(config: Any) -> None:
+    """A logger folder under the working folder is saved relative to it, so a run's config validated from another
+    folder writes its logs there, not back into the first one."""
+    loggers = config.get("trainer", {}).get("logger")
+    for logger in loggers if isinstance(loggers, list) else [loggers]:
+        init: Any = getattr(logger, "init_args", None)
+        save_dir = getattr(init, "save_dir", None)
+        if isinstance(save_dir, str) and Path(save_dir).is_absolute() and Path(save_dir).is_relative_to(Path.cwd()):
+            init.save_dir = os.path.relpath(save_dir)
 
 
 class MultimodalCLI(LightningCLI):
@@ -124,12 +142,20 @@ class MultimodalCLI(LightningCLI):
             stamp = f"run-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
             trainer["default_root_dir"] = str(Path(trainer.get("default_root_dir") or "runs") / stamp)
 
+    def _run_subcommand(self, subcommand: str) -> None:
+        if subcommand in NEEDS:  # the model's columns against the data, before the Trainer starts a run
+            self.datamodule.set_bundle(self.model.bundle())
+            self.datamodule.check_columns(subcommand)
+        super()._run_subcommand(subcommand)
+
     def instantiate_trainer(self, **kwargs: Any) -> Any:
         trainer: Any = super().instantiate_trainer(**kwargs)
         every = self.config[self.subcommand].get("checkpoint_every_n_steps") if self.subcommand else None
         if self.subcommand == "fit" and every and trainer.checkpoint_callback is not None:
             # besides the end-of-epoch checkpoint: last.ckpt, rewritten every N steps, to resume a killed run from
             trainer.callbacks.append(ModelCheckpoint(save_top_k=0, save_last=True, every_n_train_steps=every))
+        if self.subcommand == "fit" and trainer.loggers:  # each parameter group's rate, step by step
+            trainer.callbacks.append(LearningRateMonitor(logging_interval="step"))
         if any(isinstance(logger, WandbLogger) for logger in trainer.loggers):
             trainer.callbacks.append(SamplePredictions())
             keep_media_in(next(lg for lg in trainer.loggers if isinstance(lg, WandbLogger)).save_dir or ".")
@@ -139,6 +165,7 @@ class MultimodalCLI(LightningCLI):
                 init.pop("anonymous", None)
         if self.subcommand == "fit":
             trainer.callbacks.append(EpochSummary())
+            count_epochs_from_one(trainer)
         if self.subcommand == "predict":
             trainer.callbacks.append(PredictionWriter(self.config["predict"]["predictions_path"]))
         return trainer
@@ -185,10 +212,13 @@ def run(
     config: a sweep's trial pruner). ``raise_errors``: a bad config raises instead of printing and exiting."""
     import sys
 
-    os.environ.setdefault("WANDB_SILENT", "true")
     quiet_upstream()
     keep_freed_memory()
-    defaults: dict[str, Any] = {"logger": default_logger_config("runs"), "default_root_dir": "runs"}
+    defaults: dict[str, Any] = {
+        "logger": default_logger_config("runs"),
+        "default_root_dir": "runs",
+        "enable_model_summary": False,  # mmlightning logs its own table of parameters per part
+    }
     if callbacks:
         defaults["callbacks"] = list(callbacks)
     cli = MultimodalCLI(
@@ -263,19 +293,3 @@ def check_before_work(command: str | None, config: Any) -> None:
             f"`mmlightning {command}` uses a trained model: pass --ckpt_path RUN/checkpoints/last.ckpt with --config RUN/config.yaml "
             "(the config `mmlightning fit` saved in the run's folder)"
         )
-
-
-def quiet_upstream() -> None:
-    """Silence what a user cannot act on: Lightning's tips and device lines, deprecation notices from inside
-    Lightning, and its warning about frozen (eval-mode) encoders, which mmlightning keeps in eval on purpose."""
-    import warnings
-
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
-    for message in (
-        r".*module\(s\) in eval mode.*",
-        r".*LeafSpec.*",
-        r".*does not have many workers.*",
-        r".*anonymous.*",
-        r".*WeightAveraging callback with a model that overrides the configure_model.*",  # it readies, not shards
-    ):
-        warnings.filterwarnings("ignore", message=message)

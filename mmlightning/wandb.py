@@ -17,6 +17,9 @@ log = logging.getLogger(__name__)
 USER_DATA_DIR = os.environ.get("WANDB_DATA_DIR")  # the user's own choice, if any, before a run sets it
 
 
+MAX_LABEL_COLUMNS = 20  # a sample table gets a probability column per label up to this many
+
+
 def keep_media_in(save_dir: str | Path) -> Path | None:
     """W&B stages the media of logged tables (sample images, attention maps) in its data folder, under the user's
     home by default, until ``wandb sync`` uploads them: put it under the logger's ``save_dir`` instead
@@ -81,17 +84,21 @@ def attention_maps(model: MultimodalModel, batch: Batch) -> dict[str, Any]:
 def sample_rows(
     bundle: Any, batch: Any, outputs: dict, limit: int, maps: dict[str, Any] | None = None
 ) -> tuple[list[str], list[list[Any]]]:
-    """Table rows for the first ``limit`` samples: id, each input as media, each head's truth and prediction, and
-    each attention map in ``maps`` (from :func:`attention_maps`) drawn over its input.
+    """Table rows for the first ``limit`` samples: id, each input as media, each head's truth and prediction (and,
+    for a head that gives scores, each label's probability as a column ``HEAD p(LABEL)``), and each attention map in ``maps`` (from :func:`attention_maps`) drawn over its input.
     ``bundle``: the model's :class:`~mmlightning.bundle.ProcessorBundle` (its columns say where each raw value is)."""
     root, maps = Path(batch.root), maps or {}
     decoded = {key: bundle.codecs[key].decode(out) for key, out in outputs.items()}
+    scores = {key: bundle.codecs[key].scores(out) for key, out in outputs.items()}
+    labels = {key: list(found[0]) for key, found in scores.items() if found}  # a column per label (up to 20)
     truth = {
         key: bundle.target_column(key) for key in decoded if key in bundle.targets and bundle.columns[key] in batch.raw
     }
     columns = ["id"] + list(bundle.processors)
     for key in decoded:
         columns += [f"{key} (truth)", f"{key} (predicted)"] if key in truth else [f"{key} (predicted)"]
+        many = len(labels.get(key, [])) > MAX_LABEL_COLUMNS
+        columns += [f"{key} (top 5)"] if many else [f"{key} p({label})" for label in labels.get(key, [])]
     columns += [f"{key} (attention)" for key in maps]
     rows = []
     for i, ident in enumerate(batch.ids[:limit]):
@@ -101,12 +108,21 @@ def sample_rows(
         ]
         for key, values in decoded.items():
             row += [raw[truth[key]], values[i]] if key in truth else [values[i]]
+            row += _probabilities((scores[key] or [{}])[i] if key in labels else {})
         for key, weights in maps.items():
             value = bundle.value(key, raw)
             shown = None if value is None else _weighted(bundle.processors[key], value, root, weights[i])
             row.append(shown)
         rows.append(row)
     return columns, rows
+
+
+def _probabilities(found: dict[str, float]) -> list[Any]:
+    """A row's cells for one head's label probabilities: one per label, or the five likeliest as text."""
+    if len(found) > MAX_LABEL_COLUMNS:
+        top = sorted(found.items(), key=lambda item: -item[1])[:5]
+        return [", ".join(f"{label} {p:.3f}" for label, p in top)]
+    return [float(p) for p in found.values()]
 
 
 def _media(processor: Any, value: Any, root: Path) -> Any:

@@ -116,7 +116,8 @@ def test_wandb_samples_follow_the_column_mapping(run):
     run_dir = next((work / "runs" / "wandb").glob("offline-run-*"))
     assert "val/samples" in read_run(run_dir)["tables"]
     table = json.loads(next(run_dir.glob("files/media/table/val/samples_*.table.json")).read_text())
-    assert table["columns"] == ["id", "caption", "picture", "answer (truth)", "answer (predicted)"]
+    probabilities = ["answer p(both_true)", "answer p(colour_wrong)", "answer p(shape_wrong)"]
+    assert table["columns"] == ["id", "caption", "picture", "answer (truth)", "answer (predicted)", *probabilities]
     first = table["data"][0]
     assert isinstance(first[1], str) and first[1].strip() and first[2] is not None  # previews are there
     assert first[3] in ("both_true", "colour_wrong", "shape_wrong")

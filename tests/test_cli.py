@@ -87,12 +87,20 @@ def test_wandb_run_holds_config_metrics_and_samples(fitted, shapes_data):
     assert run["config"]["cli"]["model"]["heads"]["label"]["class_path"].endswith("ClassificationHead")
     logged = {key for row in run["history"] for key in row}
     assert {"val/label/acc", "val/label/f1_macro", "val/label/recall/both_true", "train/loss_step"} <= logged
+    rates = [row[key] for row in run["history"] for key in row if key.startswith("lr-")]  # LearningRateMonitor
+    assert len(rates) >= 12 and set(rates) == {1e-3}  # every step (12), at the default optimizer's rate
     assert {"val/samples", "val/label/confusion"} <= set(run["tables"])
     confusion = json.loads(next(run_dir.glob("files/media/table/val/label/confusion_*.table.json")).read_text())
     assert confusion["columns"] == ["true / predicted", "both_true", "colour_wrong", "shape_wrong"]
     assert sum(sum(row[1:]) for row in confusion["data"]) == 48  # every validation sample, once
     table = json.loads(next(run_dir.glob("files/media/table/val/samples_*.table.json")).read_text())
-    assert table["columns"] == ["id", "image", "text", "label (truth)", "label (predicted)", "image (attention)"]
+    labels = ["both_true", "colour_wrong", "shape_wrong"]
+    assert table["columns"] == ["id", "image", "text", "label (truth)", "label (predicted)"] + [
+        f"label p({label})" for label in labels
+    ] + ["image (attention)"]
+    probabilities = [row[5:8] for row in table["data"]]
+    assert all(abs(sum(p) - 1) < 1e-3 for p in probabilities)
+    assert all(row[4] == labels[max(range(3), key=lambda j: row[5 + j])] for row in table["data"])
     first = json.loads((shapes_data / "val.jsonl").read_text().splitlines()[0])
     assert (
         table["data"][0][0] == first["id"]

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +19,7 @@ import yaml
 
 import mmlightning
 from mmlightning.deploy.export import ExportError, export
-from mmlightning.deploy.local import served
+from mmlightning.deploy.local import free_port, served
 from mmlightning.deploy.runtime import Exported
 from mmlightning.trained import load_run
 
@@ -104,15 +110,49 @@ def test_server_answers_good_and_bad_requests(trained, shapes_data, tmp_path):
             "unknown field": {"text": "a red circle", "colour": "red"},
             "unreadable image": {"text": "x", "image": {"base64": base64.b64encode(b"not a picture").decode()}},
             "not valid base64": {"image": {"base64": "!!"}},
-            "outside the data folder": {"image": "../../etc/passwd"},
+            "does not read paths": {"image": "../../etc/passwd"},
             "no input given": {"id": "7"},
         }
         for reason, body in bad.items():
             answer = requests.post(f"{url}/predict", json=body)
             assert answer.status_code == 400 and reason in answer.json()["detail"], (reason, answer.text)
+        path = requests.post(f"{url}/predict", json={"text": "x", "image": str(shapes_data / row["image"])})
+        assert path.status_code == 400 and "does not read paths" in path.json()["detail"]
+        assert "upload the file" in path.json()["detail"]
+        schema = requests.get(f"{url}/openapi.json").json()["paths"]["/predict"]["post"]["requestBody"]["content"]
+        fields = schema["application/json"]["schema"]["properties"]
+        assert set(fields) == {"id", "text", "image"} and "encoder 'image'" in fields["image"]["description"]
+        assert schema["multipart/form-data"]["schema"]["properties"]["image"]["format"] == "binary"
         huge = {"text": "x", "image": {"base64": base64.b64encode(b"0" * 2_000_000).decode()}}
         assert requests.post(f"{url}/predict", json=huge).status_code == 413
         assert requests.post(f"{url}/predict", json={"text": row["text"]}).status_code == 200  # still serving
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_background_server_stops_on_sigint_and_sigterm_with_its_workers(trained, signum):
+    """Started as a shell starts a background job (SIGINT ignored), signalled on its own pid, not its group."""
+    port = free_port()
+    command = f"{sys.executable} -m mmlightning.cli.main serve --ckpt_path {trained.checkpoint} --port {port}"
+    shell = subprocess.Popen(
+        ["bash", "-c", f"{command} & echo $!; wait"], stdout=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        pid = int(shell.stdout.readline())  # type: ignore[union-attr]
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with contextlib.suppress(requests.ConnectionError):
+                if requests.get(f"http://127.0.0.1:{port}/health", timeout=1).text == "ok":
+                    break
+            time.sleep(0.5)
+        os.kill(pid, signum)
+        shell.wait(timeout=60)  # the shell's `wait` returns once the server has exited
+        time.sleep(1)
+        shown = subprocess.run(["ps", "-o", "stat=,args=", "-g", str(shell.pid)], capture_output=True, text=True)
+        running = [line for line in shown.stdout.splitlines() if not line.startswith("Z")]  # exited, not yet reaped
+        assert running == [], f"processes left after {signal.Signals(signum).name}: {running}"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(shell.pid, signal.SIGKILL)
 
 
 def test_a_two_trial_sweep_writes_each_run_and_the_best_config(shapes_data, tmp_path, monkeypatch):

@@ -75,11 +75,29 @@ def serve_main(argv: Sequence[str]) -> int:
     args = parser.parse_args(list(argv))
     if not args.ckpt_path and not args.export:
         parser.error("give --ckpt_path RUN/checkpoints/NAME.ckpt or --export DIR")
-    print(f"serving on http://{args.host}:{args.port}/predict (health: /health)", file=sys.stderr)
+    print(f"serving on http://{args.host}:{args.port}/predict (health: /health, schema: /docs)", file=sys.stderr)
+    stop_on_signals()
     server(args.ckpt_path, args.export, args.max_batch_size, args.batch_timeout, args.max_payload_size).run(
         host=args.host, port=args.port, generate_client_file=False, log_level="warning"
     )
     return 0
+
+
+def stop_on_signals() -> None:
+    """SIGINT and SIGTERM both stop the server and its LitServe workers, however it was started: a shell starts a
+    background job with SIGINT ignored, and SIGTERM would otherwise end this process alone, leaving its workers."""
+    import os
+    import signal
+
+    server = os.getpid()
+
+    def interrupt(signum: int, frame: Any) -> None:
+        if os.getpid() != server:  # a worker (forked with this handler) being shut down: end quietly
+            raise SystemExit(0)
+        raise KeyboardInterrupt  # LitServe's run() shuts its workers down on it
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, interrupt)
 
 
 def sweep_main(argv: Sequence[str]) -> int:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from mmlightning import __version__
 from mmlightning.errors import MMLightningError
-from mmlightning.logs import setup_logging
+from mmlightning.logs import quiet_upstream, setup_logging
 
 if TYPE_CHECKING:
     from mmlightning.registry import Command
@@ -42,7 +42,7 @@ Components are chosen by class name with their own arguments, e.g.
   --model.encoders.image=TimmEncoder --model.encoders.image.model_name=resnet18 --model.fusion=CrossAttentionFusion
 Environment: MMLIGHTNING_PLUGINS=a,b loads only those plugins; MMLIGHTNING_STRICT_PLUGINS=1 fails on a broken one.
 Errors in your input or config print their message alone and exit with 2; --debug (or MMLIGHTNING_DEBUG=1) adds
-the traceback.
+the traceback. --verbose (or MMLIGHTNING_VERBOSE=1) shows Lightning's and W&B's own messages, hidden by default.
 """
 
 
@@ -50,7 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("MMLIGHTNING_DEBUG", "").lower() in {"1", "true", "yes"}
     argv = [arg for arg in argv if arg != "--debug"]
+    if "--verbose" in argv:  # upstream messages back on (validate/test: Lightning's own table too)
+        os.environ["MMLIGHTNING_VERBOSE"] = "1"
+        lightning_verbose = ["--verbose=true"] if argv[:1] in (["validate"], ["test"]) else []
+        argv = [arg for arg in argv if arg != "--verbose"] + lightning_verbose
     setup_logging()
+    quiet_upstream()
     try:
         return _command(argv)
     except MMLightningError as err:  # the framework's own errors say everything: no traceback unless asked

@@ -174,8 +174,7 @@ class MultimodalDataModule(LightningDataModule):
         return values
 
     def training_targets(self) -> dict[str, dict[str, list[Any]]]:
-        """Per encoder key, each target's values on the same rows as ``training_values``' values for that key
-        (None where a row has no target), for encoders that learn from inputs and targets together."""
+        """Per encoder key, each target on the rows behind ``training_values``' values for that key (None: none)."""
         if self._train_rows is None:
             self.training_values()
         bundle, checked = self._bundle(), self._train_rows or {}
@@ -222,6 +221,19 @@ class MultimodalDataModule(LightningDataModule):
 
     def _root(self, manifest: Manifest) -> MediaRoot:
         return MediaRoot.make(self.data_root or manifest.root, self.allow_roots)
+
+    def check_columns(self, stage: str) -> None:
+        """Every column the model reads is in this stage's manifests: refused before a Trainer runs (exit 2)."""
+        self.setup(stage)
+        for split in STAGE_SPLITS.get(stage, ()):
+            manifests = self.manifests.get(split) or {}
+            if len(manifests) > 1:
+                self._require_columns(split)
+            for manifest in manifests.values() if len(manifests) == 1 else ():
+                bundle = self._bundle()
+                targets = [] if split == "predict" else self._targets(manifest, False)
+                wanted = [c for key in bundle.processors for c in bundle.input_columns(key)]
+                check_columns(manifest, wanted + [bundle.target_column(k) for k in targets])
 
     def _targets(self, manifest: Manifest, lenient: bool) -> list[str]:
         """The heads a manifest trains: all of them, or (one of several datasets) those whose column it has."""

@@ -122,6 +122,7 @@ def export_model(
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / FORMATS[format]
     args = tuple(big.inputs[k][n] for k, n in inputs)
+    log.info("exporting to %s (%s, %d inputs, %d outputs)", path, format, len(inputs), len(outputs))
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -129,6 +130,7 @@ def export_model(
         except Exception as err:  # noqa: BLE001 - any exporter failure: name the component that caused it
             raise ExportError(_blame(err, model, format)) from err
     if quantize and format == "onnx":
+        log.info("quantizing (%s)", quantize)
         path = _quantize_onnx(path)
     bundle.save(folder / "bundle.json")
     report: dict[str, Any] = {
@@ -141,6 +143,7 @@ def export_model(
     }
     (folder / "export.json").write_text(json.dumps(report, indent=2))
     checks = [big, small] + [bundle(without(examples, bundle, key), root) for key in missing_checks(bundle)]
+    log.info("checking the export against PyTorch: %d rows, %d conditions", len(examples), len(checks))
     report["parity"] = parity(model, folder, checks, tolerance if not quantize else None)
     (folder / "export.json").write_text(json.dumps(report, indent=2))
     return report

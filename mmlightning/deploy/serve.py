@@ -8,13 +8,15 @@ A request is one row: text as a string, a media file as ``{"base64": ...}`` in J
 form (``curl -F text='a red circle' -F image=@pic.png``). Any subset of the model's inputs may be given; a
 missing one is handled as in training. Requests are batched (``--max_batch_size``). Bad requests (an unknown
 field, an undecodable image, no input at all, a payload over ``--max_payload_size``) get a 4xx with the reason.
-Stop it with Ctrl-C (SIGINT to its process group: LitServe's worker processes stop with it).
+``/docs`` shows the request schema. Stop it with Ctrl-C, or SIGINT or SIGTERM to its process: LitServe's workers
+stop with it.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import re
 import tempfile
 import uuid
 from pathlib import Path
@@ -70,7 +72,7 @@ class ModelAPI(ls.LitAPI):
             if all(self.bundle.value(key, row) is None for key in self.bundle.processors):
                 inputs = sorted(self.fields - {self.bundle.id_column})
                 raise HTTPException(400, f"no input given; this model reads {inputs}")
-            reasons = self.bundle.check(row, self.media, targets=[])
+            reasons = [self._reason(r, request) for r in self.bundle.check(row, self.media, targets=[])]
             if reasons:
                 raise HTTPException(400, "; ".join(reasons).replace(f"{self.media}/", ""))
             return self.bundle.item(row, self.media, ident=str(row.get(self.bundle.id_column, "0")), targets=[])
@@ -79,6 +81,19 @@ class ModelAPI(ls.LitAPI):
         finally:
             for path in written:  # processed (or refused): nothing of a request stays on the server
                 path.unlink(missing_ok=True)
+
+    def _reason(self, reason: str, request: Any) -> str:
+        """A file "not found" (or outside the media folder) for a path sent as text: the server never reads a path
+        it is given; say so."""
+        field = re.match(r"field '([^']+)'", reason)
+        sent = request.get(field.group(1)) if field and hasattr(request, "get") else None
+        if isinstance(sent, str) and ("not found" in reason or "outside the data folder" in reason):
+            key = field.group(1) if field else "FIELD"
+            return (
+                f"field '{key}': the server does not read paths such as {sent!r}; upload the file instead: "
+                f'{{"{key}": {{"base64": "..."}}}} in JSON, or a multipart form (curl -F {key}=@FILE)'
+            )
+        return reason
 
     def _value(self, key: str, value: Any, written: list[Path]) -> Any:
         """Text stays as it is; ``{"base64": ...}`` or an uploaded file becomes a file in the media folder."""
@@ -118,9 +133,69 @@ def server(
     batch_timeout: float = 0.01,
     max_payload_size: str = "20MB",
 ) -> ls.LitServer:
+    bundle = served_bundle(ckpt_path, export)  # here too: the request schema, and a missing folder said at once
     api = ModelAPI(ckpt_path, export, max_batch_size=max_batch_size, batch_timeout=batch_timeout)
     limit = size_in_bytes(max_payload_size)
-    return ls.LitServer(api, accelerator="cpu", devices=1, max_payload_size=limit, timeout=60)
+    served = ls.LitServer(api, accelerator="cpu", devices=1, max_payload_size=limit, timeout=60)
+    publish_schema(served.app, bundle)
+    return served
+
+
+def served_bundle(ckpt_path: str | None, export: str | None) -> ProcessorBundle:
+    """The processors of what is served, read without building the model."""
+    from mmlightning.errors import MissingFileError
+
+    if export:
+        found = Path(export) / "bundle.json"
+        if not found.is_file():
+            raise MissingFileError(f"--export {export}: no exported model there (no {found}); run `mmlightning export`")
+        return ProcessorBundle.load(found)
+    from mmlightning.trained import find_checkpoint, read_checkpoint, run_folder
+
+    checkpoint = find_checkpoint(ckpt_path or "")
+    state = read_checkpoint(checkpoint).get("mmlightning", {}).get("bundle")
+    return ProcessorBundle.from_state(state) if state else ProcessorBundle.load(run_folder(checkpoint) / "bundle.json")
+
+
+def request_schema(bundle: ProcessorBundle) -> tuple[dict[str, Any], dict[str, Any]]:
+    """OpenAPI schemas of a request row, as JSON and as a multipart form: the fields this model reads."""
+    upload = {"type": "object", "properties": {"base64": {"type": "string"}}, "required": ["base64"]}
+    value = {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}, upload, {"type": "null"}]}
+    readers = {column: key for key in bundle.processors for column in bundle.input_columns(key)}
+    json_fields: dict[str, Any] = {bundle.id_column: {"type": "string", "description": "returned with the prediction"}}
+    form_fields: dict[str, Any] = dict(json_fields)
+    for column, key in readers.items():
+        kind = type(bundle.processors[key]).__name__
+        about = f"read by encoder '{key}' ({kind}); text as a string, a file as {{\"base64\": ...}}; may be left out"
+        json_fields[column] = {**value, "description": about}
+        form_fields[column] = {
+            "type": "string",
+            "format": "binary",
+            "description": f"read by encoder '{key}' ({kind}): text, or a file",
+        }
+    row = {"type": "object", "properties": json_fields, "additionalProperties": False}
+    return row, {"type": "object", "properties": form_fields}
+
+
+def publish_schema(app: Any, bundle: ProcessorBundle) -> None:
+    """Put the request schema in the app's OpenAPI document, so ``/docs`` shows what to send."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema  # type: ignore[no-any-return]
+        schema: dict[str, Any] = generate()
+        row, form = request_schema(bundle)
+        for operation in schema.get("paths", {}).get("/predict", {}).values():
+            operation["summary"] = "Predict one row"
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": row}, "multipart/form-data": {"schema": form}},
+            }
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi
 
 
 def size_in_bytes(size: str | int) -> int:

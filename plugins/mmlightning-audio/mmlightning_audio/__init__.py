@@ -5,6 +5,7 @@ The names load on first use, so loading the plugin (its entry point) stays cheap
 
 import importlib
 
+__version__ = "0.1.0"
 __all__ = ["AudioEncoder", "AudioProcessor"]
 _WHERE = {"AudioEncoder": "mmlightning_audio.encoder", "AudioProcessor": "mmlightning_audio.processor"}
 

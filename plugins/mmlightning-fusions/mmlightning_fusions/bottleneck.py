@@ -17,6 +17,8 @@ class BottleneckFusion(Fusion):
     """Each layer runs every modality with the shared bottleneck tokens; the bottleneck is then averaged over
     the modalities a sample has. No token of one modality ever attends to another's directly."""
 
+    keeps_tokens = True
+
     def __init__(
         self,
         dims: Mapping[str, int],

@@ -24,6 +24,8 @@ def _fused(tokens: dict, masks: dict, features: Mapping[str, Features]) -> Featu
 class CoAttentionFusion(Fusion):
     """Bidirectional co-attention: each modality's tokens attend to all the others' (ViLBERT-style co-layers)."""
 
+    keeps_tokens = True
+
     def __init__(
         self, dims: Mapping[str, int], dim: int = 256, layers: int = 1, heads: int = 4, dropout: float = 0.1
     ) -> None:
@@ -56,6 +58,8 @@ class CoAttentionFusion(Fusion):
 
 class CrossModalEncoderFusion(Fusion):
     """A cross-modal encoder: per-modality Transformer layers, then joint layers over the concatenation."""
+
+    keeps_tokens = True
 
     def __init__(
         self,

@@ -28,6 +28,8 @@ class CrossAttentionBlock(nn.Module):
 class CrossAttentionFusion(Fusion):
     """The query modality's tokens attend to the other modalities' tokens (one-way cross-attention)."""
 
+    keeps_tokens = True
+
     has_attention = True
 
     def __init__(

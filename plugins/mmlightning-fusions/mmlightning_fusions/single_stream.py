@@ -15,6 +15,8 @@ from mmlightning_fusions.common import any_present, check_keys, concat_tokens, p
 class SingleStreamFusion(Fusion):
     """One Transformer over the concatenation of every modality's tokens, with modality-type embeddings."""
 
+    keeps_tokens = True
+
     def __init__(
         self, dims: Mapping[str, int], dim: int = 256, layers: int = 2, heads: int = 4, dropout: float = 0.1
     ) -> None:

@@ -32,6 +32,8 @@ class TokenClassificationHead(Head):
     ``I-X`` or ``E-X`` that does not continue an entity ``X``; turn it off for IOB1 tags, where ``I-`` may start one.
     """
 
+    needs_tokens = True
+
     modality = "text"
 
     def __init__(

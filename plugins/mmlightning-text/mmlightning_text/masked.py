@@ -26,6 +26,8 @@ class MaskedLanguageHead(Head):
     Masking runs in training and validation (with a fixed seed there, so validation is comparable).
     """
 
+    needs_tokens = True
+
     modality = "text"
     uses_target = False
 
