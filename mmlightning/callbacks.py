@@ -135,12 +135,12 @@ class EpochSummary(Callback):
         self.start = self.said = time.perf_counter()
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
-        """Without a progress bar: a line after the first batch, then every ``every_seconds``, with counts and an
-        ETA, so a slow epoch (the first one over frozen encoders computes their features) never looks hung."""
+        """Without a progress bar: a line after the run's first batch, then every ``every_seconds``, with counts and
+        an ETA, so a slow epoch (the first one over frozen encoders computes their features) never looks hung."""
         if trainer.progress_bar_callback is not None or not trainer.is_global_zero or not self.start:
             return
         now, done = time.perf_counter(), trainer.fit_loop.epoch_loop.batch_progress.current.completed
-        if done != 1 and now - self.said < self.every_seconds:
+        if (done != 1 or self.history) and now - self.said < self.every_seconds:  # the first batch of the run
             return
         self.said, total = now, trainer.num_training_batches
         left = ""
