@@ -117,7 +117,7 @@ def load_plugins(
             info.registered = _collect(pm, module, ep.name)
             hooks = [i.function for i in pm.hook.register_commands.get_hookimpls() if i.plugin is module]
             info.commands = collect_commands(hooks, ep.name, set(registry.commands) | set(reserved))
-        except Exception as err:  # a broken plugin never takes the CLI down
+        except (Exception, SystemExit) as err:  # a broken plugin (even one calling sys.exit) never takes the CLI down
             info.skipped = f"{type(err).__name__}: {err}"
             if module is not None and pm.is_registered(module):
                 pm.unregister(module)

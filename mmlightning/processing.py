@@ -139,7 +139,8 @@ class Processor(Stateful):
         """A media path from a manifest, relative to ``root``; ``ValueError`` if it is not a path, is absent, or
         leads outside ``root`` (an absolute path, ``..``) and outside the folders the user allowed
         (``--data.allow_roots``, carried by a :class:`MediaRoot`): a manifest never reads a file the user did not
-        point at. Links inside the folder are the user's own and are followed."""
+        point at. A link is followed only where it leads inside those folders: a link to a file elsewhere is refused
+        like the path itself would be (allow its folder with ``--data.allow_roots``)."""
         if not isinstance(value, str) or not value.strip():
             article = "an" if what[:1] in "aeiou" else "a"
             raise ValueError(f"expected {article} {what} path, got {value!r}")
@@ -152,6 +153,12 @@ class Processor(Stateful):
             )
         if not path.is_file():
             raise ValueError(f"{what} file not found: {value} (looked for {path})")
+        real = path.resolve()
+        if real != path and not any(real.is_relative_to(base.resolve()) for base in bases):
+            raise ValueError(
+                f"{what} path {value} is a link to {real}, outside the data folder {root}; allow that folder with "
+                "--data.allow_roots=[DIR] to read it"
+            )
         return path
 
     def batch(self, items: Sequence[dict[str, Tensor] | None]) -> dict[str, Tensor]:

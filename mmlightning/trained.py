@@ -14,6 +14,7 @@ runs it. Everything that needs a trained model (the Python API, export, serve, e
 from __future__ import annotations
 
 import pickle
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,16 +41,25 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"No checkpoint at {path}: give RUN/checkpoints/NAME.ckpt or the run folder RUN")
+    with path.open("rb") as handle:
+        start = handle.read(4)
+    if not start.startswith((b"PK\x03\x04", b"\x80")):  # a PyTorch zip file, or the legacy pickle format
+        raise CheckpointError(
+            f"{path} is not a checkpoint: it is not a PyTorch file at all (it starts {start!r}); give "
+            "RUN/checkpoints/NAME.ckpt from `mmlightning fit`"
+        )
     try:
         found = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0][:200]
+        carried = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", str(err))
+        what = f"it carries {carried.group(1)}" if carried else "a type outside the allowed ones"
         raise CheckpointError(
-            f"{path} holds more than tensors and plain values ({first}), so it was not loaded and nothing in it ran. "
+            f"{path} holds more than tensors and plain values ({what}), so it was not loaded and nothing in it ran. "
             "`mmlightning fit` never writes such a file: use a checkpoint from a run you trust."
         ) from None
     except (RuntimeError, EOFError, OSError) as err:
-        raise CheckpointError(f"{path} is not a readable checkpoint ({str(err)[:200]}); was it cut short?") from None
+        reason = str(err).split(". ")[0][:120]
+        raise CheckpointError(f"{path} is not a readable checkpoint ({reason}): was it cut short?") from None
     if not isinstance(found, dict) or "state_dict" not in found:
         raise CheckpointError(f"{path} is not a checkpoint of `mmlightning fit` (no state_dict in it)")
     return found

@@ -83,6 +83,16 @@ class SaveConfig(SaveConfigCallback):
                 logger.experiment.config.update({"cli": config, "plugins": plugin_versions()}, allow_val_change=True)
 
 
+class LastCheckpoint(ModelCheckpoint):
+    """``last.ckpt`` every N training steps, to resume a killed run from, and once more when ``fit`` ends, so that
+    it holds the final state, as Lightning users expect (not the last multiple of N)."""
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.dirpath is not None and trainer.global_step > 0:
+            last = Path(self.dirpath) / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}"
+            trainer.save_checkpoint(last, weights_only=False)  # everything, to resume from
+
+
 def portable_paths(config: Any) -> None:
     """A logger folder under the working folder is saved relative to it, so a run's config validated from another
     folder writes its logs there, not back into the first one."""
@@ -127,6 +137,19 @@ class MultimodalCLI(LightningCLI):
             help="filled in automatically: the plugins this config was made with",
         )
 
+    def _parse_ckpt_path(self) -> None:
+        """Before Lightning reads the checkpoint's settings from it: a missing file, a file that is no checkpoint,
+        one cut short or one that carries code is refused in one sentence."""
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path and ckpt_path not in ("best", "last", "hpc", "registry"):
+            if not Path(ckpt_path).is_file():
+                raise MissingFileError(f"--ckpt_path {ckpt_path}: no such checkpoint (give RUN/checkpoints/NAME.ckpt)")
+            from mmlightning.trained import read_checkpoint
+
+            read_checkpoint(ckpt_path)
+        super()._parse_ckpt_path()
+
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         current = plugin_versions()
@@ -153,7 +176,7 @@ class MultimodalCLI(LightningCLI):
         every = self.config[self.subcommand].get("checkpoint_every_n_steps") if self.subcommand else None
         if self.subcommand == "fit" and every and trainer.checkpoint_callback is not None:
             # besides the end-of-epoch checkpoint: last.ckpt, rewritten every N steps, to resume a killed run from
-            trainer.callbacks.append(ModelCheckpoint(save_top_k=0, save_last=True, every_n_train_steps=every))
+            trainer.callbacks.append(LastCheckpoint(save_top_k=0, save_last=True, every_n_train_steps=every))
         if self.subcommand == "fit" and trainer.loggers:  # each parameter group's rate, step by step
             trainer.callbacks.append(LearningRateMonitor(logging_interval="step"))
         if any(isinstance(logger, WandbLogger) for logger in trainer.loggers):

@@ -154,6 +154,7 @@ def test_validate_and_predict_from_the_saved_run(fitted, shapes_data, tmp_path, 
                 "--data.val=null",
                 f"--data.predict={new}",
                 f"--predictions_path={out}",
+                f"--data.allow_roots=[{shapes_data}]",  # images/ links there
             ]
         )
         == 0

@@ -97,6 +97,7 @@ NOISE = (
     "wandb: ",
     "Warning:",
     "Traceback",
+    "weights_only",
 )
 
 

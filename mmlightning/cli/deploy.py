@@ -28,6 +28,8 @@ def export_main(argv: Sequence[str]) -> int:
     parser.add_argument("--quantize", default=None, choices=list(QUANTIZE), help="dynamic int8 weights (Linear)")
     parser.add_argument("--tolerance", type=float, default=1e-3, help="largest allowed logit difference (fp32)")
     args = parser.parse_args(list(argv))
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        parser.error(f"--out {args.out} is a file; give a folder to write the exported model into")
     report = export(args.ckpt_path, args.out, args.format, args.rows, args.quantize, args.tolerance)
     check = report["parity"]
     diffs = ", ".join(f"{k} {v:.2e}" for k, v in check["max_abs_diff"].items())
@@ -75,11 +77,10 @@ def serve_main(argv: Sequence[str]) -> int:
     args = parser.parse_args(list(argv))
     if not args.ckpt_path and not args.export:
         parser.error("give --ckpt_path RUN/checkpoints/NAME.ckpt or --export DIR")
+    served = server(args.ckpt_path, args.export, args.max_batch_size, args.batch_timeout, args.max_payload_size)
     print(f"serving on http://{args.host}:{args.port}/predict (health: /health, schema: /docs)", file=sys.stderr)
     stop_on_signals()
-    server(args.ckpt_path, args.export, args.max_batch_size, args.batch_timeout, args.max_payload_size).run(
-        host=args.host, port=args.port, generate_client_file=False, log_level="warning"
-    )
+    served.run(host=args.host, port=args.port, generate_client_file=False, log_level="warning")
     return 0
 
 
@@ -115,6 +116,10 @@ def sweep_main(argv: Sequence[str]) -> int:
     parser.add_argument("--out", default=None, help="the sweep folder (default runs/sweep-DATE-TIME)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(list(argv))
+    if args.trials < 1:
+        parser.error(f"--trials {args.trials}: a sweep needs at least one trial")
+    if not Path(args.config).is_file():
+        parser.error(f"--config {args.config}: no such file (the base `mmlightning fit` config)")
     result = sweep(args.config, read_space(args.space), args.trials, args.metric, args.direction, args.out, args.seed)
     print(f"\n{'trial':>5}  {'state':<9} {args.metric:>14}  values", file=sys.stdout)
     for record in result["trials"]:

@@ -80,7 +80,7 @@ def _read_jsonl(path: Path) -> tuple[list[Row], list[BadRow]]:
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             try:
-                line = raw.decode("utf-8")
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # a byte-order mark is not data
             except UnicodeDecodeError as err:
                 shown = raw.decode("utf-8", "replace").rstrip("\n")
                 bad.append(
@@ -114,7 +114,7 @@ def _read_jsonl(path: Path) -> tuple[list[Row], list[BadRow]]:
 
 def _read_csv(path: Path) -> tuple[list[Row], list[BadRow]]:
     rows, bad = [], []
-    with path.open(encoding="utf-8", errors="surrogateescape", newline="") as handle:
+    with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:  # BOM stripped
         reader = csv.DictReader(handle)
         number = 1
         while True:

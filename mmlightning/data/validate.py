@@ -55,6 +55,8 @@ def handle_bad_rows(bad: list[BadRow], total: int, policy: str, skipped_file: Pa
         raise BadRowsError(
             f"{report(bad, total)}\nFix these rows, or pass --data.on_bad_rows=skip to leave them out (they are then written to a file)."
         )
+    if len(bad) >= total:
+        raise BadRowsError(f"{report(bad, total)}\nEvery row was bad, so nothing is left to use: fix the rows.")
     skipped_file.parent.mkdir(parents=True, exist_ok=True)
     with skipped_file.open("a", encoding="utf-8") as handle:
         for row in bad:

@@ -77,6 +77,7 @@ def robustness(
     with tqdm(total=1 + len(keys) + len(plan), desc="robustness", unit="condition") as bar:
         add("full input", None, None, 0.0, clean)
         bar.update()
+        chosen = chosen_metric(conditions[0]["metrics"][next(iter(model.heads))], metric)
         for key in keys:
             columns = bundle.input_columns(key)
             add(
@@ -102,11 +103,7 @@ def robustness(
             add(f"{key} {kind} {severity:g}", key, kind, severity, items)
             bar.update()
     report = {"checkpoint": str(Path(ckpt_path).resolve()), "rows": len(found), "conditions": conditions}
-    head = next(iter(model.heads))
-    chosen = metric or (
-        "acc" if "acc" in conditions[0]["metrics"][head] else next(iter(conditions[0]["metrics"][head]), "")
-    )
-    report["metric"] = f"{head}/{chosen}"
+    report["metric"] = f"{next(iter(model.heads))}/{chosen}"
     folder = Path(out) if out else run_folder(ckpt_path) / "robustness"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "robustness.json").write_text(json.dumps(report, indent=2))
@@ -114,6 +111,17 @@ def robustness(
     report["plot"] = str(plot(report, folder / "robustness.png"))
     report["folder"] = str(folder)
     return report
+
+
+def chosen_metric(found: dict[str, Any], metric: str | None) -> str:
+    """``metric`` if the first head reports it (default ``acc``, else its first metric); refused otherwise, with the
+    names there are, after scoring the clean rows and before the corruptions."""
+    if metric is None:
+        return "acc" if "acc" in found else next(iter(found), "")
+    if metric not in found:
+        names = ", ".join(name for name in found if "/" not in name)
+        raise ConfigError(f"--metric {metric}: the first head reports no such metric; it reports {names}")
+    return metric
 
 
 def value_of(condition: dict[str, Any], metric: str) -> float:
