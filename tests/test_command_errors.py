@@ -151,3 +151,14 @@ def test_a_plugin_that_exits_at_import_is_listed_as_skipped(tmp_path):
     assert result.returncode == 0, result.stderr
     found = {p["name"]: p for p in json.loads(result.stdout)}
     assert found["fake_exit"]["skipped"] == "SystemExit: 3" and "heads" in found
+
+
+def test_a_manifest_line_over_the_size_limit_is_a_bad_row_never_parsed(tmp_path, monkeypatch):
+    from mmlightning.data import manifest
+
+    monkeypatch.setattr(manifest, "MAX_LINE_BYTES", 1 << 20)
+    huge = json.dumps({"id": "2", "text": "x" * (2 << 20), "label": "yes"})
+    path = write_rows(tmp_path / "rows.jsonl", [{"id": "1", "text": "fine", "label": "yes"}, huge])
+    found = read_manifest(path)
+    assert [row.values["id"] for row in found.rows] == ["1"]
+    assert found.bad[0].line == 2 and "a line of 2 MB, over the 1 MB a row may take" in found.bad[0].reason

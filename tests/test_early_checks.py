@@ -73,10 +73,11 @@ def test_a_token_level_head_on_a_pooling_fusion_is_refused_before_a_run_starts(t
     assert "Traceback" not in err and not (tmp_path / "runs").exists()
 
 
-def test_a_key_the_data_lacks_is_refused_before_a_run_starts(shapes_data, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("part", ["heads", "encoders"])
+def test_a_key_the_data_lacks_is_refused_before_a_run_starts(part, shapes_data, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    config = small_config(shapes_data, heads={"answer": "ClassificationHead"})
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    wrong = {"heads": {"answer": "ClassificationHead"}, "encoders": {"answer": SMALL_TEXT}}[part]
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(small_config(shapes_data, **{part: wrong})))
     assert main(["fit", "--config", "c.yaml"]) == 2
     err = capsys.readouterr().err
     assert "has no column 'answer'" in err and "--data.columns" in err
@@ -120,6 +121,9 @@ def test_no_command_prints_upstream_noise(shapes_data, tmp_path):
         assert main(["export", "--ckpt_path", ckpt, "--out", "exported", "--rows", "{rows}"]) == 0
         assert main(["robustness", "--ckpt_path", ckpt, "--rows", "{rows}", "--severities", "0.5"]) == 0
         assert main(["ensemble", "--ckpt_path", ckpt, ckpt, "--rows", "{rows}"]) == 0
+        assert main(["prune", "--ckpt_path", ckpt, "--out", "pruned", "--epochs", "1"]) == 0
+        space = "{{data.batch_size: {{choices: [16, 32]}}}}"
+        assert main(["sweep", "--config", "c.yaml", "--space", space, "--trials", "1", "--out", "sweep"]) == 0
         assert main(["plugins"]) == 0 and main(["components", "fusion"]) == 0
         """
     )

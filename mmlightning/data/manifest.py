@@ -75,10 +75,18 @@ def _registered_reader(suffix: str) -> Any:
     return None
 
 
+MAX_LINE_BYTES = 8 << 20  # a manifest line longer than this is a bad row, never parsed (a row holds paths, not data)
+
+
 def _read_jsonl(path: Path) -> tuple[list[Row], list[BadRow]]:
     rows, bad = [], []
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
+            if len(raw) > MAX_LINE_BYTES:
+                reason = f"a line of {len(raw) / 2**20:.0f} MB, over the {MAX_LINE_BYTES >> 20} MB a row may take"
+                shown = raw[:200].decode("utf-8", "replace")
+                bad.append(BadRow(str(path), number, f"{reason} (media go in files the row names)", shown))
+                continue
             try:
                 line = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # a byte-order mark is not data
             except UnicodeDecodeError as err:

@@ -38,6 +38,9 @@ class TimmEncoder(Encoder):
     ``fp32_depthwise`` (default on) runs depthwise convolutions in fp32 under CPU bf16 autocast
     (``--trainer.precision=bf16-mixed``), where PyTorch's bf16 backward kernels for them are several times slower
     (`mmlightning_vision.depthwise`); it changes nothing else.
+
+    ``max_pixels`` (40 million): a picture larger than this, read from its header before any decoding, is a bad
+    row (a decompression bomb is refused, not decoded).
     """
 
     modality = "image"
@@ -55,6 +58,7 @@ class TimmEncoder(Encoder):
         channels_last: bool = True,
         test_flip: bool = False,
         fp32_depthwise: bool = True,
+        max_pixels: int = 40_000_000,
     ) -> None:
         super().__init__()
         import timm
@@ -70,7 +74,7 @@ class TimmEncoder(Encoder):
         if image_size:
             overrides["input_size"] = (3, image_size, image_size)
         self.data_config = timm.data.resolve_data_config(overrides, model=self.model)
-        self.augment, self.augment_args = augment, augment_args
+        self.augment, self.augment_args, self.max_pixels = augment, augment_args, max_pixels
         width: int = model.num_features
         self.proj = nn.Linear(width, dim) if dim and dim != width else nn.Identity()
         self.dim = dim or width
@@ -79,7 +83,7 @@ class TimmEncoder(Encoder):
         self.set_fitted({})  # nothing to learn from the data
 
     def processor(self) -> ImageProcessor:
-        return ImageProcessor(self.data_config, self.augment, self.augment_args)
+        return ImageProcessor(self.data_config, self.augment, self.augment_args, self.max_pixels)
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Features:
         pixels = inputs["pixels"].contiguous(memory_format=self.memory_format)

@@ -18,13 +18,44 @@ def resolve(value: Any, root: Path) -> Path:
     return Processor.resolve(value, root, "image")
 
 
+MAX_PIXELS = 40_000_000  # a larger picture is a bad row: a decompression bomb, or far beyond any model's input
+
+
+def opened(path: Path, max_pixels: int = MAX_PIXELS, needed: int = 0) -> Any:
+    """``Image.open`` with the size read from the header first: a picture over ``max_pixels`` is refused before
+    any pixel is decoded. A JPEG at least four times ``needed`` on its shorter side is decoded at a smaller scale
+    (``draft``: still at least twice ``needed``), so a 12-megapixel photo for a 224-pixel model costs little."""
+    try:
+        image = Image.open(path)
+    except Image.DecompressionBombError as err:
+        raise ValueError(f"image {path} is too large to decode safely ({err})") from err
+    except (UnidentifiedImageError, OSError) as err:
+        raise ValueError(f"unreadable image {path}: {err}") from err
+    width, height = image.size
+    if width * height > max_pixels:
+        image.close()
+        raise ValueError(
+            f"image {path} is {width}x{height} ({width * height / 1e6:.0f} megapixels), over the limit of "
+            f"{max_pixels / 1e6:.0f}: shrink it (or raise the encoder's max_pixels)"
+        )
+    if needed and image.format == "JPEG" and min(width, height) >= 4 * needed:
+        image.draft("RGB", (2 * needed, 2 * needed))
+    return image
+
+
 class ImageProcessor(Processor):
-    """Decodes an image with PIL (RGB) and applies the train or eval transform."""
+    """Decodes an image with PIL (RGB) and applies the train or eval transform. A picture over ``max_pixels``
+    (read from its header, before decoding) is a bad row."""
 
     def __init__(
-        self, data_config: dict[str, Any], augment: bool = True, augment_args: dict[str, Any] | None = None
+        self,
+        data_config: dict[str, Any],
+        augment: bool = True,
+        augment_args: dict[str, Any] | None = None,
+        max_pixels: int = MAX_PIXELS,
     ) -> None:
         self.data_config, self.augment, self.augment_args = dict(data_config), augment, dict(augment_args or {})
+        self.max_pixels = max_pixels
         self.data_config["input_size"] = tuple(self.data_config["input_size"])
         self._transforms: dict[bool, Any] = {}
 
@@ -45,15 +76,16 @@ class ImageProcessor(Processor):
     def check(self, value: Any, root: Path) -> None:
         path = resolve(value, root)
         try:
-            with Image.open(path) as image:
+            with opened(path, self.max_pixels) as image:
                 image.verify()
         except (UnidentifiedImageError, OSError, SyntaxError) as err:
             raise ValueError(f"unreadable image {path}: {err}") from err
 
     def __call__(self, value: Any, root: Path, train: bool) -> dict[str, Tensor]:
         path = resolve(value, root)
+        needed = math.ceil(max(self.data_config["input_size"][1:]) / self.data_config.get("crop_pct", 1.0))
         try:
-            with Image.open(path) as image:
+            with opened(path, self.max_pixels, needed) as image:
                 rgb = image.convert("RGB")
         except (UnidentifiedImageError, OSError) as err:
             raise ValueError(f"unreadable image {path}: {err}") from err
@@ -89,7 +121,7 @@ class ImageProcessor(Processor):
         return {"pixels": torch.stack([item["pixels"] for item in items])}  # (B, 3, H, W)
 
     def preview(self, value: Any, root: Path) -> Any:
-        with Image.open(resolve(value, root)) as image:
+        with opened(resolve(value, root), self.max_pixels, 256) as image:
             thumb = image.convert("RGB")
         thumb.thumbnail((256, 256))
         return thumb
@@ -97,7 +129,7 @@ class ImageProcessor(Processor):
     def preview_weights(self, value: Any, root: Path, weights: Tensor) -> Any:
         """The picture as the model saw it (resized and centre-cropped) with ``weights`` ``(H, W)`` over it as a
         red heat map: the strongest cell fully red at half opacity, the weakest clear."""
-        with Image.open(resolve(value, root)) as image:
+        with opened(resolve(value, root), self.max_pixels) as image:
             seen = self.as_seen(image.convert("RGB"))
         heat = weights.float().cpu()
         heat = (heat - heat.min()) / (heat.max() - heat.min()).clamp(min=1e-12)  # (H, W) in [0, 1]

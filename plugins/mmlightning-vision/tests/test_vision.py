@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -118,3 +120,30 @@ def test_weights_are_drawn_over_the_picture_as_the_model_saw_it(tmp_path):
     top_left, bottom_right = shown.getpixel((10, 10)), shown.getpixel((118, 118))
     assert top_left[0] > 100 and top_left[2] < 160  # half red over blue
     assert bottom_right == (0, 0, 255)  # no weight: the picture as it was
+
+
+def png_header_only(path: Path, width: int, height: int) -> None:
+    """A PNG that says it is ``width`` x ``height`` over a tiny compressed body: a decompression bomb's shape."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    body = zlib.compress(b"\x00" * (width + 1) * 4, 9)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+
+
+def test_a_picture_over_the_pixel_limit_or_a_bomb_is_a_bad_value_named_before_decoding(tmp_path):
+    from mmlightning_vision.processor import ImageProcessor
+
+    processor = ImageProcessor({"input_size": (3, 32, 32)}, augment=False, max_pixels=10_000)
+    Image.new("RGB", (200, 100)).save(tmp_path / "big.png")  # 20,000 pixels
+    with pytest.raises(ValueError, match=r"big.png is 200x100 \(0 megapixels\), over the limit"):
+        processor.check("big.png", tmp_path)
+    with pytest.raises(ValueError, match="over the limit"):
+        processor("big.png", tmp_path, train=False)
+    png_header_only(tmp_path / "bomb.png", 30_000, 30_000)  # 900 megapixels declared
+    default = ImageProcessor({"input_size": (3, 32, 32)}, augment=False)
+    for call in (lambda: default.check("bomb.png", tmp_path), lambda: default("bomb.png", tmp_path, train=False)):
+        with pytest.raises(ValueError, match="bomb.png"):
+            call()
