@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
 
 log = logging.getLogger(__name__)
 
@@ -176,3 +176,13 @@ class EpochSummary(Callback):
         ]
         lines += [f"{k:<{width}}  {best.get(k, float('nan')):>16.4f}  {last[k]:>16.4f}" for k in keys]
         return "\n".join(lines) + f"\nrun saved in {run}"
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """``last.ckpt`` every N training steps, to resume a killed run from, and once more when ``fit`` ends, so that
+    it holds the final state, as Lightning users expect (not the last multiple of N)."""
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.dirpath is not None and trainer.global_step > 0:
+            last = Path(self.dirpath) / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}"
+            trainer.save_checkpoint(last, weights_only=False)  # everything, to resume from

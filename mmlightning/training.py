@@ -18,18 +18,19 @@ from typing import Any, NoReturn
 
 import yaml
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
-from mmlightning.callbacks import EpochSummary, PredictionWriter, SamplePredictions, results_table
+from mmlightning.callbacks import EpochSummary, LastCheckpoint, PredictionWriter, SamplePredictions, results_table
 from mmlightning.data.datamodule import MultimodalDataModule
-from mmlightning.errors import ConfigError, MissingFileError
+from mmlightning.errors import MissingFileError
 from mmlightning.logs import quiet_upstream
 from mmlightning.memory import keep_freed_memory
 from mmlightning.module import MultimodalModule
 from mmlightning.parser import report
 from mmlightning.plugins import plugin_versions
+from mmlightning.preflight import NEEDS, check_before_work
 from mmlightning.progress import count_epochs_from_one
 from mmlightning.runs import run_dir
 from mmlightning.wandb import default_logger_config, keep_media_in
@@ -81,16 +82,6 @@ class SaveConfig(SaveConfigCallback):
             if isinstance(logger, WandbLogger):
                 config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
                 logger.experiment.config.update({"cli": config, "plugins": plugin_versions()}, allow_val_change=True)
-
-
-class LastCheckpoint(ModelCheckpoint):
-    """``last.ckpt`` every N training steps, to resume a killed run from, and once more when ``fit`` ends, so that
-    it holds the final state, as Lightning users expect (not the last multiple of N)."""
-
-    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.dirpath is not None and trainer.global_step > 0:
-            last = Path(self.dirpath) / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}"
-            trainer.save_checkpoint(last, weights_only=False)  # everything, to resume from
 
 
 def portable_paths(config: Any) -> None:
@@ -290,29 +281,3 @@ def finish_wandb(trainer: Trainer) -> None:
             folder, offline = Path(run.dir).parent, run.settings.mode == "offline"
             run.finish()
             log.info("W&B run saved in %s%s", folder, f"; upload it with `wandb sync {folder}`" if offline else "")
-
-
-NEEDS = {"fit": "train", "validate": "val", "test": "test", "predict": "predict"}
-
-
-def check_before_work(command: str | None, config: Any) -> None:
-    """What would otherwise fail after the trainer and W&B started: a missing manifest, no checkpoint to evaluate."""
-    if command not in NEEDS:
-        return
-    data, split = config.get("data") or {}, NEEDS[command]
-    if not data.get(split):
-        raise ConfigError(
-            f"`mmlightning {command}` needs a {split} manifest: --data.{split}=PATH (JSONL, CSV or Parquet), or data.{split} in the config"
-        )
-    for name in ("train", "val", "test", "predict"):
-        given = data.get(name)
-        for path in [given] if isinstance(given, str) else list((given or {}).values()):
-            if not Path(path).is_file():
-                raise MissingFileError(
-                    f"--data.{name}: manifest not found: {path} (paths are relative to the folder you run from)"
-                )
-    if command != "fit" and not config.get("ckpt_path"):
-        raise ConfigError(
-            f"`mmlightning {command}` uses a trained model: pass --ckpt_path RUN/checkpoints/last.ckpt with --config RUN/config.yaml "
-            "(the config `mmlightning fit` saved in the run's folder)"
-        )

@@ -125,6 +125,10 @@ def test_server_answers_good_and_bad_requests(trained, shapes_data, tmp_path):
         assert schema["multipart/form-data"]["schema"]["properties"]["image"]["format"] == "binary"
         huge = {"text": "x", "image": {"base64": base64.b64encode(b"0" * 2_000_000).decode()}}
         assert requests.post(f"{url}/predict", json=huge).status_code == 413
+        bigger = requests.post(f"{url}/predict", data=b"0" * 50_000_000, headers={"content-type": "application/json"})
+        assert bigger.status_code == 413 and "over the limit" in bigger.json()["detail"]
+        broken = requests.post(f"{url}/predict", data=b'{"text": "a red', headers={"content-type": "application/json"})
+        assert broken.status_code == 400 and "not valid JSON" in broken.json()["detail"]
         assert requests.post(f"{url}/predict", json={"text": row["text"]}).status_code == 200  # still serving
 
 

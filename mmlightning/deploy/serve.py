@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 import tempfile
 import uuid
@@ -138,7 +139,57 @@ def server(
     limit = size_in_bytes(max_payload_size)
     served = ls.LitServer(api, accelerator="cpu", devices=1, max_payload_size=limit, timeout=60)
     publish_schema(served.app, bundle)
+    served.app.add_middleware(RequestGuard, max_size=limit)
     return served
+
+
+class RequestGuard:
+    """Before LitServe sees a request: a 413 from the declared ``Content-Length`` alone, before any of the body is
+    read; a JSON body that does not parse is a 400 saying where it broke (LitServe would answer 500)."""
+
+    def __init__(self, app: Any, max_size: int) -> None:
+        self.app, self.max_size = app, max_size
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("method") != "POST":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_size:
+            detail = f"the request is {int(declared)} bytes, over the limit of {self.max_size} (--max_payload_size)"
+            return await self._answer(413, detail, scope, receive, send)
+        if not headers.get(b"content-type", b"").startswith(b"application/json"):
+            return await self.app(scope, receive, send)
+        body, more = bytearray(), True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_size:
+                detail = f"the request is over the limit of {self.max_size} bytes (--max_payload_size)"
+                return await self._answer(413, detail, scope, receive, send)
+        try:
+            json.loads(body)
+        except ValueError as err:
+            return await self._answer(400, f"the body is not valid JSON ({err})", scope, receive, send)
+        sent = False
+
+        async def replay() -> Any:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _answer(status: int, detail: str, scope: Any, receive: Any, send: Any) -> None:
+        from fastapi.responses import JSONResponse
+
+        await JSONResponse({"detail": detail}, status_code=status, headers={"connection": "close"})(
+            scope, receive, send
+        )
 
 
 def served_bundle(ckpt_path: str | None, export: str | None) -> ProcessorBundle:
