@@ -230,10 +230,13 @@ class MultimodalDataModule(LightningDataModule):
             if len(manifests) > 1:
                 self._require_columns(split)
             for manifest in manifests.values() if len(manifests) == 1 else ():
-                bundle = self._bundle()
-                targets = [] if split == "predict" else self._targets(manifest, False)
-                wanted = [c for key in bundle.processors for c in bundle.input_columns(key)]
-                check_columns(manifest, wanted + [bundle.target_column(k) for k in targets])
+                self._check_columns(manifest, split)
+
+    def _check_columns(self, manifest: Manifest, split: str) -> None:
+        """The one manifest of a split has every column the model reads (its targets' too, but in ``predict``)."""
+        bundle = self._bundle()
+        targets = [] if split == "predict" else self._targets(manifest, False)
+        check_columns(manifest, [*bundle.read_columns(targets=False), *map(bundle.target_column, targets)])
 
     def _targets(self, manifest: Manifest, lenient: bool) -> list[str]:
         """The heads a manifest trains: all of them, or (one of several datasets) those whose column it has."""
@@ -244,11 +247,8 @@ class MultimodalDataModule(LightningDataModule):
         """``lenient``: one of several datasets, which may lack an input column (that modality is missing)."""
         bundle, root = self._bundle(), self._root(manifest)
         targets = [] if split == "predict" else self._targets(manifest, lenient)
-        wanted = [c for key in bundle.processors for c in bundle.input_columns(key)] + [
-            bundle.target_column(k) for k in targets
-        ]
         if not lenient:
-            check_columns(manifest, wanted)
+            self._check_columns(manifest, split)
         seen: dict[str, int] = {}
 
         def check(row: Row) -> list[str]:
