@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from mmlightning.features import Features
 from mmlightning.processing import Processor, TargetCodec
+from mmlightning.readers import Reader
 from mmlightning.strategy import Tuning
 
 __all__ = [
@@ -108,6 +109,15 @@ class Encoder(Fitted, nn.Module):
         """``fit`` with the targets of the same training rows (head key -> one target per value, None where a row
         has none), for an encoder whose layout depends on the target (tree bins). Default: ``fit(values)``."""
         self.fit(values)
+
+    def stem(self) -> Encoder | None:
+        """An inner encoder this one builds on (a video's frame encoder), for ``forward`` = ``over_stem(stem(inputs),
+        inputs)``: with the stem frozen alone, its features are cached and ``over_stem`` still trains. Default: none."""
+        return None
+
+    def over_stem(self, features: Features, inputs: Mapping[str, Tensor]) -> Features:
+        """The layers over the stem's ``features`` (where ``stem`` gives one)."""
+        raise NotImplementedError
 
     def facts(self) -> dict[str, Any]:
         """What heads may know of the fitted encoder (``HeadContext.facts``): ``vocab_size``, ``pad_id``, ..."""
@@ -281,19 +291,4 @@ class Head(Fitted, nn.Module):
 
     def example_targets(self, count: int) -> list[Any]:
         """Raw target values for tests and docs."""
-        raise NotImplementedError
-
-
-class Reader:
-    """Reads a manifest format the core does not know (JSONL, CSV and Parquet are built in) into rows.
-
-    Implement ``read(path) -> (rows, bad_rows)``: ``mmlightning.data.manifest.Row(line, values)`` per sample,
-    with the line it starts on, and ``BadRow(file, line, reason, raw)`` for anything that cannot be read, so
-    nothing is dropped silently. ``suffixes`` are the file endings it claims (``--data.reader=NAME`` picks it
-    for any file).
-    """
-
-    suffixes: ClassVar[tuple[str, ...]] = ()
-
-    def read(self, path: Path) -> tuple[list[Any], list[Any]]:
         raise NotImplementedError

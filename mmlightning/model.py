@@ -78,6 +78,7 @@ class MultimodalModel(nn.Module):
         self.loss_weights = {key: float((loss_weights or {}).get(key, 1.0)) for key in self.heads}
         self.tuning = nn.ModuleList(runner.check_strategies(tuning))
         self.frozen: list[str] = []
+        self.frozen_stems: list[str] = []  # encoders whose stem alone is frozen (its features may be cached)
         self.cache: FeatureCache | None = None  # set by the training module (cache_frozen)
         self.earlier: dict[str, Any] = {}  # an earlier run's learnt state, set by InitFrom / Continual
         self._random_inputs: dict[str, bool] = {}
@@ -173,6 +174,7 @@ class MultimodalModel(nn.Module):
         if self.is_fitted:
             runner.apply_all(self)
             self.frozen = runner.frozen_encoders(self)
+            self.frozen_stems = runner.frozen_stems(self)
             self.train(self.training)
 
     # --- the forward pass -------------------------------------------------------------------------
@@ -195,12 +197,18 @@ class MultimodalModel(nn.Module):
     def _encode(self, key: str, encoder: Encoder, batch: Batch) -> Features:
         if key in self.frozen and encoder.training:
             encoder.eval()  # Lightning restores each submodule's own mode, so the model's train() is not enough
-        if self.cache is None or key not in self.frozen or not batch.raw or self._augments(key):
+        cached = key in self.frozen or key in self.frozen_stems
+        if self.cache is None or not cached or not batch.raw or self._augments(key):
             features: Features = encoder(batch.inputs[key])
             return features
         columns = list(batch.raw)
         samples = [json.dumps([batch.raw[c][i] for c in columns], default=str) + batch.root for i in range(len(batch))]
-        return self.cache.encode(key, samples, batch.inputs[key], encoder)
+        if key in self.frozen:
+            return self.cache.encode(key, samples, batch.inputs[key], encoder)
+        stem = encoder.stem()
+        assert stem is not None  # frozen_stems holds only encoders with a stem
+        stem.eval()  # frozen: no dropout, batch-norm statistics kept
+        return encoder.over_stem(self.cache.encode(f"{key}.stem", samples, batch.inputs[key], stem), batch.inputs[key])
 
     def _augments(self, key: str) -> bool:
         """Whether the key's processor draws random augmentation in training (its features then change)."""
@@ -221,6 +229,8 @@ class MultimodalModel(nn.Module):
         if self.cache is not None:
             for key in self.frozen:
                 self.cache.check(key, self.encoders[key])
+            for key in self.frozen_stems:
+                self.cache.check(f"{key}.stem", self.encoders[key].stem() or self.encoders[key])
 
     def train(self, mode: bool = True) -> MultimodalModel:
         super().train(mode)

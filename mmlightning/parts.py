@@ -31,6 +31,20 @@ def frozen_encoders(model: MultimodalModel) -> list[str]:
     return sorted(k for k in keys if f"encoders.{k}" not in touched)
 
 
+def frozen_stems(model: MultimodalModel) -> list[str]:
+    """Encoders not frozen whole whose stem (``Encoder.stem``) is frozen and touched by no other strategy: the stem's
+    features may be cached while the layers over it train."""
+    touched = {part for s in strategies(model) if not s.keeps_weights for part in s.touches(model)}
+    keys = []
+    for key, encoder in model.encoders.items():
+        stem = encoder.stem()
+        params = [] if stem is None else list(stem.parameters())
+        if key not in model.frozen and f"encoders.{key}" not in touched and params:
+            if not any(p.requires_grad for p in params):
+                keys.append(key)
+    return keys
+
+
 def eval_modules(model: MultimodalModel) -> list[nn.Module]:
     return [m for s in strategies(model) for m in s.eval_modules(model)]
 

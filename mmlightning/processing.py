@@ -94,8 +94,10 @@ class Processor(Stateful):
 
     random_in_training: bool = False
 
-    def __call__(self, value: Any, root: Path, train: bool) -> dict[str, Tensor]:
-        """One raw value (a text, a path relative to ``root``, ...) -> tensors. Raise ``ValueError`` if bad."""
+    def __call__(self, value: Any, root: Path, train: bool) -> dict[str, Tensor] | None:
+        """One raw value (a text, a path relative to ``root``, ...) -> tensors. Raise ``ValueError`` if bad; return
+        None when a good value holds nothing for this modality (a video with no sound track): the row is then
+        missing this modality, as if the value were."""
         raise NotImplementedError
 
     def collate(self, items: Sequence[dict[str, Tensor]]) -> dict[str, Tensor]:
@@ -117,15 +119,15 @@ class Processor(Stateful):
 
     def corrupt(
         self, value: Any, root: Path, kind: str, severity: float, generator: torch.Generator
-    ) -> dict[str, Tensor]:
+    ) -> dict[str, Tensor] | None:
         """One sample as ``self(value, root, train=False)`` makes it, corrupted by ``kind`` (one of
         :meth:`corruptions`) at ``severity`` in [0, 1]: 0 gives exactly the clean sample, 1 the worst this modality
         offers. Randomness comes from ``generator`` only, so a robustness table is the same every time."""
         raise NotImplementedError(f"{type(self).__name__} offers no corruption '{kind}'")
 
     def preview(self, value: Any, root: Path) -> Any:
-        """What a dashboard shows for a value: a string, a PIL image, a (waveform, rate) pair, or a
-        ``{field: value}`` dict (a record: shown as a small table)."""
+        """What a dashboard shows for a value: a string, a PIL image, a list of PIL images (a clip's frames: shown
+        as an animation), a (waveform, rate) pair, or a ``{field: value}`` dict (a record: shown as a small table)."""
         return str(value)
 
     def preview_weights(self, value: Any, root: Path, weights: Any) -> Any:

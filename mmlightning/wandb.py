@@ -148,11 +148,33 @@ def _to_wandb(shown: Any) -> Any:
 
     if hasattr(shown, "save") and hasattr(shown, "size"):  # a PIL image
         return wandb.Image(shown)
+    if isinstance(shown, list) and shown and all(hasattr(f, "save") and hasattr(f, "size") for f in shown):
+        return wandb.Video(animation(shown), format="gif")  # frames of a clip
     if isinstance(shown, tuple) and len(shown) == 2:  # (waveform, sample rate)
         return wandb.Audio(shown[0], sample_rate=shown[1])
     if isinstance(shown, dict):  # a record: a small table of field and value
         return wandb.Html(record_html(shown))
     return shown if isinstance(shown, (str, int, float)) else str(shown)
+
+
+_CLIPS: str | None = None
+
+
+def animation(frames: list[Any], fps: int = 4) -> str:
+    """PIL frames -> an animated GIF in this process's temporary folder (W&B copies it when the table is logged;
+    the folder goes when the process ends)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    global _CLIPS
+    if _CLIPS is None:
+        _CLIPS = tempfile.mkdtemp(prefix="mmlightning-clips-")
+        atexit.register(shutil.rmtree, _CLIPS, ignore_errors=True)
+    handle, path = tempfile.mkstemp(dir=_CLIPS, suffix=".gif")
+    os.close(handle)
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=1000 // fps, loop=0)
+    return path
 
 
 def record_html(record: dict[str, Any]) -> str:

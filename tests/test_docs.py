@@ -40,8 +40,8 @@ def test_readme_plugin_passes_the_contract_checks():
 
 @pytest.mark.parametrize(
     "config",
-    sorted((ROOT / "docs" / "configs").glob("*.yaml")) + [ROOT / "examples" / "quickstart" / "config.yaml"],
-    ids=lambda p: p.name,
+    sorted((ROOT / "docs" / "configs").glob("*.yaml")) + sorted((ROOT / "examples").glob("*/config.yaml")),
+    ids=lambda p: p.parent.name if p.name == "config.yaml" else p.name,
 )
 def test_shipped_configs_parse(config, capsys):
     with pytest.raises(SystemExit) as done:

@@ -25,6 +25,7 @@ SMALL: dict[str, dict[str, Any]] = {
     "TimmEncoder": {"model_name": "test_vit", "image_size": 32, "augment": False},
     "TabularEncoder": {"dim": 16, "layers": 1, "heads": 2},
     "AudioEncoder": {"dim": 16, "layers": 1, "heads": 2},
+    "VideoEncoder": {"model_name": "test_resnet.r160_in1k", "image_size": 32, "frames": 3, "dim": 16, "heads": 2},
 }
 # what cannot give a prediction to export, and why (each still passes its contract tests)
 NOT_EXPORTED = {

@@ -15,7 +15,7 @@ from PIL import Image
 from mmlightning.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = sorted((ROOT / "docs" / "configs").glob("*.yaml")) + [ROOT / "examples" / "quickstart" / "config.yaml"]
+CONFIGS = sorted((ROOT / "docs" / "configs").glob("*.yaml")) + sorted((ROOT / "examples").glob("*/config.yaml"))
 CONLL = (
     "-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\nGerman JJ B-NP B-MISC\ncall NN I-NP O\n\n"
     + "Peter NNP B-NP B-PER\nBlackburn NNP I-NP I-PER\n\n"
@@ -24,8 +24,10 @@ CONLL = (
 
 @pytest.fixture(scope="module")
 def stand_in(tmp_path_factory) -> Path:
-    """One manifest with every column the configs read: text, image, audio, label, group, record fields; and a
-    CoNLL file."""
+    """One manifest with every column the configs read: text, image, audio, video (every other clip with a sound
+    track), label, group, record fields, the surveillance targets; and a CoNLL file."""
+    from mmlightning_video.clips import moving_square, write_clip
+
     folder = tmp_path_factory.mktemp("stand_in")
     rng = random.Random(0)
     rows = []
@@ -34,6 +36,9 @@ def stand_in(tmp_path_factory) -> Path:
         with wave.open(str(folder / f"{i}.wav"), "wb") as out:
             out.setnchannels(1), out.setsampwidth(2), out.setframerate(8000)
             out.writeframes(bytes(rng.randrange(256) for _ in range(2 * 4000)))
+        direction = ("up", "down", "left", "right")[i % 4]
+        sound = [0.2 * rng.uniform(-1, 1) for _ in range(4000)] if i % 2 else None
+        write_clip(folder / f"{i}.mp4", moving_square(4, 32, direction, seed=i), audio=sound)
         rows.append(
             {
                 "id": str(i),
@@ -45,6 +50,11 @@ def stand_in(tmp_path_factory) -> Path:
                 "age": None if i % 5 == 0 else 20 + 3 * i,  # a record's fields, one sometimes missing
                 "malignant": ("yes", "no")[i % 2],
                 "rating": 1 + i % 5,
+                "video": f"{i}.mp4",
+                "alert": ("yes", "no")[i % 2],
+                "digit": i % 3,
+                "spoken": (i + 1) % 3,
+                "motion": direction,
             }
         )
     (folder / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -52,7 +62,7 @@ def stand_in(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.parent.name if p.name == "config.yaml" else p.stem)
 def test_a_shipped_config_fits(config, stand_in, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.chdir(tmp_path)

@@ -78,17 +78,13 @@ def robustness(
         add("full input", None, None, 0.0, clean)
         bar.update()
         chosen = chosen_metric(conditions[0]["metrics"][next(iter(model.heads))], metric)
-        for key in keys:
-            columns = bundle.input_columns(key)
+        for key in keys:  # the encoder's input alone: another encoder reading the same column keeps it
             add(
                 f"without {key}",
                 key,
                 "removed",
                 1.0,
-                [
-                    bundle.item({**row, **dict.fromkeys(columns)}, Path(root), ident=str(i))
-                    for i, row in enumerate(found)
-                ],
+                [{**item, "inputs": {**item["inputs"], key: None}} for item in clean],
             )
             bar.update()
         for key, kind, severity in plan:

@@ -13,11 +13,14 @@ from mmlightning.tuning.robust import ModalityDropout
 def with_shorthands(
     encoders: Collection[str], freeze: Sequence[str] | None, modality_dropout: float, tuning: Sequence[Tuning] | None
 ) -> list[Tuning]:
-    """``freeze=[KEY, ...]`` is a ``Freeze`` on those encoders, applied first; ``modality_dropout=p`` a
+    """``freeze=[KEY, ...]`` is a ``Freeze`` on those encoders (or parts of one, ``KEY.SUBMODULE``), applied first; ``modality_dropout=p`` a
     ``ModalityDropout(p)``, applied last (it has no weights, so the others keep their place in checkpoints)."""
-    unknown = sorted(set(freeze or []) - set(encoders))
+    unknown = sorted(key for key in freeze or [] if key.split(".")[0] not in encoders)
     if unknown:
-        raise ValueError(f"freeze names {unknown}, which are not encoders; the encoders are {sorted(encoders)}")
+        raise ValueError(
+            f"freeze names {unknown}, which are not encoders (or a part of one: KEY.SUBMODULE); the encoders are "
+            f"{sorted(encoders)}"
+        )
     if not 0.0 <= modality_dropout < 1.0:
         raise ValueError(f"modality_dropout must be in [0, 1), got {modality_dropout}")
     first = [Freeze([f"encoders.{key}" for key in sorted(freeze)])] if freeze else []

@@ -32,6 +32,34 @@ def read_wav(path: Path) -> tuple[Tensor, int]:
     return torch.from_numpy(mono.copy()), rate
 
 
+def read_audio(path: Path) -> tuple[Tensor, int] | None:
+    """A WAV file, or the sound track of any container FFmpeg reads (MP4, WebM, MP3, FLAC, ...: decoded by PyAV)
+    -> (mono waveform in [-1, 1], sample rate); None for a file with no audio stream (a silent video)."""
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+    if head[:4] == b"RIFF":  # WAV (or a broken one: read_wav says what is wrong)
+        return read_wav(path)
+    try:
+        import av
+    except ImportError:
+        raise ValueError(f"{path} is not a WAV file; reading other formats needs PyAV: pip install av") from None
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            if not container.streams.audio:
+                return None
+            stream = container.streams.audio[0]
+            rate = stream.codec_context.sample_rate or stream.rate
+            chunks = [f.to_ndarray().reshape(-1, f.samples) for f in container.decode(stream)]  # (channels, n)
+    except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"unreadable audio in {path}: {err}") from err
+    if not chunks or not rate:
+        raise ValueError(f"{path}: its audio stream holds no samples")
+    samples = np.concatenate(chunks, axis=1).astype(np.float32)
+    if np.issubdtype(chunks[0].dtype, np.integer):
+        samples /= float(np.iinfo(chunks[0].dtype).max)
+    return torch.from_numpy(samples.mean(0).copy()), int(rate)
+
+
 def resample(waveform: Tensor, rate: int, target: int) -> Tensor:
     """Linear-interpolation resampling (enough for speech features; exact when the rates match)."""
     if rate == target:

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from mmlightning import Processor
-from mmlightning_audio.features import log_mel, mel_filterbank, read_wav, resample
+from mmlightning_audio.features import log_mel, mel_filterbank, read_audio, resample
 
 
 def resolve(value: Any, root: Path) -> Path:
@@ -18,7 +18,8 @@ def resolve(value: Any, root: Path) -> Path:
 
 
 class AudioProcessor(Processor):
-    """Reads a WAV file, resamples, computes log-mel frames, normalises them per clip, crops to ``max_seconds``."""
+    """Reads a WAV file (or a video's sound track), resamples, computes log-mel frames, normalises them per clip,
+    crops to ``max_seconds``. A file with no sound track gives nothing: that row is missing this modality."""
 
     def __init__(self, sample_rate: int, n_mels: int, n_fft: int, hop: int, max_seconds: float, augment: bool) -> None:
         self.sample_rate, self.n_mels, self.n_fft, self.hop = sample_rate, n_mels, n_fft, hop
@@ -28,26 +29,30 @@ class AudioProcessor(Processor):
     random_in_training = True  # long clips are cropped at random in training, whatever ``augment`` says
 
     def check(self, value: Any, root: Path) -> None:
-        waveform, _ = read_wav(resolve(value, root))
-        if not waveform.abs().max() > 0:
+        found = read_audio(resolve(value, root))
+        if found is not None and not found[0].abs().max() > 0:
             raise ValueError(f"{value}: the clip is silent (all samples are zero)")
 
-    def __call__(self, value: Any, root: Path, train: bool) -> dict[str, Tensor]:
-        waveform, rate = read_wav(resolve(value, root))
-        return self._features(resample(waveform, rate, self.sample_rate), train)
+    def __call__(self, value: Any, root: Path, train: bool) -> dict[str, Tensor] | None:
+        found = read_audio(resolve(value, root))
+        if found is None:
+            return None  # no sound track: a missing modality for this row
+        return self._features(resample(found[0], found[1], self.sample_rate), train)
 
     def corruptions(self) -> tuple[str, ...]:
         return ("noise",)
 
     def corrupt(
         self, value: Any, root: Path, kind: str, severity: float, generator: torch.Generator
-    ) -> dict[str, Tensor]:
+    ) -> dict[str, Tensor] | None:
         """``noise``: white noise added to the waveform at a signal-to-noise ratio falling from 20 dB (severity
         just above 0) to -5 dB (severity 1)."""
         if kind != "noise":
             raise ValueError(f"no audio corruption '{kind}': choose from {', '.join(self.corruptions())}")
-        waveform, rate = read_wav(resolve(value, root))
-        waveform = resample(waveform, rate, self.sample_rate)
+        found = read_audio(resolve(value, root))
+        if found is None:
+            return None
+        waveform = resample(found[0], found[1], self.sample_rate)
         if severity > 0:
             snr_db = 20.0 - 25.0 * severity
             power = waveform.pow(2).mean() / 10 ** (snr_db / 10)
@@ -77,8 +82,8 @@ class AudioProcessor(Processor):
         return {"mel": mel, "mask": mask}
 
     def preview(self, value: Any, root: Path) -> Any:
-        waveform, rate = read_wav(resolve(value, root))
-        return waveform.numpy(), rate
+        found = read_audio(resolve(value, root))
+        return "(no sound track)" if found is None else (found[0].numpy(), found[1])
 
 
 def _mask(mel: Tensor, axis: int, width: int) -> Tensor:

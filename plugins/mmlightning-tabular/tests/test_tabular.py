@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from mmlightning_tabular import RecordProcessor, TabularEncoder, fit_columns
-from mmlightning_tabular.processor import MISSING, UNKNOWN
 
 import mmlightning
 from mmlightning.deploy.local import served
 from mmlightning.errors import MMLightningError
 from mmlightning.testing import check_encoder
+from mmlightning_tabular import RecordProcessor, TabularEncoder, fit_columns
+from mmlightning_tabular.processor import MISSING, UNKNOWN
 
 WORDS = {"yes": ["great", "lovely", "perfect"], "no": ["awful", "poor", "broken"]}
 
