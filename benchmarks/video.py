@@ -1,7 +1,7 @@
 """AV clips (video + its sound track + an access-log line): every target's dev accuracy, each modality removed, the
 loader against the training step, and the frozen frame encoder's feature cache. Every run is a CLI command.
 
-    python benchmarks/video.py [--epochs 12] [--skip fit,frozen,loader]
+    python benchmarks/video.py [--epochs 10] [--skip fit,frozen,loader]
 
 1. fit: `mmlightning fit --config docs/configs/av_clips.yaml` (alert, digit, spoken and motion as one multi-task
    model), its wall and CPU time (this process's children), and each epoch's time from its log.
@@ -126,7 +126,7 @@ def frozen(epochs: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=None, help="default: the config's max_epochs")
     parser.add_argument("--frozen_epochs", type=int, default=4)
     parser.add_argument("--skip", default="", help="comma-separated: fit, frozen, loader")
     args = parser.parse_args()
@@ -143,7 +143,7 @@ def main() -> None:
         print(f"loader (2 workers) {found['loader']['loader_clips_per_s_2_workers']:.0f} clips/s, training step "
               f"{found['loader']['step_clips_per_s']:.1f} clips/s: {found['loader']['ratio']:.1f}x", flush=True)  # fmt: skip
     if "fit" not in skip:
-        found["fit"] = fit(args.epochs)
+        found["fit"] = fit(args.epochs or yaml.safe_load(CONFIG.read_text())["trainer"]["max_epochs"])
         found["robustness"] = robustness(found["fit"]["checkpoint"])
         print(f"fit: {found['fit']['wall_s']} s wall, {found['fit']['cpu_s'] / 60:.1f} CPU-minutes", flush=True)
     if "frozen" not in skip:

@@ -79,7 +79,38 @@ class DataBinding(Callback):
             path = datamodule.bundle.save(folder / FILENAME)
             log.info("processors saved to %s", path)
 
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: Any) -> None:
+        _skip_cached(trainer, pl_module.model, "train", trainer.current_epoch + 1)
+
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: Any) -> None:
+        if not trainer.sanity_checking and trainer.state.fn is not None and trainer.state.fn.value == "fit":
+            _skip_cached(trainer, pl_module.model, "val", 0)
+
     def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
         datamodule = _datamodule(trainer)
         if datamodule is not None and datamodule.bundle is not None:
             checkpoint.setdefault("mmlightning", {})["bundle"] = datamodule.bundle.state()
+
+
+def _skip_cached(trainer: Trainer, model: MultimodalModel, split: str, epoch: int) -> None:
+    """Once every sample of a split has a cached encoder's features, the split's loader stops processing that
+    encoder's inputs (from ``epoch`` on: decoding a video or a picture only to look its features up costs most of a
+    cached epoch). An encoder no longer cached (its weights changed) gets its inputs again."""
+    datamodule = _datamodule(trainer)
+    dataset = getattr(datamodule, "datasets", {}).get(split) if datamodule is not None else None
+    cache = model.cache
+    if dataset is None or not hasattr(dataset, "cached"):
+        return
+    stems = {key: f"{key}.stem" for key in model.frozen_stems}
+    names = {**{key: key for key in model.frozen}, **stems}
+    samples: list[str] | None = None
+    for key in dataset.cached.keys:
+        store = cache.entries.get(names.get(key, "")) if cache is not None else None
+        if store is None or key not in names or model._augments(key):
+            dataset.cached.reset(key)
+            continue
+        samples = dataset.sample_keys() if samples is None else samples
+        if all(sample in store for sample in samples):
+            if key not in dataset.cached.skipped(epoch):
+                log.info("%s: every sample's %s features are cached; the loader stops reading its inputs", split, key)
+            dataset.cached.skip(key, epoch)

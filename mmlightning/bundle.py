@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from mmlightning.contracts import Batch
 from mmlightning.errors import MissingFileError
-from mmlightning.processing import MediaRoot, Processor, Stateful, TargetCodec
+from mmlightning.processing import CACHED, MediaRoot, Processor, Stateful, TargetCodec
 
 FORMAT = "mmlightning.bundle/1"
 FILENAME = "bundle.json"
@@ -118,12 +119,17 @@ class ProcessorBundle:
         train: bool = False,
         ident: str | None = None,
         targets: Iterable[str] | None = None,
+        skip: Collection[str] = (),
     ) -> dict[str, Any]:
-        """One row -> the tensors of one sample (what a dataset gives): inputs (None where missing), targets."""
-        inputs = {}
+        """One row -> the tensors of one sample (what a dataset gives): inputs (None where missing), targets.
+        ``skip``: encoders whose features all come from the feature cache; their values are not processed."""
+        inputs: dict[str, Any] = {}
         for key, processor in self.processors.items():
             value = self.value(key, row)
-            inputs[key] = None if value is None else processor(value, root, train)
+            if value is None:
+                inputs[key] = None
+            else:
+                inputs[key] = CACHED if key in skip else processor(value, root, train)
         wanted = self.targets if targets is None else targets
         encoded = {
             key: self.codecs[key].encode(row[self.target_column(key)])
@@ -136,7 +142,7 @@ class ProcessorBundle:
 
     def collate(self, items: Sequence[dict[str, Any]], root: Path | str = ".") -> Batch:
         """Items -> a :class:`Batch` (each processor's own collate; targets every item has)."""
-        inputs = {key: proc.batch([item["inputs"][key] for item in items]) for key, proc in self.processors.items()}
+        inputs = {key: _inputs(proc, [item["inputs"][key] for item in items]) for key, proc in self.processors.items()}
         keys = set.intersection(*(set(item["targets"]) for item in items)) if items else set()
         targets = {key: self.codecs[key].collate([item["targets"][key] for item in items]) for key in sorted(keys)}
         raw = {column: [item["raw"][column] for item in items] for column in (items[0]["raw"] if items else {})}
@@ -235,6 +241,14 @@ class ProcessorBundle:
         inputs = ", ".join(f"{k}: {type(p).__name__}({self.columns[k]})" for k, p in self.processors.items())
         heads = ", ".join(f"{k}: {type(c).__name__}" for k, c in self.codecs.items())
         return f"ProcessorBundle(inputs=[{inputs}], heads=[{heads}])"
+
+
+def _inputs(processor: Processor, items: list[Any]) -> dict[str, Tensor]:
+    """A batch's inputs for one encoder; where the loader skipped them (all cached), only which rows have a value."""
+    if any(isinstance(item, str) and item == CACHED for item in items):  # a string: it crossed a worker process
+        present = torch.tensor([item is not None for item in items], dtype=torch.bool)
+        return {"present": present, CACHED: torch.ones((), dtype=torch.bool)}
+    return processor.batch(items)
 
 
 def _reason(field: str, check: Any) -> str | None:

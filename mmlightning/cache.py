@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from mmlightning.errors import MMLightningError
 from mmlightning.features import Features
+from mmlightning.processing import CACHED
 
 
 class CacheError(MMLightningError):
@@ -145,6 +146,11 @@ class FeatureCache:
         store = self.entries.setdefault(key, {})
         missing = [i for i, sample in enumerate(samples) if sample not in store]
         self.hits, self.misses = self.hits + len(samples) - len(missing), self.misses + len(missing)
+        if missing and CACHED in inputs:
+            raise CacheError(
+                f"the loader skipped encoder {key!r}'s inputs as cached, but {len(missing)} sample(s) of the batch are "
+                "not in its feature cache (was it cleared?); run again without --model.cache_dir, or report this"
+            )
         if missing:
             rows = torch.tensor(missing, device=inputs["present"].device)
             fresh = encode({name: t.index_select(0, rows) for name, t in inputs.items()})
@@ -162,6 +168,7 @@ def _one(features: Features, row: int) -> dict[str, Any]:
         "pooled": features.pooled[row].cpu().clone(),
         "word_ids": None if word_ids is None else word_ids.clone(),
         "grid": features.grid,
+        "present": bool(features.present[row]),  # a value that held nothing for the modality (no sound track)
     }
 
 
@@ -175,6 +182,7 @@ def _batch(items: list[dict[str, Any]], present: Tensor) -> Features:
         device
     )
     pooled = torch.stack([item["pooled"] for item in items]).to(device)
+    present = present & torch.tensor([item.get("present", True) for item in items], device=device)
     features = Features.from_tokens(tokens, mask, present, pooled)
     features.grid = items[0]["grid"]
     if items[0]["word_ids"] is not None:

@@ -160,7 +160,8 @@ class EpochSummary(Callback):
         self.start, seconds = 0.0, time.perf_counter() - self.start
         if trainer.is_global_zero:
             shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items()))
-            log.info("epoch %d/%d (%.0f s): %s", len(self.history), trainer.max_epochs or 0, seconds, shown)
+            took = f"{seconds:.1f}" if seconds < 10 else f"{seconds:.0f}"  # a short epoch to a tenth of a second
+            log.info("epoch %d/%d (%s s): %s", len(self.history), trainer.max_epochs or 0, took, shown)
 
     def table(self, run: str) -> str:
         """Best (lowest val/loss) and last epoch's validation scores."""

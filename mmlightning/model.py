@@ -8,7 +8,6 @@ so none of them can answer differently from another.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -22,6 +21,7 @@ from mmlightning.cache import FeatureCache
 from mmlightning.contracts import Batch, Encoder, Fusion, Head, HeadContext, HeadOutput
 from mmlightning.errors import ConfigError
 from mmlightning.features import Features
+from mmlightning.processing import CACHED, sample_key
 from mmlightning.strategy import Tuning
 
 log = logging.getLogger(__name__)
@@ -199,10 +199,12 @@ class MultimodalModel(nn.Module):
             encoder.eval()  # Lightning restores each submodule's own mode, so the model's train() is not enough
         cached = key in self.frozen or key in self.frozen_stems
         if self.cache is None or not cached or not batch.raw or self._augments(key):
+            if CACHED in batch.inputs[key]:
+                raise RuntimeError(f"the loader skipped encoder {key!r}'s inputs, but its features are not cached now")
             features: Features = encoder(batch.inputs[key])
             return features
         columns = list(batch.raw)
-        samples = [json.dumps([batch.raw[c][i] for c in columns], default=str) + batch.root for i in range(len(batch))]
+        samples = [sample_key([batch.raw[c][i] for c in columns], batch.root) for i in range(len(batch))]
         if key in self.frozen:
             return self.cache.encode(key, samples, batch.inputs[key], encoder)
         stem = encoder.stem()

@@ -7,6 +7,7 @@ model can be saved, loaded and used with no ``nn.Module`` at all (see :class:`~m
 from __future__ import annotations
 
 import inspect
+import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -25,6 +26,15 @@ SHARED_INPUT_KEYS = {
     "word_ids": "(B, L) long, the word each token came from (-1 for special tokens and padding)",
     "pixels": "(B, 3, H, W) float, normalised images",
 }
+
+
+CACHED = "cached"  # an input the loader did not process: its encoder's features all come from the feature cache
+
+
+def sample_key(values: Sequence[Any], root: Any) -> str:
+    """What the feature cache knows a sample by: the raw values of the columns the model reads, and the media
+    folder (the same value in another folder is another file)."""
+    return json.dumps(list(values), default=str) + str(root)
 
 
 def as_number(value: Any, column: str | None = None) -> float | None:

@@ -62,6 +62,22 @@ def test_the_cache_gives_the_losses_of_no_cache_and_encodes_each_sample_once(sha
     assert not any(p.requires_grad for p in cached.encoders["image"].parameters())
 
 
+def test_once_every_sample_is_cached_the_loader_stops_decoding_its_inputs(shapes_data, tmp_path, monkeypatch):
+    from mmlightning_vision.processor import ImageProcessor
+
+    decoded: list[bool] = []
+    original = ImageProcessor.__call__
+    monkeypatch.setattr(
+        ImageProcessor, "__call__", lambda self, *a, **k: decoded.append(a[2]) or original(self, *a, **k)
+    )
+    cached, with_cache, _ = fit(shapes_data, tmp_path, cache=True)
+    assert decoded.count(True) == 96  # training pictures read in the first epoch only
+    assert decoded.count(False) == 32 + 48  # the sanity check's, then the first validation's; none after
+    assert cached.cache.misses == 2 * (96 + 48)
+    _, without, _ = fit(shapes_data, tmp_path, cache=False)
+    assert torch.allclose(torch.tensor(with_cache), torch.tensor(without), atol=1e-6, rtol=0)
+
+
 def test_new_weights_never_meet_old_features(shapes_data, tmp_path):
     model, _, _ = fit(shapes_data, tmp_path, cache=True)
     encoder = model.encoders["image"]

@@ -2,7 +2,8 @@
 
 Each clip shows a digit drifting across a dark frame (up, down, left or right) while its sound track plays a
 keypad tone for a digit (DTMF: two sine waves, in noise); the log line names the code the door expected. ``alert``
-is yes when the digit shown, the digit keyed and the expected code do not all agree, so it needs all three inputs.
+is yes when the digit shown, the digit keyed and the expected code do not all agree: in each third of the alerts a
+different one of the three disagrees with the other two, so each input decides a sixth of the rows.
 Everything is synthetic (a font's digits, pure tones): a stand-in for ``../shared/data/av_clips``, which uses real
 handwritten digits and real speech.
 
@@ -28,16 +29,16 @@ DTMF = {  # (low, high) Hz of each key on a telephone keypad
     1: (697, 1209), 2: (697, 1336), 3: (697, 1477), 4: (770, 1209), 5: (770, 1336),
     6: (770, 1477), 7: (852, 1209), 8: (852, 1336), 9: (852, 1477), 0: (941, 1336),
 }  # fmt: skip
-SIZE, FRAMES, FPS, RATE = 32, 8, 8, 16000
+SIZE, FRAMES, FPS, RATE = 64, 8, 8, 16000
 
 
 def frames_of(digit: int, motion: str, rng: random.Random) -> np.ndarray:
     """``FRAMES`` frames of ``digit`` drifting by about a third of the frame. ``-> (T, S, S, 3)`` uint8."""
-    font = ImageFont.load_default(size=rng.randint(14, 18))
+    font = ImageFont.load_default(size=rng.randint(24, 34))
     dx, dy = MOTIONS[motion]
     travel = SIZE // 3
-    x0 = rng.randint(4, SIZE - 14) - dx * travel // 2
-    y0 = rng.randint(2, SIZE - 18) - dy * travel // 2
+    x0 = rng.randint(SIZE // 4, SIZE - SIZE // 4 - 16) - dx * travel // 2
+    y0 = rng.randint(SIZE // 8, SIZE - SIZE // 4 - 24) - dy * travel // 2
     shade, background = rng.randint(170, 255), rng.randint(0, 40)
     clip = []
     for t in range(FRAMES):
@@ -61,10 +62,9 @@ def tone_of(digit: int, rng: random.Random) -> np.ndarray:
 def row(index: int, folder: Path, rng: random.Random) -> dict:
     expected = rng.randrange(10)
     shown = spoken = expected
-    if rng.random() < 0.5:  # an alert: one or two of the three disagree
-        shown, spoken = rng.choice(
-            [(rng.randrange(10), expected), (expected, rng.randrange(10)), (rng.randrange(10), rng.randrange(10))]
-        )
+    if rng.random() < 0.5:  # an alert: one input disagrees with the other two, each in a third of the alerts
+        other = rng.choice([d for d in range(10) if d != expected])
+        shown, spoken = rng.choice([(other, expected), (expected, other), (other, other)])
     motion = rng.choice(list(MOTIONS))
     name = f"clips/{folder.name}_{index:04d}.mp4"
     write_clip(folder.parent / name, frames_of(shown, motion, rng), FPS, tone_of(spoken, rng), RATE)

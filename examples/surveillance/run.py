@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 HERE = Path(__file__).parent
-HEADS = ("alert", "digit", "spoken", "motion")
+HEADS = ("alert", "digit", "spoken")
 
 
 def main() -> None:
@@ -27,7 +27,7 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     path, results = args.work / "config.yaml", args.work / "results.json"
     path.write_text(yaml.safe_dump(config))
-    print("training video + audio + text on alert, digit, spoken and motion ...", flush=True)
+    print("training video + audio + text on alert, digit and spoken ...", flush=True)
     command = ["mmlightning", "fit", "--config", str(path), f"--results_path={results}"]
     subprocess.run([*command, "--trainer.enable_progress_bar=false"], check=True)
     checkpoint = json.loads(results.read_text())["checkpoint"]

@@ -7,11 +7,34 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch.utils.data import Dataset
 
 from mmlightning.bundle import ProcessorBundle
 from mmlightning.data.manifest import Row
 from mmlightning.data.resume import sample_seed, seeded
+from mmlightning.processing import sample_key
+
+NEVER = 2**62
+
+
+class CachedInputs:
+    """The encoders whose inputs a split's loader stops processing from some epoch on, because every sample's
+    features are in the feature cache (frozen encoders, no augmentation). Held in shared memory, so the loader's
+    worker processes (kept between epochs) see a change made in the training process."""
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        self.keys = sorted(keys)
+        self.since = torch.full((len(self.keys),), NEVER, dtype=torch.long).share_memory_()
+
+    def skip(self, key: str, epoch: int) -> None:
+        self.since[self.keys.index(key)] = epoch
+
+    def reset(self, key: str) -> None:
+        self.since[self.keys.index(key)] = NEVER
+
+    def skipped(self, epoch: int) -> set[str]:
+        return {key for key, since in zip(self.keys, self.since.tolist()) if epoch >= since}
 
 
 class ManifestDataset(Dataset):
@@ -33,6 +56,13 @@ class ManifestDataset(Dataset):
     ) -> None:
         self.rows, self.root, self.file, self.bundle, self.train = list(rows), root, file, bundle, train
         self.targets, self.seed, self.offset = list(targets), 0, 0
+        self.cached = CachedInputs(list(bundle.processors))  # one per split: Rows shares the first part's
+
+    def sample_keys(self, root: Path | None = None) -> list[str]:
+        """Each row's feature-cache key (:func:`~mmlightning.processing.sample_key`), as the model makes it from a
+        batch (whose ``root`` is the split's first manifest's)."""
+        columns = self.bundle.read_columns()
+        return [sample_key([row.values.get(c) for c in columns], root or self.root) for row in self.rows]
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -46,8 +76,10 @@ class ManifestDataset(Dataset):
 
         def make() -> dict[str, Any]:
             return self.bundle.item(
-                row.values, self.root, self.train, f"{Path(self.file).name}:{row.line}", self.targets
+                row.values, self.root, self.train, f"{Path(self.file).name}:{row.line}", self.targets, skip
             )
+
+        skip = self.cached.skipped(epoch)
 
         try:
             return seeded(sample_seed(self.seed, epoch, self.offset + index), make) if self.train else make()
@@ -65,6 +97,11 @@ class Rows(Dataset):
         self.starts = [sum(len(p) for p in self.parts[:i]) for i in range(len(self.parts))]
         for part, start in zip(self.parts, self.starts):
             part.offset = start
+            part.cached = self.parts[0].cached
+        self.cached = self.parts[0].cached
+
+    def sample_keys(self) -> list[str]:
+        return [key for part in self.parts for key in part.sample_keys(self.parts[0].root)]
 
     def __len__(self) -> int:
         return sum(len(p) for p in self.parts)

@@ -114,20 +114,29 @@ def read_clip(
     return np.ascontiguousarray(clip[:, top : top + size, left : left + size])
 
 
+def _rgb(shape: tuple[int, int]) -> Any:
+    """frame -> ``(h, w, 3)`` uint8 at ``shape`` (width, height), through one scaler kept for the whole clip (making
+    one per frame costs several times the conversion)."""
+    from av.video.reformatter import VideoReformatter
+
+    scaler = VideoReformatter()
+    return lambda frame: scaler.reformat(frame, shape[0], shape[1], "rgb24").to_ndarray()
+
+
 def _decode_through(container: Any, stream: Any, wanted: list[int], shape: tuple[int, int]) -> list[np.ndarray]:
     """Decode frame by frame, converting only the wanted ones; a clip shorter than its header says repeats its last
     decoded frame."""
-    need = set(wanted)
+    rgb, need = _rgb(shape), set(wanted)
     found: dict[int, np.ndarray] = {}
     last, index = None, -1
     for index, frame in enumerate(container.decode(stream)):
         if index in need:
-            found[index] = frame.to_ndarray(format="rgb24", width=shape[0], height=shape[1])
+            found[index] = rgb(frame)
         last = frame
         if index >= max(wanted):
             break
     if last is not None and len(found) < len(need):
-        tail = last.to_ndarray(format="rgb24", width=shape[0], height=shape[1])
+        tail = rgb(last)
         return [found.get(i, tail) for i in wanted]
     return [found[i] for i in wanted if i in found]
 
@@ -135,10 +144,10 @@ def _decode_through(container: Any, stream: Any, wanted: list[int], shape: tuple
 def _seek(container: Any, stream: Any, frames: int, train: bool, shape: tuple[int, int]) -> list[np.ndarray]:
     """A long clip (or one whose header does not count its frames): seek to each wanted time and decode from the
     key frame before it to the first frame at or after it."""
-    base = float(stream.time_base or 0) or 1e-6
+    rgb, base = _rgb(shape), float(stream.time_base or 0) or 1e-6
     seconds = float(stream.duration * base) if stream.duration else (container.duration or 0) / 1e6
     if seconds <= 0:  # no duration anywhere: decode through, keeping every frame small
-        everything = [f.to_ndarray(format="rgb24", width=shape[0], height=shape[1]) for f in container.decode(stream)]
+        everything = [rgb(frame) for frame in container.decode(stream)]
         return [everything[i] for i in frame_indices(len(everything), frames, train)]
     kept = []
     for step in frame_indices(10_000, frames, train):
@@ -150,5 +159,5 @@ def _seek(container: Any, stream: Any, frames: int, train: bool, shape: tuple[in
             if frame.time is None or frame.time >= target:
                 break
         if chosen is not None:
-            kept.append(chosen.to_ndarray(format="rgb24", width=shape[0], height=shape[1]))
+            kept.append(rgb(chosen))
     return kept
