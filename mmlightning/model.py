@@ -208,7 +208,8 @@ class MultimodalModel(nn.Module):
         if key in self.frozen:
             return self.cache.encode(key, samples, batch.inputs[key], encoder)
         stem = encoder.stem()
-        assert stem is not None  # frozen_stems holds only encoders with a stem
+        if stem is None:  # frozen_stems holds only encoders with a stem: one that stopped giving it is a plugin bug
+            raise RuntimeError(f"encoder {key!r} ({type(encoder).__name__}) gave a stem, then none")
         stem.eval()  # frozen: no dropout, batch-norm statistics kept
         return encoder.over_stem(self.cache.encode(f"{key}.stem", samples, batch.inputs[key], stem), batch.inputs[key])
 
