@@ -109,8 +109,10 @@ def _skip_cached(trainer: Trainer, model: MultimodalModel, split: str, epoch: in
         if store is None or key not in names or model._augments(key):
             dataset.cached.reset(key)
             continue
+        if dataset.cached.checked.get(key) == id(store):
+            continue  # found complete before, and the same store since: not every row looked up again each epoch
         samples = dataset.sample_keys() if samples is None else samples
         if all(sample in store for sample in samples):
             if key not in dataset.cached.skipped(epoch):
                 log.info("%s: every sample's %s features are cached; the loader stops reading its inputs", split, key)
-            dataset.cached.skip(key, epoch)
+            dataset.cached.skip(key, epoch, store)

@@ -26,12 +26,15 @@ class CachedInputs:
     def __init__(self, keys: Sequence[str]) -> None:
         self.keys = sorted(keys)
         self.since = torch.full((len(self.keys),), NEVER, dtype=torch.long).share_memory_()
+        self.checked: dict[str, int] = {}  # key -> id of the cache store found complete (the training process's)
 
-    def skip(self, key: str, epoch: int) -> None:
+    def skip(self, key: str, epoch: int, store: object) -> None:
         self.since[self.keys.index(key)] = epoch
+        self.checked[key] = id(store)
 
     def reset(self, key: str) -> None:
         self.since[self.keys.index(key)] = NEVER
+        self.checked.pop(key, None)
 
     def skipped(self, epoch: int) -> set[str]:
         return {key for key, since in zip(self.keys, self.since.tolist()) if epoch >= since}
