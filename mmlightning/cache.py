@@ -112,7 +112,7 @@ class FeatureCache:
 
     def __init__(self, folder: str | Path | None = None) -> None:
         self.entries: dict[str, Any] = {}
-        self.prints: dict[str, tuple[float, ...]] = {}
+        self.prints: dict[str, tuple[Any, ...]] = {}
         self.folder = Path(folder) if folder else None
         self.hits = self.misses = 0
 
@@ -122,9 +122,9 @@ class FeatureCache:
             if isinstance(store, DiskStore):
                 store.flush()
 
-    def check(self, key: str, encoder: nn.Module) -> None:
-        """Forget ``key``'s features if its weights changed since they were computed."""
-        now = fingerprint(encoder)
+    def check(self, key: str, encoder: nn.Module, precision: str = "32-true") -> None:
+        """Forget ``key``'s features if its weights, or the precision they are computed in, changed since."""
+        now = (*fingerprint(encoder), precision)
         if self.prints.get(key) != now:
             old = self.entries.pop(key, None)
             if isinstance(old, DiskStore):

@@ -228,12 +228,13 @@ class MultimodalModel(nn.Module):
         """The parts' extra training losses (auxiliary heads, distillation, adversarial), ``{name: scalar}``."""
         return runner.extra_losses(self, batch, outputs, total) if len(self.tuning) else {}
 
-    def check_cache(self) -> None:
+    def check_cache(self, precision: str = "32-true") -> None:
+        """Before an epoch: cached features of changed weights, or of another precision, are not reused."""
         if self.cache is not None:
             for key in self.frozen:
-                self.cache.check(key, self.encoders[key])
+                self.cache.check(key, self.encoders[key], precision)
             for key in self.frozen_stems:
-                self.cache.check(f"{key}.stem", self.encoders[key].stem() or self.encoders[key])
+                self.cache.check(f"{key}.stem", self.encoders[key].stem() or self.encoders[key], precision)
 
     def train(self, mode: bool = True) -> MultimodalModel:
         super().train(mode)

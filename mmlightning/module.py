@@ -198,10 +198,10 @@ class MultimodalModule(EpochLog):
         return {"ids": batch.ids, "outputs": self.model(batch)}
 
     def on_train_epoch_start(self) -> None:
-        self.model.check_cache()
+        self.model.check_cache(str(self.trainer.precision))
 
     def on_validation_epoch_start(self) -> None:
-        self.model.check_cache()
+        self.model.check_cache(str(self.trainer.precision))
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch_metrics("train")

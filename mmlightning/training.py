@@ -33,6 +33,8 @@ from mmlightning.plugins import plugin_versions
 from mmlightning.preflight import NEEDS, check_before_work
 from mmlightning.progress import count_epochs_from_one
 from mmlightning.runs import run_dir
+from mmlightning.trainer import Trainer as AutoTrainer
+from mmlightning.trainer import resolve_precision
 from mmlightning.wandb import default_logger_config, keep_media_in
 
 log = logging.getLogger(__name__)
@@ -122,6 +124,12 @@ class MultimodalCLI(LightningCLI):
             help="fit: also keep checkpoints/last.ckpt, rewritten every N training steps (0: off), to resume a killed run",
         )
         parser.add_argument(
+            "--machine",
+            type=dict[str, Any] | None,
+            default=None,
+            help="filled in automatically: the machine the run was made on, and what precision auto chose there",
+        )
+        parser.add_argument(
             "--plugin_versions",
             type=dict[str, str] | None,
             default=None,
@@ -151,6 +159,7 @@ class MultimodalCLI(LightningCLI):
         config["plugin_versions"] = current
         check_before_work(self.subcommand, config)
         trainer = config["trainer"]
+        resolve_precision(trainer, config)
         if not trainer.get("logger") and not Path(trainer.get("default_root_dir") or "runs").name.startswith("run-"):
             # no logger to name the run: a folder of its own, so two runs never share checkpoints or configs
             stamp = f"run-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
@@ -243,6 +252,7 @@ def run(
         parser_kwargs={"exit_on_error": not raise_errors},
         save_config_callback=SaveConfig,
         save_config_kwargs={"overwrite": True, "save_to_log_dir": False},
+        trainer_class=AutoTrainer,
         trainer_defaults=defaults,
         auto_configure_optimizers=False,
     )

@@ -169,7 +169,9 @@ def ensemble_main(argv: Sequence[str]) -> int:
     parser.add_argument("--rows", default=None, help="the manifest to score (default: the first run's val manifest)")
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument(
-        "--precision", default=None, help="32 or bf16-mixed (bf16 autocast); default: the first run's trainer.precision"
+        "--precision",
+        default=None,
+        help="32, bf16-mixed (bf16 autocast) or auto (bf16 where this CPU computes it natively); default: the first run's trainer.precision",
     )
     parser.add_argument("--out", default=None, help="where to write ensemble.json (default runs/ensemble-DATE-TIME)")
     parser.add_argument("--predictions_path", default=None, help="the ensemble's predictions, a JSON line per row")

@@ -37,6 +37,7 @@ deployment:
 plugins:
   plugins      list installed plugins, their versions, what they register, and skipped ones  [--json]
   components   list components with their modality and summary  [encoder|fusion|head|datamodule|reader|tuning]
+  env          this machine's capability (CPU instructions, bf16, threads, GPU) and what precision auto picks
 
 Components are chosen by class name with their own arguments, e.g.
   --model.encoders.image=TimmEncoder --model.encoders.image.model_name=resnet18 --model.fusion=CrossAttentionFusion
@@ -85,6 +86,10 @@ def _command(argv: list[str]) -> int:
         except BrokenPipeError:  # e.g. `mmlightning components | head`
             sys.stderr.close()
             return 0
+    if command == "env":
+        from mmlightning.cli.env import env
+
+        return env(rest)
     if command in TRAINING:
         return _train(argv)
     found = commands()
@@ -93,7 +98,7 @@ def _command(argv: list[str]) -> int:
 
         get_registry().import_all()  # the components a checkpoint names
         return found[command](rest)
-    close = difflib.get_close_matches(command, [*TRAINING, *found, "plugins", "components"], n=1)
+    close = difflib.get_close_matches(command, [*TRAINING, *found, "plugins", "components", "env"], n=1)
     hint = f" Did you mean '{close[0]}'?" if close else ""
     print(f"mmlightning: unknown command '{command}'.{hint} See `mmlightning --help`.", file=sys.stderr)
     return 2

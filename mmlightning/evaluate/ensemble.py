@@ -32,8 +32,8 @@ def ensemble(
     default the first run's val manifest), in one pass. Every member reads the rows through its own processors,
     so members may differ in encoders, input sizes or fusion; the heads they share must have the same labels.
 
-    ``precision``: ``bf16-mixed`` runs the members under bf16 autocast, ``32`` in float32; default: the first
-    run's ``trainer.precision``. Writes ``ensemble.json`` to ``out`` when given, and one JSON line per row (the
+    ``precision``: ``bf16-mixed`` runs the members under bf16 autocast, ``32`` in float32, ``auto`` the one this CPU
+    computes fastest; default: the first run's ``trainer.precision``. Writes ``ensemble.json`` to ``out`` when given, and one JSON line per row (the
     ensemble's decoded predictions) to ``predictions_path`` when given. Returns the report."""
 
     if len(ckpt_paths) < 2:
@@ -49,6 +49,10 @@ def ensemble(
         check_rows(bundle, found, root, manifest, f" (for the model of {path})")
     check_targets(members[0][1], heads, found, manifest)
     chosen = precision if precision is not None else run_precision(runs[0].config)
+    if chosen == "auto":
+        from mmlightning.machine import choose_precision
+
+        chosen = choose_precision("cpu")[0]
     autocast = bf16(chosen)
     first = members[0][0]
     scores = [Scores({key: model.heads[key] for key in heads}) for model, _ in members]
@@ -134,7 +138,7 @@ def bf16(precision: str) -> Any:
     if precision.startswith("bf16"):
         return lambda: torch.autocast("cpu", dtype=torch.bfloat16)
     if precision not in ("32", "32-true"):
-        raise ConfigError(f"ensemble --precision: '{precision}' is not supported here; choose 32 or bf16-mixed")
+        raise ConfigError(f"ensemble --precision: '{precision}' is not supported here; choose 32, bf16-mixed or auto")
     return contextlib.nullcontext
 
 
