@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import subprocess
 import sys
@@ -24,6 +23,8 @@ import time
 from pathlib import Path
 
 import yaml
+
+from mmlightning.machine import machine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baselines import boosted_trees  # noqa: E402
@@ -222,7 +223,7 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / "tabular.json"
     report = json.loads(path.read_text()) if path.is_file() else {"datasets": {}}
-    report["machine"] = f"{platform.processor() or platform.machine()}, {_cpu()}"
+    report["machine"] = machine().line()
     report["column_scaling"] = column_scaling()
     for dataset in args.only or list(PLAN):
         report["datasets"][dataset] = run(dataset, args.epochs)
@@ -236,17 +237,6 @@ def main() -> None:
         )
     if not args.no_docs:
         write_docs(text)
-
-
-def _cpu() -> str:
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "unknown CPU"
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
-    flags = next((line for line in info.splitlines() if line.startswith("flags")), "")
-    has = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f" {f}" in flags]
-    return f"{name} ({' '.join(has)})"
 
 
 if __name__ == "__main__":

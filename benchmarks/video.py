@@ -32,6 +32,8 @@ from pathlib import Path
 
 import yaml
 
+from mmlightning.machine import machine
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "av_clips"
 CONFIG = ROOT / "docs" / "configs" / "av_clips.yaml"
@@ -137,7 +139,7 @@ def main() -> None:
     skip = set(args.skip.split(",")) - {""}
     path = OUT / "video.json"
     found = json.loads(path.read_text()) if path.exists() else {}
-    found.update({"machine": platform.platform(), "cpus": os.cpu_count(), "cpu": cpu_name()})
+    found.update({"machine": platform.platform(), "cpus": os.cpu_count(), "cpu": machine().line()})
     if "loader" not in skip:
         found["loader"] = loader(20)
         print(f"loader (2 workers) {found['loader']['loader_clips_per_s_2_workers']:.0f} clips/s, training step "
@@ -151,18 +153,6 @@ def main() -> None:
     path.write_text(json.dumps(found, indent=2))
     print(table(found))
     print(f"written to {path}")
-
-
-def cpu_name() -> str:
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor()
-    name = re.search(r"model name\s*:\s*(.*)", info)
-    flags = re.search(r"flags\s*:\s*(.*)", info)
-    have = set(flags.group(1).split()) if flags else set()
-    isa = ", ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in have)
-    return f"{name.group(1) if name else '?'} ({isa})"
 
 
 def table(found: dict) -> str:

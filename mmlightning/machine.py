@@ -54,26 +54,23 @@ class Machine:
         return {**asdict(self), "line": self.line()}
 
 
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields in ``/proc/cpuinfo`` (``model name``, ``flags`` or Arm's ``Features``)."""
+    fields: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for row in info:
+                if not row.strip():
+                    break  # the first processor's block ends here
+                key, _, value = row.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    return fields
+
+
 def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            for row in info:
-                if row.startswith("model name"):
-                    return row.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            for row in info:
-                if row.startswith(("flags", "Features")):
-                    return set(row.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+    return _cpuinfo().get("model name") or platform.processor() or platform.machine()
 
 
 def onednn_capped() -> bool:
@@ -90,7 +87,7 @@ def machine() -> Machine:
     avx512_bf16 = bool(getattr(cpu, "_is_avx512_bf16_supported", lambda: False)())
     if platform.machine().lower() in ("aarch64", "arm64"):  # Arm: the bf16 feature (Neoverse V1/N2, Graviton 3)
         avx512_bf16, amx = False, False
-        native = "bf16" in _cpu_flags()
+        native = "bf16" in (_cpuinfo().get("Features") or "").split()
     else:
         native = amx or avx512_bf16
     bf16 = native and torch.ops.mkldnn._is_mkldnn_bf16_supported() and not onednn_capped()

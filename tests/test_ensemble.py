@@ -110,3 +110,14 @@ def test_bad_ensembles_are_refused_with_what_to_do(members, shapes_data, capsys)
     first.heads["label"].__class__ = NoCombine
     with pytest.raises(ConfigError, match=r"head 'label' \(NoCombine\) does not say how to combine"):
         shared_heads([first, first], paths)
+
+
+def test_precision_auto_scores_in_what_this_cpu_computes_fastest(members, shapes_data, monkeypatch):
+    from mmlightning.evaluate.ensemble import ensemble
+
+    monkeypatch.setattr("mmlightning.machine.choose_precision", lambda accelerator: ("32-true", "no bf16 here"))
+    paths = [run.checkpoint for run in members]
+    report = ensemble(paths, str(shapes_data / "val.jsonl"), precision="auto")
+    assert report["precision"] == "32-true"
+    monkeypatch.setattr("mmlightning.machine.choose_precision", lambda accelerator: ("bf16-mixed", "native"))
+    assert ensemble(paths, str(shapes_data / "val.jsonl"), precision="auto")["precision"] == "bf16-mixed"

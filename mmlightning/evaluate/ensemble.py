@@ -33,8 +33,9 @@ def ensemble(
     so members may differ in encoders, input sizes or fusion; the heads they share must have the same labels.
 
     ``precision``: ``bf16-mixed`` runs the members under bf16 autocast, ``32`` in float32, ``auto`` the one this CPU
-    computes fastest; default: the first run's ``trainer.precision``. Writes ``ensemble.json`` to ``out`` when given, and one JSON line per row (the
-    ensemble's decoded predictions) to ``predictions_path`` when given. Returns the report."""
+    computes fastest; default: the first run's ``trainer.precision``. Writes ``ensemble.json`` to ``out`` when
+    given, and one JSON line per row (the ensemble's decoded predictions) to ``predictions_path`` when given.
+    Returns the report."""
 
     if len(ckpt_paths) < 2:
         raise ConfigError(
