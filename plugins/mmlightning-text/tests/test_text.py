@@ -114,3 +114,36 @@ def test_a_learnt_tokenizer_is_the_same_in_every_process():
         for _ in range(2)
     )
     assert first == second and '"[MASK]":4' in first.replace(" ", "")
+
+
+@pytest.mark.parametrize("kind", ["wordpiece", "bpe"])
+def test_a_huge_text_is_cut_before_tokenising_with_the_same_tokens(kind, monkeypatch):
+    from mmlightning_text import processor as module
+
+    processor = module.TextProcessor(train_tokenizer(TEXTS, kind, vocab_size=120), max_length=16, case=True)
+    huge = " ".join(TEXTS) * 2_000  # about 1 MB
+    seen: list[int] = []
+    tokenizer = processor.tokenizer
+    monkeypatch.setattr(processor, "tokenizer", _Counting(tokenizer, seen))
+    cut = processor(huge, Path("."), False)
+    assert seen == [16 * module.CHARS_PER_TOKEN]  # only the head was tokenised
+    whole = tokenizer.encode(huge)  # the whole string, as before
+    assert cut["ids"].tolist() == whole.ids and cut["word_ids"].tolist() == [
+        -1 if w is None else w for w in whole.word_ids
+    ]
+    seen.clear()
+    spaced = "cat " + " " * 600 + "dog " * 200  # the tokens kept end late in the cut: the whole string is read
+    assert processor(spaced, Path("."), False)["ids"].tolist() == tokenizer.encode(spaced).ids
+    if kind == "wordpiece":  # spaces make no tokens there (byte-level BPE gives them tokens, and keeps the cut)
+        assert seen == [16 * module.CHARS_PER_TOKEN, len(spaced)]
+
+
+class _Counting:
+    """A tokenizer that records the length of every string it encodes."""
+
+    def __init__(self, tokenizer, seen: list[int]) -> None:
+        self.tokenizer, self.seen = tokenizer, seen
+
+    def encode(self, value, **kwargs):
+        self.seen.append(len(value))
+        return self.tokenizer.encode(value, **kwargs)
