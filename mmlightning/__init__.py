@@ -14,6 +14,7 @@ from mmlightning.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from mmlightning.api import Run, fit, load
+    from mmlightning.auto.predictor import Predictor
     from mmlightning.bundle import ProcessorBundle
     from mmlightning.contracts import Batch, Chart, Encoder, Fusion, Head, HeadContext, HeadOutput
     from mmlightning.data.datamodule import MultimodalDataModule
@@ -36,6 +37,7 @@ __all__ = [
     "MultimodalDataModule",
     "MultimodalModel",
     "MultimodalModule",
+    "Predictor",
     "Processor",
     "ProcessorBundle",
     "Run",
@@ -53,6 +55,7 @@ _LAZY = {
     "Head": "mmlightning.contracts",
     "HeadContext": "mmlightning.contracts",
     "HeadOutput": "mmlightning.contracts",
+    "Predictor": "mmlightning.auto.predictor",
     "Processor": "mmlightning.processing",
     "TargetCodec": "mmlightning.processing",
     "ProcessorBundle": "mmlightning.bundle",

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from mmlightning.features import Features
 from mmlightning.processing import Processor, TargetCodec
 from mmlightning.readers import Reader
+from mmlightning.roles import Role
 from mmlightning.strategy import Tuning
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "HeadOutput",
     "Processor",
     "Reader",
+    "Role",
     "TargetCodec",
     "Tuning",
 ]

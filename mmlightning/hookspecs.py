@@ -74,6 +74,15 @@ def register_tunings(register: Register) -> None:
 
 
 @hookspec
+def register_roles(register: Register) -> None:
+    """Register :class:`~mmlightning.roles.Role` subclasses: kinds of column that ``mmlightning auto`` recognises
+    from their values, with the encoder or head each gets: ``register(MyRole)``.
+
+    .. versionadded:: 0.3
+    """
+
+
+@hookspec
 def register_commands(register: RegisterCommand) -> None:
     """Register commands of ``mmlightning``: ``register("evaluate-x", "my_plugin.cli:main", "one line on it")``.
 

@@ -21,6 +21,7 @@ KINDS: dict[str, str] = {
     "datamodule": "",
     "reader": "Reader",
     "tuning": "Tuning",
+    "role": "Role",
 }
 
 

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_every_hook_is_documented_with_its_signature():
     guide = (ROOT / "docs" / "plugin-guide.md").read_text()
     hooks = [name for name, fn in vars(hookspecs).items() if inspect.isfunction(fn) and name.startswith("register_")]
-    assert len(hooks) == 7
+    assert len(hooks) == 8
     for name in hooks:
         params = ", ".join(inspect.signature(getattr(hookspecs, name)).parameters)
         assert f"`{name}({params})`" in guide, name

@@ -13,9 +13,17 @@ COMMANDS = {
     "robustness": "re-score a split with each modality removed or corrupted at rising severity: table, plot, W&B",
     "ensemble": "score several checkpoints as one (their probabilities averaged), beside each one alone",
 }
+OWN = {
+    "auto": (
+        "mmlightning.cli.auto:auto_main",
+        "point it at a table and a label: roles inferred, a preset trained in a time limit, a leaderboard",
+    )
+}
 
 
 @hookimpl
 def register_commands(register: RegisterCommand) -> None:
     for name, summary in COMMANDS.items():
         register(name, f"mmlightning.cli.deploy:{name}_main", summary)
+    for name, (target, summary) in OWN.items():
+        register(name, target, summary)

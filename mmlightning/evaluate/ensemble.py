@@ -27,6 +27,7 @@ def ensemble(
     batch_size: int = 64,
     precision: str | None = None,
     predictions_path: str | Path | None = None,
+    root: str | Path | None = None,
 ) -> dict[str, Any]:
     """Each head's metrics for the ensemble of ``ckpt_paths`` and for each member, over ``rows`` (a manifest;
     default the first run's val manifest), in one pass. Every member reads the rows through its own processors,
@@ -35,6 +36,7 @@ def ensemble(
     ``precision``: ``bf16-mixed`` runs the members under bf16 autocast, ``32`` in float32, ``auto`` the one this CPU
     computes fastest; default: the first run's ``trainer.precision``. Writes ``ensemble.json`` to ``out`` when
     given, and one JSON line per row (the ensemble's decoded predictions) to ``predictions_path`` when given.
+    ``root``: the folder the rows' media paths are relative to (default: the manifest's folder).
     Returns the report."""
 
     if len(ckpt_paths) < 2:
@@ -44,7 +46,8 @@ def ensemble(
     runs = [load_run(path) for path in ckpt_paths]
     members = [(run.model, run.bundle) for run in runs]
     heads = shared_heads([model for model, _ in members], ckpt_paths)
-    found, root = example_rows(runs[0], rows, count=10**9)
+    found, manifest_root = example_rows(runs[0], rows, count=10**9)
+    root = Path(root) if root is not None else manifest_root
     manifest = rows or "the first run's val manifest"
     for (_, bundle), path in zip(members, ckpt_paths):
         check_rows(bundle, found, root, manifest, f" (for the model of {path})")

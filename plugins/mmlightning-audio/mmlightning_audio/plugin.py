@@ -6,3 +6,8 @@ from mmlightning import hookimpl
 @hookimpl
 def register_encoders(register):
     register("mmlightning_audio.encoder:AudioEncoder")
+
+
+@hookimpl
+def register_roles(register):
+    register("mmlightning_audio.roles:AudioRole")

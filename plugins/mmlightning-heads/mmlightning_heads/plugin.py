@@ -16,3 +16,10 @@ HEADS = [
 def register_heads(register):
     for path in HEADS:
         register(path)
+
+
+@hookimpl
+def register_roles(register):
+    register("mmlightning_heads.roles:ClassLabelRole")
+    register("mmlightning_heads.roles:ValueLabelRole")
+    register("mmlightning_heads.roles:LabelSetRole")

@@ -18,3 +18,8 @@ def register_readers(register):
 def register_heads(register):
     register("mmlightning_text.caption:CaptionHead")
     register("mmlightning_text.masked:MaskedLanguageHead")
+
+
+@hookimpl
+def register_roles(register):
+    register("mmlightning_text.roles:TextRole")

@@ -11,3 +11,8 @@ def register_encoders(register):
 @hookimpl
 def register_heads(register):
     register("mmlightning_vision.masked:MaskedPatchHead")
+
+
+@hookimpl
+def register_roles(register):
+    register("mmlightning_vision.roles:ImageRole")

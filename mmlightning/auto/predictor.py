@@ -1,0 +1,459 @@
+"""``Predictor``: point it at a table and a label; it works out the columns' roles, trains a preset's models within
+a time limit, and predicts, scores, saves and loads as one object.
+
+    predictor = mmlightning.Predictor(label="label", preset="fast").fit("train.jsonl", time_limit=300)
+    predictor.leaderboard()
+    predictor.predict(df)            # a list (a pandas Series for a DataFrame)
+    predictor.evaluate("dev.jsonl")  # every metric of the task
+    predictor.save("my_model"); mmlightning.Predictor.load("my_model").predict(df)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mmlightning.auto.infer import Roles, infer_roles, present
+from mmlightning.auto.presets import Plan, key_of, plans
+from mmlightning.errors import ConfigError, MissingFileError
+from mmlightning.roles import PRESETS
+
+log = logging.getLogger(__name__)
+
+MANIFESTS = (".jsonl", ".json", ".csv", ".parquet")
+HOLDOUT = 0.1  # without tuning data, this share of the training rows (stratified by class) picks checkpoints
+FILE = "predictor.json"
+
+
+class Predictor:
+    """Infer roles, train a preset within a time limit, predict. ``path``: the folder for everything (default
+    ``runs/auto-DATE-TIME``); ``column_types``: roles to use instead of the inferred ones (``{"zip":
+    "categorical", "notes": "ignore"}``)."""
+
+    def __init__(
+        self,
+        label: str,
+        preset: str = "fast",
+        path: str | Path | None = None,
+        column_types: Mapping[str, str] | None = None,
+        seed: int = 0,
+    ) -> None:
+        if preset not in PRESETS:
+            raise ConfigError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+        self.label, self.preset, self.seed = label, preset, seed
+        self.column_types = dict(column_types or {})
+        self.path = Path(path) if path is not None else Path("runs") / f"auto-{time.strftime('%Y%m%d-%H%M%S')}"
+        self.roles: Roles | None = None
+        self.models: list[dict[str, Any]] = []  # what was tried: name, score, seconds, checkpoint, ...
+        self.chosen: list[str] = []  # the names of the models that predict (several: an ensemble)
+        self.summary: dict[str, Any] = {}
+        self._runs: list[Any] | None = None
+        self._cache: Any = None  # frozen encoders' features, shared by the models fit trains
+
+    # training
+
+    def fit(
+        self,
+        train: Any,
+        tuning_data: Any = None,
+        time_limit: float | None = None,
+        root: str | Path | None = None,
+    ) -> Predictor:
+        """Train on ``train`` (a DataFrame, a CSV/JSONL/Parquet path, or a folder with one such manifest; media
+        paths relative to ``root``, default the manifest's folder or, for a DataFrame, the working folder).
+        ``tuning_data`` picks checkpoints and ensemble members (default: 10% of ``train``, held out). ``time_limit``
+        (seconds) counts all of it, feature caching included; training stops in time with the best checkpoint."""
+        start = time.monotonic()
+        deadline = start + time_limit if time_limit else math.inf
+        if self.path.exists() and any(self.path.iterdir()):
+            raise ConfigError(f"{self.path} exists and is not empty: give Predictor(path=...) a new folder")
+        rows, train_root, where = load_split(train, root)
+        self.roles = roles = infer_roles(rows, self.label, train_root, self.column_types, where, seed=self.seed)
+        labelled = [row for row in rows if present(row.get(self.label))]
+        if len(labelled) < len(rows):
+            log.warning(
+                "%d of %d rows of %s have no '%s': left out of training",
+                len(rows) - len(labelled),
+                len(rows),
+                where,
+                self.label,
+            )
+        if tuning_data is None:
+            labelled, tuning = holdout(labelled, self.label, roles.task, self.seed)
+            tuning_root, tuning_where = train_root, f"{HOLDOUT:.0%} of {where}, held out"
+        else:
+            tuning, tuning_root, tuning_where = load_split(tuning_data, root)
+            tuning = [row for row in tuning if present(row.get(self.label))]
+        data = self.path / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        media = [c for c, column in roles.sample.items() if any(h is not None for _, h in column.file_heads())]
+        allow = []
+        if Path(tuning_root).resolve() != Path(train_root).resolve():
+            tuning = [absolute(row, media, tuning_root) for row in tuning]
+            allow = [str(Path(tuning_root).resolve())]
+        write_jsonl(data / "train.jsonl", labelled)
+        write_jsonl(data / "tuning.jsonl", tuning)
+        self.summary = {
+            "preset": self.preset,
+            "time_limit": time_limit,
+            "train": where,
+            "tuning": tuning_where,
+            "rows": {"train": len(labelled), "tuning": len(tuning)},
+            "roles": roles.as_dict(),
+        }
+        todo = plans(
+            roles,
+            self.preset,
+            str(data / "train.jsonl"),
+            str(data / "tuning.jsonl"),
+            str(Path(train_root).resolve()),
+            self.path.resolve(),
+            self.seed,
+            allow,
+        )
+        log.info("columns of %s:\n%s", where, roles.table())
+        for number, plan in enumerate(todo):
+            self._train(plan, number, deadline, start)
+        finished = [m for m in self.models if m.get("checkpoint")]
+        if not finished:
+            raise ConfigError(
+                f"no model finished its first validation within time_limit={time_limit} s "
+                f"({', '.join(m['name'] + ': ' + m.get('note', '') for m in self.models)}); give a longer time_limit"
+            )
+        finished.sort(key=lambda m: m["score"], reverse=finished[0]["mode"] == "max")
+        self.chosen = [finished[0]["name"]]
+        self._cache = None  # the features are not needed to predict
+        if len(finished) > 1:
+            self._pick_ensemble(finished, data / "tuning.jsonl", train_root)
+        self.summary["seconds"] = round(time.monotonic() - start, 1)
+        self.summary["chosen"] = self.chosen
+        self._write()
+        log.info(
+            "leaderboard:\n%s\npredictor saved in %s (%.0f s)",
+            self.leaderboard_text(),
+            self.path,
+            self.summary["seconds"],
+        )
+        return self
+
+    def dry_run(self, train: Any, tuning_data: Any = None, root: str | Path | None = None) -> str:
+        """The role table and the configs ``fit`` would train, trained nothing."""
+        rows, train_root, where = load_split(train, root)
+        self.roles = roles = infer_roles(rows, self.label, train_root, self.column_types, where, seed=self.seed)
+        data = self.path / "data"
+        todo = plans(
+            roles,
+            self.preset,
+            str(data / "train.jsonl"),
+            str(data / "tuning.jsonl"),
+            str(Path(train_root).resolve()),
+            self.path.resolve(),
+            self.seed,
+        )
+        shown = [f"# {p.name} (ranked by {p.metric})\n{yaml.safe_dump(p.config, sort_keys=False)}" for p in todo]
+        return f"columns of {where}:\n{roles.table()}\n\n" + "\n".join(shown)
+
+    def _train(self, plan: Plan, number: int, deadline: float, start: float) -> None:
+        from mmlightning.auto.deadline import Deadline, SharedFeatures
+        from mmlightning.cache import FeatureCache
+        from mmlightning.training import fit as fit_config
+        from mmlightning.wandb import default_logger_config
+
+        config = dict(plan.config)
+        config["trainer"] = {**config["trainer"], "logger": default_logger_config(str(self.path.resolve() / "models"))}
+        configs = self.path / "configs"
+        configs.mkdir(exist_ok=True)
+        name = f"{number + 1}-{key_of(plan.name)}"
+        (configs / f"{name}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        entry: dict[str, Any] = {
+            "name": plan.name,
+            "metric": plan.metric,
+            "mode": plan.mode,
+            "config": f"configs/{name}.yaml",
+        }
+        self.models.append(entry)
+        left = deadline - time.monotonic()
+        done = [m for m in self.models if m.get("seconds")]
+        if done and left < 0.5 * min(m["seconds"] for m in done):
+            entry["note"] = f"not started: {max(0, left):.0f} s left of the time limit"
+            log.info("%s: %s", plan.name, entry["note"])
+            return
+        log.info(
+            "training %s (%s), %s",
+            plan.name,
+            f"{number + 1} of the preset's models",
+            f"{left:.0f} s left" if left != math.inf else "no time limit",
+        )
+        # stop early enough to validate, save the checkpoint and close the run (W&B) before the deadline itself
+        reserve = min(60.0, max(1.5, 0.08 * (deadline - start))) if deadline != math.inf else 0.0
+        watch = Deadline(deadline - reserve, plan.metric, plan.mode)
+        began = time.monotonic()
+        if self._cache is None:
+            self._cache = FeatureCache()
+        found = fit_config(config, callbacks=[watch, SharedFeatures(self._cache)])
+        entry.update(
+            seconds=round(time.monotonic() - began, 1),
+            score=watch.best,
+            epoch=watch.best_epoch,
+            stopped_by_time_limit=watch.stopped,
+            checkpoint=str(Path(found["checkpoint"]).resolve().relative_to(self.path.resolve()))
+            if found["checkpoint"]
+            else "",
+        )
+        if watch.best is None:
+            entry["checkpoint"], entry["note"] = "", "stopped by the time limit before its first validation"
+
+    def _pick_ensemble(self, finished: list[dict[str, Any]], tuning: Path, root: str | Path) -> None:
+        """The ensemble of every finished model, kept when it scores at least as well as the best one alone."""
+        from mmlightning.evaluate.ensemble import ensemble
+
+        report = ensemble([self.path / m["checkpoint"] for m in finished], str(tuning), root=root)
+        metric = finished[0]["metric"].rsplit("/", 1)[-1]
+        head = key_of(self.label)
+        score = report["ensemble"][head].get(metric)
+        name = f"ensemble of {len(finished)}"
+        better = score is not None and (
+            score >= finished[0]["score"] if finished[0]["mode"] == "max" else score <= finished[0]["score"]
+        )
+        self.models.append(
+            {
+                "name": name,
+                "metric": finished[0]["metric"],
+                "mode": finished[0]["mode"],
+                "score": score,
+                "members": [m["name"] for m in finished],
+            }
+        )
+        if better:
+            self.chosen = [m["name"] for m in finished]
+
+    # predicting
+
+    def _members(self) -> list[Any]:
+        if self._runs is None:
+            from mmlightning.trained import load_run
+
+            if not self.chosen:
+                raise ConfigError("this Predictor has not been fitted: call fit(...) or Predictor.load(path)")
+            by_name = {m["name"]: m for m in self.models}
+            self._runs = [load_run(self.path / by_name[name]["checkpoint"]) for name in self.chosen]
+        return self._runs
+
+    def _outputs(self, data: Any, root: str | Path | None, batch_size: int = 64) -> Any:
+        """For each batch of ``data``: the first member's batch (targets included) and the members' combined outputs."""
+        import torch
+
+        from mmlightning.contracts import Batch
+
+        rows, base, _ = load_split(data, root, checked=False)
+        runs = self._members()
+        head = key_of(self.label)
+        for start in range(0, len(rows), batch_size):
+            part = rows[start : start + batch_size]
+            batches = [run.bundle(part, base) for run in runs]
+            batches[0].ids = [str(r.get(runs[0].bundle.id_column, start + i)) for i, r in enumerate(part)]
+            with torch.no_grad():
+                outputs = [run.model(Batch(inputs=b.inputs)) for run, b in zip(runs, batches)]
+            merged = (
+                outputs[0] if len(runs) == 1 else {head: runs[0].model.heads[head].combine([o[head] for o in outputs])}
+            )
+            yield batches[0], merged
+
+    def predict(self, data: Any, root: str | Path | None = None) -> Any:
+        """Each row's predicted label (a pandas Series for a DataFrame, else a list)."""
+        head = key_of(self.label)
+        decoded = [
+            row[head]
+            for batch, out in self._outputs(data, root)
+            for row in self._members()[0].bundle.decode(out, batch.ids)
+        ]
+        return _series(decoded, data, self.label)
+
+    def predict_proba(self, data: Any, root: str | Path | None = None) -> Any:
+        """Each row's probability per class (a pandas DataFrame for a DataFrame, else a list of dicts)."""
+        head = key_of(self.label)
+        found = []
+        for batch, out in self._outputs(data, root):
+            for row in self._members()[0].bundle.decode(out, batch.ids):
+                if f"{head}_scores" not in row:
+                    raise ConfigError(
+                        f"predict_proba: the task is {self.roles_task()}, which has no class probabilities; use predict"
+                    )
+                found.append(row[f"{head}_scores"])
+        if hasattr(data, "to_dict"):
+            import pandas as pd
+
+            return pd.DataFrame(found, index=data.index)
+        return found
+
+    def evaluate(self, data: Any, root: str | Path | None = None) -> dict[str, float]:
+        """Every metric of the task on ``data`` (which has the label), as the validation of a run reports them."""
+        from mmlightning.evaluate.scoring import Scores
+
+        runs = self._members()
+        head = key_of(self.label)
+        scores = Scores({head: runs[0].model.heads[head]})
+        for batch, out in self._outputs(data, root):
+            if head not in batch.targets:
+                raise ConfigError(f"evaluate: the rows have no '{self.label}' to score against")
+            scores.update(out, batch)
+        return scores.values()[head]
+
+    def roles_task(self) -> str:
+        return self.summary.get("roles", {}).get("task", "")
+
+    # reporting, saving
+
+    def leaderboard(self) -> list[dict[str, Any]]:
+        """Every model tried, best first: its name, validation score (on the tuning data), seconds, and whether it
+        predicts."""
+        order = sorted(
+            self.models,
+            key=lambda m: (
+                m.get("score") is None,
+                -(m.get("score") or 0) if m.get("mode") == "max" else (m.get("score") or 0),
+            ),
+        )
+        chosen = set(self.chosen)
+        return [
+            {
+                "model": m["name"],
+                "score": m.get("score"),
+                "metric": m.get("metric"),
+                "seconds": m.get("seconds"),
+                "epochs": m.get("epoch"),
+                "predicts": m["name"] in chosen
+                or (bool(m.get("members")) and set(m["members"]) == chosen and len(chosen) > 1),
+                "note": m.get("note", "stopped by the time limit" if m.get("stopped_by_time_limit") else ""),
+            }
+            for m in order
+        ]
+
+    def leaderboard_text(self) -> str:
+        rows = self.leaderboard()
+        width = max(len(r["model"]) for r in rows)
+        lines = [f"{'model':<{width}}  {'score':>8}  {'seconds':>8}  predicts  metric / note"]
+        for r in rows:
+            score = f"{r['score']:.4f}" if r["score"] is not None else "-"
+            seconds = f"{r['seconds']:.0f}" if r["seconds"] else "-"
+            lines.append(
+                f"{r['model']:<{width}}  {score:>8}  {seconds:>8}  {'yes' if r['predicts'] else '':<8}  {r['metric'] or ''} {r['note']}"
+            )
+        return "\n".join(lines)
+
+    def fit_summary(self) -> dict[str, Any]:
+        """What fit did: the data, the roles, each model tried with its validation score, what predicts."""
+        return {**self.summary, "models": self.models}
+
+    def _write(self) -> None:
+        state = {
+            "label": self.label,
+            "preset": self.preset,
+            "seed": self.seed,
+            "column_types": self.column_types,
+            "models": self.models,
+            "chosen": self.chosen,
+            "summary": self.summary,
+        }
+        (self.path / FILE).write_text(json.dumps(state, indent=2, default=str))
+
+    def save(self, path: str | Path) -> Path:
+        """Copy the predictor (its models, configs and data manifests) to ``path``; ``Predictor.load(path)``
+        reads it back in any process."""
+        path = Path(path)
+        if path.resolve() != self.path.resolve():
+            if path.exists():
+                raise ConfigError(f"{path} exists already: save to a new folder")
+            shutil.copytree(self.path, path, ignore=shutil.ignore_patterns("feature_cache", "wandb", "*.wandb"))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Predictor:
+        path = Path(path)
+        if not (path / FILE).is_file():
+            raise MissingFileError(f"{path} is not a saved Predictor (no {FILE} in it)")
+        state = json.loads((path / FILE).read_text())
+        predictor = cls(state["label"], state["preset"], path, state.get("column_types"), state.get("seed", 0))
+        predictor.models, predictor.chosen, predictor.summary = state["models"], state["chosen"], state["summary"]
+        return predictor
+
+
+# data
+
+
+def load_split(data: Any, root: str | Path | None, checked: bool = True) -> tuple[list[dict[str, Any]], Path, str]:
+    """Rows, their media root and a name for messages, from a DataFrame, rows (dicts), a manifest path or a folder
+    holding one manifest. A manifest line that cannot be read stops it, named by file and line."""
+    if hasattr(data, "to_dict"):
+        rows = [
+            {k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in data.to_dict("records")
+        ]
+        return rows, Path(root or "."), "the DataFrame"
+    if isinstance(data, Mapping):
+        return [dict(data)], Path(root or "."), "the row"
+    if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
+        return [dict(r) for r in data], Path(root or "."), "the rows"
+    path = Path(data)
+    if path.is_dir():
+        found = [p for p in sorted(path.iterdir()) if p.suffix.lower() in MANIFESTS]
+        named = [p for p in found if p.stem == "train"]
+        if len(named) == 1 or len(found) == 1:
+            path = (named or found)[0]
+        else:
+            raise ConfigError(
+                f"{data} holds {len(found)} manifests ({', '.join(p.name for p in found) or 'none'}); name the file"
+            )
+    from mmlightning.data.manifest import read_manifest
+    from mmlightning.data.validate import BadRowsError, report
+
+    manifest = read_manifest(path)
+    if manifest.bad and checked:
+        raise BadRowsError(
+            f"{report(manifest.bad, len(manifest.rows) + len(manifest.bad))}\nFix these lines and fit again."
+        )
+    return [dict(row.values) for row in manifest.rows], Path(root or manifest.root), str(path)
+
+
+def holdout(
+    rows: list[dict[str, Any]], label: str, task: str, seed: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``rows`` split into training and tuning rows: ``HOLDOUT`` of each class (of all rows for a regression)."""
+    rng = random.Random(seed)
+    groups: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        key = str(row.get(label)) if task in ("binary", "multiclass") else ""
+        groups.setdefault(key, []).append(i)
+    held: set[int] = set()
+    for members in groups.values():
+        count = round(len(members) * HOLDOUT) if len(members) > 1 else 0
+        held.update(rng.sample(members, count))
+    if not held:
+        raise ConfigError(f"{len(rows)} rows are too few to hold some out for tuning: give tuning_data")
+    return [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
+
+
+def absolute(row: dict[str, Any], media: Sequence[str], root: str | Path) -> dict[str, Any]:
+    return {k: (str((Path(root) / v).resolve()) if k in media and isinstance(v, str) else v) for k, v in row.items()}
+
+
+def write_jsonl(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(row, default=str) + "\n" for row in rows))
+    tmp.replace(path)
+
+
+def _series(values: list[Any], data: Any, name: str) -> Any:
+    if hasattr(data, "to_dict"):
+        import pandas as pd
+
+        return pd.Series(values, index=data.index, name=name)
+    return values

@@ -1,0 +1,167 @@
+"""Presets: the inferred roles expanded to ordinary ``mmlightning fit`` configs, one per model to train.
+
+- ``fast``: pretrained encoders frozen (their features computed once, kept in memory for every model), three small
+  fusions (concatenation, late fusion, concatenation with another seed), ensembled where that scores better;
+- ``balanced``: one model with the text encoder fine-tuned, the image encoder frozen;
+- ``best``: the ``balanced`` model, the ``fast`` ones and two more, ensembled within the time limit.
+
+Every choice lands in the config (written to the run folder), so it can be read, edited and re-run with
+``mmlightning fit --config``. The figures each preset reaches are in ``docs/auto.md``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mmlightning.auto.infer import Roles, installed_roles
+from mmlightning.errors import ConfigError
+from mmlightning.roles import PRESETS, Choice, Role
+
+
+@dataclass
+class Plan:
+    """One model to train: its name in the leaderboard and its config."""
+
+    name: str
+    config: dict[str, Any]
+    metric: str  # the validation metric that ranks it, e.g. val/label/acc
+    mode: str
+
+
+def key_of(column: str) -> str:
+    """A column's name as a component key (letters, digits and underscores)."""
+    key = re.sub(r"\W", "_", column).strip("_") or "column"
+    return key if not key[0].isdigit() else f"c_{key}"
+
+
+def components(
+    roles: Roles, preset: str, role_list: list[Role] | None = None
+) -> tuple[dict[str, Choice], dict[str, Any], Choice]:
+    """The encoders (by key, with the columns each reads) and the head the roles get under ``preset``."""
+    if preset not in PRESETS:
+        raise ConfigError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    by_name = {role.name: role for role in (role_list or installed_roles())}
+    inputs = roles.inputs()
+    groups: dict[str, list[str]] = {}
+    for column, role in inputs.items():
+        shared = by_name[role].shared
+        groups.setdefault(f"shared:{shared}" if shared else f"column:{column}", []).append(column)
+    facts = {"roles": inputs, "columns": roles.sample, "target": key_of(roles.label)}
+    encoders: dict[str, Choice] = {}
+    columns: dict[str, Any] = {}
+    for group, names in groups.items():
+        choice = by_name[inputs[names[0]]].encoder(names, preset, facts)
+        key = choice.key or key_of(names[0])
+        while key in encoders or key == key_of(roles.label):
+            key += "_"
+        encoders[key] = choice
+        columns[key] = names if group.startswith("shared:") else names[0]
+        frozen = " (frozen, cached)" if choice.frozen else " (trained)"
+        for name in names:
+            assigned = next(a for a in roles.columns if a.column == name)
+            assigned.encoder = f"{key}: {choice.component['class_path']}{frozen}"
+    label_role = by_name[roles.label_role]
+    head = label_role.head(roles.sample[roles.label], roles.found[roles.label], preset)
+    label = next(a for a in roles.columns if a.role == "label")
+    label.encoder = f"{key_of(roles.label)}: {head.component['class_path']}"
+    return encoders, columns, head
+
+
+def plans(
+    roles: Roles,
+    preset: str,
+    train: str,
+    val: str,
+    data_root: str,
+    folder: Path,
+    seed: int = 0,
+    allow_roots: list[str] | None = None,
+) -> list[Plan]:
+    """The models ``preset`` trains, in order, as many as the time limit lets start: ``fast`` three small fusions
+    over the frozen encoders' cached features (concatenation, late fusion, concatenation with another seed);
+    ``balanced`` one model with the text encoder fine-tuned; ``best`` that one, the three of ``fast`` and two more.
+    Where there are several, their ensemble predicts when it scores better on the tuning rows."""
+    encoders, columns, head = components(roles, preset)
+    target = key_of(roles.label)
+    columns[target] = roles.label
+    trains_pretrained = any(
+        not c.frozen and "model_path" in c.component.get("init_args", {}) for c in encoders.values()
+    )
+    frozen = [key for key, choice in encoders.items() if choice.frozen]
+    metric = f"val/{target}/{head.metric}"
+    media = any(head is not None for c in roles.sample.values() for _, head in c.file_heads())
+
+    def config(name: str, fusion: dict[str, Any], run_seed: int, fine_tune: bool) -> Plan:
+        lr = 5e-5 if fine_tune else 1e-3
+        tabular_only = all(c.component["class_path"] == "TabularEncoder" for c in encoders.values())
+        epochs = 4 if fine_tune else (30 if tabular_only else 10)
+        model: dict[str, Any] = {
+            "encoders": {k: dict(c.component) for k, c in encoders.items()},
+            "fusion": fusion,
+            "heads": {target: dict(head.component)},
+            "optimizer": {"class_path": "torch.optim.AdamW", "init_args": {"lr": lr, "weight_decay": 0.01}},
+            "lr_scheduler": {
+                "class_path": "mmlightning.optim.WarmupCosine",
+                "init_args": {"warmup": 0.1 if fine_tune else 0.05},
+            },
+        }
+        if frozen:
+            model["freeze"] = list(frozen)
+        data: dict[str, Any] = {
+            "train": train,
+            "val": val,
+            "data_root": data_root,
+            "columns": dict(columns),
+            "batch_size": 32 if fine_tune else (256 if tabular_only else 64),
+            "num_workers": 2 if media else 0,  # decoding media files in 2 processes
+            # a row that cannot be read (a missing file) is left out, listed in this file and counted in the log
+            "on_bad_rows": "skip",
+            "skipped_rows_file": str(folder / "skipped_rows.jsonl"),
+        }
+        if allow_roots:
+            data["allow_roots"] = list(allow_roots)
+        if roles.id_column:
+            data["id_column"] = roles.id_column
+        trainer = {
+            "max_epochs": epochs,
+            "precision": "auto",
+            "log_every_n_steps": 20,
+            "callbacks": [
+                {
+                    "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                    "init_args": {"monitor": metric, "mode": head.mode, "save_top_k": 1, "filename": "best"},
+                }
+            ],
+        }
+        return Plan(
+            name, {"seed_everything": run_seed, "trainer": trainer, "model": model, "data": data}, metric, head.mode
+        )
+
+    concat = {"class_path": "ConcatFusion", "init_args": {"dim": 256, "dropout": 0.3}}
+    late = {"class_path": "LateFusion", "init_args": {"dim": 256, "dropout": 0.3}}
+    tuned = [config("concat, text fine-tuned", concat, seed, fine_tune=True)] if trains_pretrained else []
+    if preset == "balanced" and tuned:
+        return tuned
+    if trains_pretrained:  # the frozen models: each pretrained encoder kept as it is, its features computed once
+        encoders = {
+            k: Choice(c.component, frozen=True, key=c.key) if "model_path" in c.component.get("init_args", {}) else c
+            for k, c in encoders.items()
+        }
+        frozen = [k for k, c in encoders.items() if c.frozen]
+    small = [config("concat", concat, seed, fine_tune=False)]
+    if preset == "balanced":
+        return small
+    small += [config("late", late, seed, fine_tune=False), config("concat, seed 1", concat, seed + 1, fine_tune=False)]
+    if preset == "fast":
+        return small
+    return (
+        tuned
+        + small
+        + [
+            config("late, seed 1", late, seed + 1, fine_tune=False),
+            config("concat, seed 2", concat, seed + 2, fine_tune=False),
+        ]
+    )

@@ -1,0 +1,135 @@
+"""Column roles inferred from generated tables: each role, each refusal (`mmlightning auto`, Predictor)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from mmlightning.auto.infer import RoleError, infer_roles
+
+from conftest import write_image
+
+
+def table(n: int = 300, seed: int = 0) -> list[dict]:
+    rng = random.Random(seed)
+    zips = [rng.randint(10000, 99999) for _ in range(25)]
+    rows = []
+    for i in range(n):
+        rows.append(
+            {
+                "customer": 100000 + rng.randrange(10**6) * 7 + i,  # a number, different on each row: an id
+                "zip": rng.choice(zips),  # 5-digit codes that repeat: a category
+                "size": rng.choice(["S", "M", "L", "XL"]),  # short repeated strings: a category
+                "age": rng.randint(18, 90),  # a quantity
+                "income": round(rng.uniform(1e4, 1e5), 2),
+                "review": " ".join(
+                    rng.choice("good bad fit size colour fabric loved returned".split()) for _ in range(12)
+                ),
+                "label": rng.choice(["yes", "no"]),
+            }
+        )
+    return rows
+
+
+def roles_of(found) -> dict[str, str]:
+    return {a.column: a.role for a in found.columns}
+
+
+def test_each_role_of_a_table_is_inferred(tmp_path):
+    found = infer_roles(table(), "label", tmp_path)
+    assert roles_of(found) == {
+        "label": "label",
+        "customer": "id",
+        "zip": "categorical",
+        "size": "categorical",
+        "age": "numeric",
+        "income": "numeric",
+        "review": "text",
+    }
+    assert found.task == "binary" and found.id_column == "customer"
+    text = found.table()
+    assert "codes: whole numbers of 5 digits" in text and "a different whole number on each" in text
+
+
+def test_a_role_can_be_given(tmp_path):
+    found = infer_roles(table(), "label", tmp_path, column_types={"zip": "numeric", "review": "ignore"})
+    assert roles_of(found)["zip"] == "numeric" and roles_of(found)["review"] == "ignore"
+    with pytest.raises(RoleError, match="no such role"):
+        infer_roles(table(), "label", tmp_path, column_types={"zip": "postcode"})
+
+
+def test_tasks_from_the_label(tmp_path):
+    rows = table()
+    for row, i in zip(rows, range(len(rows))):
+        row["digit"], row["price"], row["tags"] = i % 10, 1.5 * i + 0.25, ["a", "b"][: 1 + i % 2]
+    for label, task in [("digit", "multiclass"), ("price", "regression"), ("tags", "multilabel")]:
+        others = {c: "ignore" for c in ("label", "digit", "price", "tags") if c != label}
+        assert infer_roles(rows, label, tmp_path, others).task == task
+
+
+def test_image_paths_with_some_missing_are_an_image_column(tmp_path):
+    rows = table(60)
+    for i, row in enumerate(rows):
+        row["photo"] = f"pics/{i}.png"
+        if i % 10:  # one file in ten is missing
+            write_image(tmp_path / "pics" / f"{i}.png")
+    found = infer_roles(rows, "label", tmp_path)
+    photo = next(a for a in found.columns if a.column == "photo")
+    assert photo.role == "image" and "6 missing" in photo.evidence
+    assert sorted(photo.bad) == sorted(f"pics/{i}.png" for i in range(0, 60, 10))
+
+
+def test_a_column_derived_from_the_label_is_left_out(tmp_path):
+    rows = table()
+    for row in rows:
+        row["recommended"] = {"yes": "Y", "no": "N"}[row["label"]]
+    found = infer_roles(rows, "label", tmp_path)
+    assert roles_of(found)["recommended"] == "derived"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda rows: [r.update(label="yes") for r in rows], "one value"),
+        (lambda rows: [r.update(label=None) for r in rows[:200]], "missing in 200 of 300 rows"),
+        (lambda rows: [r.update(notes=None) for r in rows], "'notes' is empty in all 300 rows"),
+        (
+            lambda rows: [r.update(photo=f"pics/{i}.jpg") for i, r in enumerate(rows)],
+            "300 of 300 sampled files are not under",
+        ),
+        (lambda rows: None, "'colour' is not a column"),
+    ],
+    ids=["one-value", "label-mostly-missing", "empty-column", "missing-files", "no-label"],
+)
+def test_refusals_say_why(tmp_path, change, message):
+    rows = table()
+    change(rows)
+    label = "colour" if message.startswith("'colour'") else "label"
+    with pytest.raises(RoleError, match=message):
+        infer_roles(rows, label, tmp_path)
+
+
+def test_sound_and_video_are_told_by_content_not_name(tmp_path):
+    import wave
+
+    rows = table(40)
+    for i, row in enumerate(rows):
+        with wave.open(str(tmp_path / f"{i}.png"), "wb") as out:  # WAV bytes under a picture's name
+            out.setnchannels(1), out.setsampwidth(2), out.setframerate(8000)
+            out.writeframes(b"\0\0" * 8000 * (1 + i % 2))
+        row["clip"] = f"{i}.png"
+        (tmp_path / f"{i}.bin").write_bytes(b"\0\0\0\x18ftypisom\0\0\2\0isomiso2avc1mp41" + bytes(64))
+        row["film"] = f"{i}.bin"
+        (tmp_path / f"{i}.m4a").write_bytes(b"\0\0\0\x18ftypM4A \0\0\2\0isomiso2" + bytes(64))
+        row["voice"] = f"{i}.m4a"
+    found = infer_roles(rows, "label", tmp_path)
+    assert roles_of(found) | {"clip": "audio", "film": "video", "voice": "audio"} == roles_of(found)
+    from mmlightning.auto.presets import components
+
+    encoders, columns, head = components(found, "fast")
+    assert encoders["clip"].component["init_args"]["sample_rate"] == 8000
+    assert encoders["clip"].component["init_args"]["max_seconds"] == 2.0
+    assert (
+        columns["record"] == ["zip", "size", "age", "income"] and head.component["class_path"] == "ClassificationHead"
+    )
