@@ -85,19 +85,22 @@ class Found:
 
     evidence: str
     task: str = ""
+    reads: str = ""  # a label read against another column: the column (tags: their tokens)
 
 
 @dataclass
 class Choice:
     """What a role builds for its columns under a preset: a component (``{"class_path": ..., "init_args": ...}``),
     whether it stays frozen (an encoder), the metric that ranks models (a head: ``val/KEY/NAME`` with ``mode``),
-    and the ``key`` to build it under (an encoder: default the column's name)."""
+    the ``key`` to build it under (an encoder: default the column's name), and for a head that needs one, the
+    ``fusion`` every model of the preset then uses."""
 
     component: dict[str, Any]
     frozen: bool = False
     metric: str = ""
     mode: str = "max"
     key: str = ""
+    fusion: dict[str, Any] | None = None  # a head that needs a fusion of its own (a tagger: the tokens themselves)
 
 
 class Role:

@@ -167,3 +167,21 @@ def test_fast_on_pictures_and_text_shares_features_and_ensembles(shapes_data, tm
         first_epoch = logged[start : logged.index("epoch 1/10", start)]
         assert first_epoch.count("features are cached; the loader stops reading") == 4  # text, image; train, val
     assert len(predictor.predict(str(shapes_data / "val.jsonl"))) == 48
+
+
+def test_tags_per_word_train_a_tagger(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    rng = random.Random(0)
+    rows = []
+    for i in range(240):
+        words = [rng.choice(["Anna", "Paris", "went", "to", "the", "IBM", "office", "with", "Bob"]) for _ in range(6)]
+        tags = [
+            "B-PER" if w in ("Anna", "Bob") else "B-LOC" if w == "Paris" else "B-ORG" if w == "IBM" else "O"
+            for w in words
+        ]
+        rows.append({"sentence": i, "tokens": words, "tags": tags})
+    predictor = Predictor(label="tags", preset="fast", path=tmp_path / "p").fit(rows, time_limit=120)
+    assert predictor.fit_summary()["roles"]["task"] == "ner"
+    assert [m["model"] for m in predictor.leaderboard()] == ["tagger"]
+    found = predictor.predict([{"sentence": 0, "tokens": ["Anna", "went", "to", "Paris"]}])
+    assert found == [["B-PER", "O", "O", "B-LOC"]]

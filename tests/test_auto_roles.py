@@ -133,3 +133,21 @@ def test_sound_and_video_are_told_by_content_not_name(tmp_path):
     assert (
         columns["record"] == ["zip", "size", "age", "income"] and head.component["class_path"] == "ClassificationHead"
     )
+
+
+def test_tags_per_word_are_a_tagging_task(tmp_path):
+    rng = random.Random(0)
+    rows = []
+    for i in range(200):
+        words = [rng.choice(["Anna", "Paris", "went", "to", "the", "IBM", "office"]) for _ in range(rng.randint(3, 9))]
+        tags = ["B-PER" if w == "Anna" else "B-LOC" if w == "Paris" else "B-ORG" if w == "IBM" else "O" for w in words]
+        rows.append({"sentence": i, "tokens": words, "tags": tags})
+    found = infer_roles(rows, "tags", tmp_path)
+    assert found.task == "ner" and roles_of(found) == {"tags": "label", "sentence": "id", "tokens": "text"}
+    from mmlightning.auto.presets import components, plans
+
+    encoders, columns, head = components(found, "fast")
+    assert head.component["init_args"]["modality"] == "tokens" and head.fusion["class_path"] == "SingleStreamFusion"
+    assert encoders["tokens"].component["init_args"]["case"] is True
+    built = plans(found, "fast", "t.jsonl", "v.jsonl", str(tmp_path), tmp_path)
+    assert [p.name for p in built] == ["tagger"] and built[0].metric == "val/tags/f1"

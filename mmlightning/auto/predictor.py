@@ -132,7 +132,7 @@ class Predictor:
         finished.sort(key=lambda m: m["score"], reverse=finished[0]["mode"] == "max")
         self.chosen = [finished[0]["name"]]
         self._cache = None  # the features are not needed to predict
-        if len(finished) > 1:
+        if len(finished) > 1 and self._combines(finished[0]):
             self._pick_ensemble(finished, data / "tuning.jsonl", train_root)
         self.summary["seconds"] = round(time.monotonic() - start, 1)
         self.summary["chosen"] = self.chosen
@@ -211,6 +211,11 @@ class Predictor:
         )
         if watch.best is None:
             entry["checkpoint"], entry["note"] = "", "stopped by the time limit before its first validation"
+
+    def _combines(self, model: dict[str, Any]) -> bool:
+        from mmlightning.trained import load_run
+
+        return bool(load_run(self.path / model["checkpoint"]).model.heads[key_of(self.label)].supports_combine)
 
     def _pick_ensemble(self, finished: list[dict[str, Any]], tuning: Path, root: str | Path) -> None:
         """The ensemble of every finished model, kept when it scores at least as well as the best one alone."""

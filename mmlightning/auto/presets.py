@@ -142,7 +142,11 @@ def plans(
 
     concat = {"class_path": "ConcatFusion", "init_args": {"dim": 256, "dropout": 0.3}}
     late = {"class_path": "LateFusion", "init_args": {"dim": 256, "dropout": 0.3}}
-    tuned = [config("concat, text fine-tuned", concat, seed, fine_tune=True)] if trains_pretrained else []
+    tagger = head.fusion is not None  # the head brings its own fusion (a tagger reads the tokens themselves)
+    if tagger:
+        concat = late = head.fusion  # type: ignore[assignment]
+    name = "tagger" if tagger else "concat"
+    tuned = [config(f"{name}, text fine-tuned", concat, seed, fine_tune=True)] if trains_pretrained else []
     if preset == "balanced" and tuned:
         return tuned
     if trains_pretrained:  # the frozen models: each pretrained encoder kept as it is, its features computed once
@@ -151,17 +155,14 @@ def plans(
             for k, c in encoders.items()
         }
         frozen = [k for k, c in encoders.items() if c.frozen]
-    small = [config("concat", concat, seed, fine_tune=False)]
-    if preset == "balanced":
-        return small
+    small = [config(name, concat, seed, fine_tune=False)]
+    if preset == "balanced" or tagger:  # a tagger's outputs are not averaged: no ensemble to build
+        return tuned + small if preset == "best" else small
     small += [config("late", late, seed, fine_tune=False), config("concat, seed 1", concat, seed + 1, fine_tune=False)]
     if preset == "fast":
         return small
-    return (
-        tuned
-        + small
-        + [
-            config("late, seed 1", late, seed + 1, fine_tune=False),
-            config("concat, seed 2", concat, seed + 2, fine_tune=False),
-        ]
-    )
+    more = [
+        config("late, seed 1", late, seed + 1, fine_tune=False),
+        config("concat, seed 2", concat, seed + 2, fine_tune=False),
+    ]
+    return tuned + small + more

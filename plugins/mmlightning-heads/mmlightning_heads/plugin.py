@@ -23,3 +23,4 @@ def register_roles(register):
     register("mmlightning_heads.roles:ClassLabelRole")
     register("mmlightning_heads.roles:ValueLabelRole")
     register("mmlightning_heads.roles:LabelSetRole")
+    register("mmlightning_heads.roles:TagsRole")

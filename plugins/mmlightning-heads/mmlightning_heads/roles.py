@@ -67,6 +67,39 @@ class ValueLabelRole(Role):
         return Choice({"class_path": "RegressionHead", "init_args": {"dropout": 0.0}}, metric="rmse", mode="min")
 
 
+class TagsRole(Role):
+    """A tag per token (named entities): lists of strings as long, row by row, as another column's lists of words."""
+
+    name = "tags"
+    target = True
+    order = 10
+
+    def detect(self, column: Column) -> Found | None:
+        rows = [r for r in column.table if isinstance(r.get(column.name), list) and r[column.name]]
+        if not rows or not all(isinstance(t, str) for r in rows for t in r[column.name]):
+            return None
+        for other in dict.fromkeys(k for r in rows for k in r if k != column.name):
+            same = sum(isinstance(r.get(other), list) and len(r[other]) == len(r[column.name]) for r in rows)
+            if same >= 0.95 * len(rows):
+                kinds = sorted({t.partition("-")[2] for r in rows for t in r[column.name] if t != "O"})
+                return Found(
+                    f"a tag per word of '{other}' ({same} of {len(rows)} rows as long); entity kinds {', '.join(kinds[:6])}",
+                    "ner",
+                    reads=other,
+                )
+        return None
+
+    def head(self, column: Column, found: Found, preset: str) -> Choice:
+        reads = "".join(c if c.isalnum() or c == "_" else "_" for c in found.reads)
+        return Choice(
+            {"class_path": "TokenClassificationHead", "init_args": {"modality": reads, "crf": True}},
+            metric="f1",
+            mode="max",
+            # the tagger reads the encoder's own tokens: a fusion with no layers of its own passes them through
+            fusion={"class_path": "SingleStreamFusion", "init_args": {"dim": 384, "layers": 0}},
+        )
+
+
 class LabelSetRole(Role):
     """Several labels per row: lists of strings (or of whole numbers), not aligned with a list of tokens."""
 
