@@ -151,3 +151,11 @@ def test_tags_per_word_are_a_tagging_task(tmp_path):
     assert encoders["tokens"].component["init_args"]["case"] is True
     built = plans(found, "fast", "t.jsonl", "v.jsonl", str(tmp_path), tmp_path)
     assert [p.name for p in built] == ["tagger"] and built[0].metric == "val/tags/f1"
+
+
+def test_an_ensemble_predicts_unless_clearly_worse_on_the_tuning_rows():
+    from mmlightning.auto.predictor import within
+
+    assert within(0.7514, 0.7541, "max", 361)  # 0.3 points apart on 361 rows: within one standard error (2.3)
+    assert not within(0.70, 0.7541, "max", 361)
+    assert within(0.465, 0.462, "min", 1000) and not within(0.48, 0.462, "min", 1000)  # RMSE: 1%

@@ -10,6 +10,7 @@ a time limit, and predicts, scores, saves and loads as one object.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -218,7 +219,9 @@ class Predictor:
         return bool(load_run(self.path / model["checkpoint"]).model.heads[key_of(self.label)].supports_combine)
 
     def _pick_ensemble(self, finished: list[dict[str, Any]], tuning: Path, root: str | Path) -> None:
-        """The ensemble of every finished model, kept when it scores at least as well as the best one alone."""
+        """The ensemble of every finished model. It predicts unless it scores worse than the best model alone by
+        more than the tuning rows can tell apart (one standard error of an accuracy on them; 1% of an error): on a
+        few hundred rows the single winner is mostly luck, and an average of models holds up better on new rows."""
         from mmlightning.evaluate.ensemble import ensemble
 
         report = ensemble([self.path / m["checkpoint"] for m in finished], str(tuning), root=root)
@@ -226,9 +229,8 @@ class Predictor:
         head = key_of(self.label)
         score = report["ensemble"][head].get(metric)
         name = f"ensemble of {len(finished)}"
-        better = score is not None and (
-            score >= finished[0]["score"] if finished[0]["mode"] == "max" else score <= finished[0]["score"]
-        )
+        best = finished[0]["score"]
+        better = score is not None and within(score, best, finished[0]["mode"], report["rows"])
         self.models.append(
             {
                 "name": name,
@@ -258,15 +260,18 @@ class Predictor:
         import torch
 
         from mmlightning.contracts import Batch
+        from mmlightning.evaluate.ensemble import bf16, run_precision
 
         rows, base, _ = load_split(data, root, checked=False)
         runs = self._members()
         head = key_of(self.label)
+        precision = run_precision(runs[0].config)  # as the models were trained and picked: bf16 where it was
+        autocast = bf16(precision) if precision.startswith(("bf16", "32")) else contextlib.nullcontext
         for start in range(0, len(rows), batch_size):
             part = rows[start : start + batch_size]
             batches = [run.bundle(part, base) for run in runs]
             batches[0].ids = [str(r.get(runs[0].bundle.id_column, start + i)) for i, r in enumerate(part)]
-            with torch.no_grad():
+            with torch.no_grad(), autocast():
                 outputs = [run.model(Batch(inputs=b.inputs)) for run, b in zip(runs, batches)]
             merged = (
                 outputs[0] if len(runs) == 1 else {head: runs[0].model.heads[head].combine([o[head] for o in outputs])}
@@ -444,6 +449,14 @@ def holdout(
     if not held:
         raise ConfigError(f"{len(rows)} rows are too few to hold some out for tuning: give tuning_data")
     return [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
+
+
+def within(score: float, best: float, mode: str, rows: int) -> bool:
+    """``score`` no worse than ``best`` by more than ``rows`` tuning rows can tell: one standard error for a score
+    between 0 and 1 that rises (accuracy, F1), else 1% of the best (RMSE, MAE)."""
+    if mode == "max" and 0 <= best <= 1:
+        return score >= best - math.sqrt(best * (1 - best) / max(1, rows))
+    return score >= best - 0.01 * abs(best) if mode == "max" else score <= best + 0.01 * abs(best)
 
 
 def absolute(row: dict[str, Any], media: Sequence[str], root: str | Path) -> dict[str, Any]:

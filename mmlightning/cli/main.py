@@ -25,6 +25,7 @@ training (LightningCLI: YAML configs, --print_config, every Trainer flag; `mmlig
   validate     evaluate on the val manifest
   test         evaluate on the test manifest
   predict      write one prediction per input row (--predictions_path, default predictions.jsonl)
+  auto         no config: point it at a table and a label; roles inferred, a preset trained in a time limit
 
 deployment:
   export       a checkpoint as ONNX, TorchScript or torch.export, checked against PyTorch  [--quantize dynamic-int8]
@@ -36,7 +37,7 @@ deployment:
 
 plugins:
   plugins      list installed plugins, their versions, what they register, and skipped ones  [--json]
-  components   list components with their modality and summary  [encoder|fusion|head|datamodule|reader|tuning]
+  components   list components with their modality and summary  [encoder|fusion|head|datamodule|reader|tuning|role]
   env          this machine's capability (CPU instructions, bf16, threads, GPU) and what precision auto picks
 
 Components are chosen by class name with their own arguments, e.g.
