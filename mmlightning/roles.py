@@ -13,6 +13,7 @@ Roles are tried in ``order`` (lowest first); the first whose ``detect`` answers 
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,18 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 PRESETS = ("fast", "balanced", "best")
+
+
+def number(value: Any) -> float | None:
+    """A finite number from a number or a string of one (CSV cells arrive as strings); None for anything else,
+    true/false included."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        found = float(value)
+    except ValueError:
+        return None
+    return found if math.isfinite(found) else None
 
 
 @dataclass
@@ -129,3 +142,18 @@ class Role:
         """Values of a detected column its encoder cannot read (an input role; media: files that do not exist),
         for the role table. They become bad rows at fit, reported with their line."""
         return []
+
+
+class MediaRole(Role):
+    """A column of file paths whose files are of one kind, told by their first bytes (:meth:`sniff`), never by
+    their names. Files that are not there are its bad values (bad rows at fit)."""
+
+    def sniff(self, head: bytes) -> str | None:
+        """The format a file's first 64 bytes show (``"PNG"``), or None when not of this role's kind."""
+        raise NotImplementedError
+
+    def detect(self, column: Column) -> Found | None:
+        return column.media(self.name, self.sniff)
+
+    def bad_values(self, column: Column) -> list[Any]:
+        return [value for value, head in column.file_heads() if head is None]

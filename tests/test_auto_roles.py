@@ -154,7 +154,7 @@ def test_tags_per_word_are_a_tagging_task(tmp_path):
 
 
 def test_an_ensemble_predicts_unless_clearly_worse_on_the_tuning_rows():
-    from mmlightning.auto.predictor import within
+    from mmlightning.auto.board import within
 
     assert within(0.7514, 0.7541, "max", 361)  # 0.3 points apart on 361 rows: within one standard error (2.3)
     assert not within(0.70, 0.7541, "max", 361)

@@ -14,24 +14,23 @@ import contextlib
 import json
 import logging
 import math
-import random
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from mmlightning.auto import board
 from mmlightning.auto.infer import Roles, infer_roles, present
 from mmlightning.auto.presets import Plan, key_of, plans
+from mmlightning.auto.splits import HOLDOUT, absolute, holdout, load_split, series, write_jsonl
 from mmlightning.errors import ConfigError, MissingFileError
 from mmlightning.roles import PRESETS
 
 log = logging.getLogger(__name__)
 
-MANIFESTS = (".jsonl", ".json", ".csv", ".parquet")
-HOLDOUT = 0.1  # without tuning data, this share of the training rows (stratified by class) picks checkpoints
 FILE = "predictor.json"
 
 
@@ -77,8 +76,9 @@ class Predictor:
         deadline = start + time_limit if time_limit else math.inf
         if self.path.exists() and any(self.path.iterdir()):
             raise ConfigError(f"{self.path} exists and is not empty: give Predictor(path=...) a new folder")
-        rows, train_root, where = load_split(train, root)
-        self.roles = roles = infer_roles(rows, self.label, train_root, self.column_types, where, seed=self.seed)
+        rows, train_root, where = self._infer(train, root)
+        roles = self.roles
+        assert roles is not None
         labelled = [row for row in rows if present(row.get(self.label))]
         if len(labelled) < len(rows):
             log.warning(
@@ -111,16 +111,7 @@ class Predictor:
             "rows": {"train": len(labelled), "tuning": len(tuning)},
             "roles": roles.as_dict(),
         }
-        todo = plans(
-            roles,
-            self.preset,
-            str(data / "train.jsonl"),
-            str(data / "tuning.jsonl"),
-            str(Path(train_root).resolve()),
-            self.path.resolve(),
-            self.seed,
-            allow,
-        )
+        todo = self._plans(train_root, allow)
         log.info("columns of %s:\n%s", where, roles.table())
         for number, plan in enumerate(todo):
             self._train(plan, number, deadline, start)
@@ -148,20 +139,24 @@ class Predictor:
 
     def dry_run(self, train: Any, tuning_data: Any = None, root: str | Path | None = None) -> str:
         """The role table and the configs ``fit`` would train, trained nothing."""
-        rows, train_root, where = load_split(train, root)
-        self.roles = roles = infer_roles(rows, self.label, train_root, self.column_types, where, seed=self.seed)
-        data = self.path / "data"
-        todo = plans(
-            roles,
-            self.preset,
-            str(data / "train.jsonl"),
-            str(data / "tuning.jsonl"),
-            str(Path(train_root).resolve()),
-            self.path.resolve(),
-            self.seed,
-        )
+        rows, train_root, where = self._infer(train, root)
+        todo = self._plans(train_root)
         shown = [f"# {p.name} (ranked by {p.metric})\n{yaml.safe_dump(p.config, sort_keys=False)}" for p in todo]
-        return f"columns of {where}:\n{roles.table()}\n\n" + "\n".join(shown)
+        return f"columns of {where}:\n{self.roles.table() if self.roles else ''}\n\n" + "\n".join(shown)
+
+    def _infer(self, train: Any, root: str | Path | None) -> tuple[list[dict[str, Any]], Path, str]:
+        """The training rows, their media root and name; the columns' roles into ``self.roles``."""
+        rows, train_root, where = load_split(train, root)
+        self.roles = infer_roles(rows, self.label, train_root, self.column_types, where, seed=self.seed)
+        return rows, train_root, where
+
+    def _plans(self, train_root: Path, allow: list[str] | None = None) -> list[Plan]:
+        assert self.roles is not None
+        data = self.path / "data"
+        splits = str(data / "train.jsonl"), str(data / "tuning.jsonl")
+        return plans(
+            self.roles, self.preset, *splits, str(Path(train_root).resolve()), self.path.resolve(), self.seed, allow
+        )
 
     def _train(self, plan: Plan, number: int, deadline: float, start: float) -> None:
         from mmlightning.auto.deadline import Deadline, SharedFeatures
@@ -230,7 +225,7 @@ class Predictor:
         score = report["ensemble"][head].get(metric)
         name = f"ensemble of {len(finished)}"
         best = finished[0]["score"]
-        better = score is not None and within(score, best, finished[0]["mode"], report["rows"])
+        better = score is not None and board.within(score, best, finished[0]["mode"], report["rows"])
         self.models.append(
             {
                 "name": name,
@@ -286,7 +281,7 @@ class Predictor:
             for batch, out in self._outputs(data, root)
             for row in self._members()[0].bundle.decode(out, batch.ids)
         ]
-        return _series(decoded, data, self.label)
+        return series(decoded, data, self.label)
 
     def predict_proba(self, data: Any, root: str | Path | None = None) -> Any:
         """Each row's probability per class (a pandas DataFrame for a DataFrame, else a list of dicts)."""
@@ -324,41 +319,12 @@ class Predictor:
     # reporting, saving
 
     def leaderboard(self) -> list[dict[str, Any]]:
-        """Every model tried, best first: its name, validation score (on the tuning data), seconds, and whether it
-        predicts."""
-        order = sorted(
-            self.models,
-            key=lambda m: (
-                m.get("score") is None,
-                -(m.get("score") or 0) if m.get("mode") == "max" else (m.get("score") or 0),
-            ),
-        )
-        chosen = set(self.chosen)
-        return [
-            {
-                "model": m["name"],
-                "score": m.get("score"),
-                "metric": m.get("metric"),
-                "seconds": m.get("seconds"),
-                "epochs": m.get("epoch"),
-                "predicts": m["name"] in chosen
-                or (bool(m.get("members")) and set(m["members"]) == chosen and len(chosen) > 1),
-                "note": m.get("note", "stopped by the time limit" if m.get("stopped_by_time_limit") else ""),
-            }
-            for m in order
-        ]
+        """Every model tried, best first: its name, validation score (on the tuning rows), seconds, epochs, and
+        whether it predicts."""
+        return board.rows(self.models, self.chosen)
 
     def leaderboard_text(self) -> str:
-        rows = self.leaderboard()
-        width = max(len(r["model"]) for r in rows)
-        lines = [f"{'model':<{width}}  {'score':>8}  {'seconds':>8}  predicts  metric / note"]
-        for r in rows:
-            score = f"{r['score']:.4f}" if r["score"] is not None else "-"
-            seconds = f"{r['seconds']:.0f}" if r["seconds"] else "-"
-            lines.append(
-                f"{r['model']:<{width}}  {score:>8}  {seconds:>8}  {'yes' if r['predicts'] else '':<8}  {r['metric'] or ''} {r['note']}"
-            )
-        return "\n".join(lines)
+        return board.text(self.leaderboard())
 
     def fit_summary(self) -> dict[str, Any]:
         """What fit did: the data, the roles, each model tried with its validation score, what predicts."""
@@ -395,83 +361,3 @@ class Predictor:
         predictor = cls(state["label"], state["preset"], path, state.get("column_types"), state.get("seed", 0))
         predictor.models, predictor.chosen, predictor.summary = state["models"], state["chosen"], state["summary"]
         return predictor
-
-
-# data
-
-
-def load_split(data: Any, root: str | Path | None, checked: bool = True) -> tuple[list[dict[str, Any]], Path, str]:
-    """Rows, their media root and a name for messages, from a DataFrame, rows (dicts), a manifest path or a folder
-    holding one manifest. A manifest line that cannot be read stops it, named by file and line."""
-    if hasattr(data, "to_dict"):
-        rows = [
-            {k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in data.to_dict("records")
-        ]
-        return rows, Path(root or "."), "the DataFrame"
-    if isinstance(data, Mapping):
-        return [dict(data)], Path(root or "."), "the row"
-    if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
-        return [dict(r) for r in data], Path(root or "."), "the rows"
-    path = Path(data)
-    if path.is_dir():
-        found = [p for p in sorted(path.iterdir()) if p.suffix.lower() in MANIFESTS]
-        named = [p for p in found if p.stem == "train"]
-        if len(named) == 1 or len(found) == 1:
-            path = (named or found)[0]
-        else:
-            raise ConfigError(
-                f"{data} holds {len(found)} manifests ({', '.join(p.name for p in found) or 'none'}); name the file"
-            )
-    from mmlightning.data.manifest import read_manifest
-    from mmlightning.data.validate import BadRowsError, report
-
-    manifest = read_manifest(path)
-    if manifest.bad and checked:
-        raise BadRowsError(
-            f"{report(manifest.bad, len(manifest.rows) + len(manifest.bad))}\nFix these lines and fit again."
-        )
-    return [dict(row.values) for row in manifest.rows], Path(root or manifest.root), str(path)
-
-
-def holdout(
-    rows: list[dict[str, Any]], label: str, task: str, seed: int
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """``rows`` split into training and tuning rows: ``HOLDOUT`` of each class (of all rows for a regression)."""
-    rng = random.Random(seed)
-    groups: dict[str, list[int]] = {}
-    for i, row in enumerate(rows):
-        key = str(row.get(label)) if task in ("binary", "multiclass") else ""
-        groups.setdefault(key, []).append(i)
-    held: set[int] = set()
-    for members in groups.values():
-        count = round(len(members) * HOLDOUT) if len(members) > 1 else 0
-        held.update(rng.sample(members, count))
-    if not held:
-        raise ConfigError(f"{len(rows)} rows are too few to hold some out for tuning: give tuning_data")
-    return [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
-
-
-def within(score: float, best: float, mode: str, rows: int) -> bool:
-    """``score`` no worse than ``best`` by more than ``rows`` tuning rows can tell: one standard error for a score
-    between 0 and 1 that rises (accuracy, F1), else 1% of the best (RMSE, MAE)."""
-    if mode == "max" and 0 <= best <= 1:
-        return score >= best - math.sqrt(best * (1 - best) / max(1, rows))
-    return score >= best - 0.01 * abs(best) if mode == "max" else score <= best + 0.01 * abs(best)
-
-
-def absolute(row: dict[str, Any], media: Sequence[str], root: str | Path) -> dict[str, Any]:
-    return {k: (str((Path(root) / v).resolve()) if k in media and isinstance(v, str) else v) for k, v in row.items()}
-
-
-def write_jsonl(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(row, default=str) + "\n" for row in rows))
-    tmp.replace(path)
-
-
-def _series(values: list[Any], data: Any, name: str) -> Any:
-    if hasattr(data, "to_dict"):
-        import pandas as pd
-
-        return pd.Series(values, index=data.index, name=name)
-    return values

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mmlightning.roles import Choice, Column, Found, Role
+from mmlightning.roles import Choice, Column, MediaRole
 
 MP4_AUDIO_BRANDS = (b"M4A ", b"M4B ", b"M4P ")
 
@@ -28,17 +28,12 @@ def audio_format(head: bytes) -> str | None:
     return None
 
 
-class AudioRole(Role):
+class AudioRole(MediaRole):
     """Paths of sound files (WAV, FLAC, Ogg, MP3, M4A), told by their first bytes."""
 
     name = "audio"
+    sniff = staticmethod(audio_format)
     order = 20
-
-    def detect(self, column: Column) -> Found | None:
-        return column.media("audio", audio_format)
-
-    def bad_values(self, column: Column) -> list[Any]:
-        return [value for value, head in column.file_heads() if head is None]
 
     def encoder(self, columns: Sequence[str], preset: str, facts: dict[str, Any]) -> Choice:
         rate, seconds = wav_facts(facts["columns"][columns[0]])

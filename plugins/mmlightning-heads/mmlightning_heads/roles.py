@@ -2,27 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from collections import Counter
-from typing import Any
 
-from mmlightning.roles import Choice, Column, Found, Role
+from mmlightning.roles import Choice, Column, Found, Role, number
 
 MAX_CLASSES_AS_NUMBERS = 20  # whole numbers with more distinct values than this are a quantity to regress
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, str):
-        try:
-            found = float(value)
-        except ValueError:
-            return None
-        return found if math.isfinite(found) else None
-    return None
 
 
 class ClassLabelRole(Role):
@@ -36,7 +20,7 @@ class ClassLabelRole(Role):
         values = column.values
         if not values or any(isinstance(v, (list, dict)) for v in values):
             return None
-        numbers = [_number(v) for v in values]
+        numbers = [number(v) for v in values]
         counts = Counter(str(v) for v in values)
         if all(x is not None for x in numbers) and not all(isinstance(v, bool) for v in values):
             if any(not float(x).is_integer() for x in numbers if x is not None) or len(counts) > MAX_CLASSES_AS_NUMBERS:
@@ -57,7 +41,7 @@ class ValueLabelRole(Role):
     order = 30
 
     def detect(self, column: Column) -> Found | None:
-        numbers = [_number(v) for v in column.values]
+        numbers = [number(v) for v in column.values]
         if not numbers or any(x is None for x in numbers):
             return None
         found = [x for x in numbers if x is not None]

@@ -3,28 +3,12 @@ read by one :class:`~mmlightning_tabular.encoder.TabularEncoder`, the record."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
-from mmlightning.roles import Choice, Column, Found, Role
+from mmlightning.roles import Choice, Column, Found, Role, number
 
 MAX_CATEGORIES = 50  # string values with more distinct values than this are categories only when they repeat a lot
-
-
-def number(value: Any) -> float | None:
-    """A finite number from a number or a string of one; None otherwise (true/false are not numbers)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, str):
-        try:
-            found = float(value)
-        except ValueError:
-            return None
-        return found if math.isfinite(found) else None
-    return None
 
 
 def code_evidence(column: Column) -> str | None:

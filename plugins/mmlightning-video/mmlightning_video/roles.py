@@ -7,7 +7,7 @@ import importlib.util
 from collections.abc import Sequence
 from typing import Any
 
-from mmlightning.roles import Choice, Column, Found, Role
+from mmlightning.roles import Choice, MediaRole
 
 AUDIO_ONLY_BRANDS = (b"M4A ", b"M4B ", b"M4P ")
 
@@ -24,17 +24,12 @@ def video_format(head: bytes) -> str | None:
     return None
 
 
-class VideoRole(Role):
+class VideoRole(MediaRole):
     """Paths of video files, told by their first bytes."""
 
     name = "video"
+    sniff = staticmethod(video_format)
     order = 30
-
-    def detect(self, column: Column) -> Found | None:
-        return column.media("video", video_format)
-
-    def bad_values(self, column: Column) -> list[Any]:
-        return [value for value, head in column.file_heads() if head is None]
 
     def encoder(self, columns: Sequence[str], preset: str, facts: dict[str, Any]) -> Choice:
         args: dict[str, Any] = {"image_size": 64, "frames": 6, "frame_tokens": "cells", "dim": 128, "layers": 1}

