@@ -76,9 +76,7 @@ class Predictor:
         deadline = start + time_limit if time_limit else math.inf
         if self.path.exists() and any(self.path.iterdir()):
             raise ConfigError(f"{self.path} exists and is not empty: give Predictor(path=...) a new folder")
-        rows, train_root, where = self._infer(train, root)
-        roles = self.roles
-        assert roles is not None
+        rows, train_root, where, roles = self._infer(train, root)
         labelled = [row for row in rows if present(row.get(self.label))]
         if len(labelled) < len(rows):
             log.warning(
@@ -111,7 +109,7 @@ class Predictor:
             "rows": {"train": len(labelled), "tuning": len(tuning)},
             "roles": roles.as_dict(),
         }
-        todo = self._plans(train_root, allow)
+        todo = self._plans(roles, train_root, allow)
         log.info("columns of %s:\n%s", where, roles.table())
         for number, plan in enumerate(todo):
             self._train(plan, number, deadline, start)
@@ -139,23 +137,22 @@ class Predictor:
 
     def dry_run(self, train: Any, tuning_data: Any = None, root: str | Path | None = None) -> str:
         """The role table and the configs ``fit`` would train, trained nothing."""
-        rows, train_root, where = self._infer(train, root)
-        todo = self._plans(train_root)
+        rows, train_root, where, roles = self._infer(train, root)
+        todo = self._plans(roles, train_root)
         shown = [f"# {p.name} (ranked by {p.metric})\n{yaml.safe_dump(p.config, sort_keys=False)}" for p in todo]
-        return f"columns of {where}:\n{self.roles.table() if self.roles else ''}\n\n" + "\n".join(shown)
+        return f"columns of {where}:\n{roles.table()}\n\n" + "\n".join(shown)
 
-    def _infer(self, train: Any, root: str | Path | None) -> tuple[list[dict[str, Any]], Path, str]:
-        """The training rows, their media root and name; the columns' roles into ``self.roles``."""
+    def _infer(self, train: Any, root: str | Path | None) -> tuple[list[dict[str, Any]], Path, str, Roles]:
+        """The training rows, their media root and name, and the columns' roles (kept in ``self.roles``)."""
         rows, train_root, where = load_split(train, root)
         self.roles = infer_roles(rows, self.label, train_root, self.column_types, where, seed=self.seed)
-        return rows, train_root, where
+        return rows, train_root, where, self.roles
 
-    def _plans(self, train_root: Path, allow: list[str] | None = None) -> list[Plan]:
-        assert self.roles is not None
+    def _plans(self, roles: Roles, train_root: Path, allow: list[str] | None = None) -> list[Plan]:
         data = self.path / "data"
         splits = str(data / "train.jsonl"), str(data / "tuning.jsonl")
         return plans(
-            self.roles, self.preset, *splits, str(Path(train_root).resolve()), self.path.resolve(), self.seed, allow
+            roles, self.preset, *splits, str(Path(train_root).resolve()), self.path.resolve(), self.seed, allow
         )
 
     def _train(self, plan: Plan, number: int, deadline: float, start: float) -> None:
