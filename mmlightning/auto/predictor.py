@@ -25,6 +25,7 @@ import yaml
 from mmlightning.auto import board
 from mmlightning.auto.infer import Roles, infer_roles, present
 from mmlightning.auto.presets import Plan, key_of, plans
+from mmlightning.auto.runner import combines, score_ensemble, train_one
 from mmlightning.auto.splits import HOLDOUT, absolute, holdout, load_split, series, write_jsonl
 from mmlightning.errors import ConfigError, MissingFileError
 from mmlightning.roles import PRESETS
@@ -57,7 +58,7 @@ class Predictor:
         self.chosen: list[str] = []  # the names of the models that predict (several: an ensemble)
         self.summary: dict[str, Any] = {}
         self._runs: list[Any] | None = None
-        self._cache: Any = None  # frozen encoders' features, shared by the models fit trains
+        self._cache: Any = None  # frozen encoders' features (a FeatureCache), shared by the models fit trains
 
     # training
 
@@ -111,8 +112,12 @@ class Predictor:
         }
         todo = self._plans(roles, train_root, allow)
         log.info("columns of %s:\n%s", where, roles.table())
+        if self._cache is None:
+            from mmlightning.cache import FeatureCache
+
+            self._cache = FeatureCache()
         for number, plan in enumerate(todo):
-            self._train(plan, number, deadline, start)
+            self.models.append(train_one(plan, number, self.path, self.models, deadline, start, self._cache))
         finished = [m for m in self.models if m.get("checkpoint")]
         if not finished:
             raise ConfigError(
@@ -122,8 +127,11 @@ class Predictor:
         finished.sort(key=lambda m: m["score"], reverse=finished[0]["mode"] == "max")
         self.chosen = [finished[0]["name"]]
         self._cache = None  # the features are not needed to predict
-        if len(finished) > 1 and self._combines(finished[0]):
-            self._pick_ensemble(finished, data / "tuning.jsonl", train_root)
+        if len(finished) > 1 and combines(self.path, finished[0], key_of(self.label)):
+            entry, better = score_ensemble(self.path, finished, data / "tuning.jsonl", train_root, key_of(self.label))
+            self.models.append(entry)
+            if better:
+                self.chosen = list(entry["members"])
         self.summary["seconds"] = round(time.monotonic() - start, 1)
         self.summary["chosen"] = self.chosen
         self._write()
@@ -154,86 +162,6 @@ class Predictor:
         return plans(
             roles, self.preset, *splits, str(Path(train_root).resolve()), self.path.resolve(), self.seed, allow
         )
-
-    def _train(self, plan: Plan, number: int, deadline: float, start: float) -> None:
-        from mmlightning.auto.deadline import Deadline, SharedFeatures
-        from mmlightning.cache import FeatureCache
-        from mmlightning.training import fit as fit_config
-        from mmlightning.wandb import default_logger_config
-
-        config = dict(plan.config)
-        config["trainer"] = {**config["trainer"], "logger": default_logger_config(str(self.path.resolve() / "models"))}
-        configs = self.path / "configs"
-        configs.mkdir(exist_ok=True)
-        name = f"{number + 1}-{key_of(plan.name)}"
-        (configs / f"{name}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-        entry: dict[str, Any] = {
-            "name": plan.name,
-            "metric": plan.metric,
-            "mode": plan.mode,
-            "config": f"configs/{name}.yaml",
-        }
-        self.models.append(entry)
-        left = deadline - time.monotonic()
-        done = [m for m in self.models if m.get("seconds")]
-        if done and left < 0.5 * min(m["seconds"] for m in done):
-            entry["note"] = f"not started: {max(0, left):.0f} s left of the time limit"
-            log.info("%s: %s", plan.name, entry["note"])
-            return
-        log.info(
-            "training %s (%s), %s",
-            plan.name,
-            f"{number + 1} of the preset's models",
-            f"{left:.0f} s left" if left != math.inf else "no time limit",
-        )
-        # stop early enough to validate, save the checkpoint and close the run (W&B) before the deadline itself
-        reserve = min(60.0, max(1.5, 0.08 * (deadline - start))) if deadline != math.inf else 0.0
-        watch = Deadline(deadline - reserve, plan.metric, plan.mode)
-        began = time.monotonic()
-        if self._cache is None:
-            self._cache = FeatureCache()
-        found = fit_config(config, callbacks=[watch, SharedFeatures(self._cache)])
-        entry.update(
-            seconds=round(time.monotonic() - began, 1),
-            score=watch.best,
-            epoch=watch.best_epoch,
-            stopped_by_time_limit=watch.stopped,
-            checkpoint=str(Path(found["checkpoint"]).resolve().relative_to(self.path.resolve()))
-            if found["checkpoint"]
-            else "",
-        )
-        if watch.best is None:
-            entry["checkpoint"], entry["note"] = "", "stopped by the time limit before its first validation"
-
-    def _combines(self, model: dict[str, Any]) -> bool:
-        from mmlightning.trained import load_run
-
-        return bool(load_run(self.path / model["checkpoint"]).model.heads[key_of(self.label)].supports_combine)
-
-    def _pick_ensemble(self, finished: list[dict[str, Any]], tuning: Path, root: str | Path) -> None:
-        """The ensemble of every finished model. It predicts unless it scores worse than the best model alone by
-        more than the tuning rows can tell apart (one standard error of an accuracy on them; 1% of an error): on a
-        few hundred rows the single winner is mostly luck, and an average of models holds up better on new rows."""
-        from mmlightning.evaluate.ensemble import ensemble
-
-        report = ensemble([self.path / m["checkpoint"] for m in finished], str(tuning), root=root)
-        metric = finished[0]["metric"].rsplit("/", 1)[-1]
-        head = key_of(self.label)
-        score = report["ensemble"][head].get(metric)
-        name = f"ensemble of {len(finished)}"
-        best = finished[0]["score"]
-        better = score is not None and board.within(score, best, finished[0]["mode"], report["rows"])
-        self.models.append(
-            {
-                "name": name,
-                "metric": finished[0]["metric"],
-                "mode": finished[0]["mode"],
-                "score": score,
-                "members": [m["name"] for m in finished],
-            }
-        )
-        if better:
-            self.chosen = [m["name"] for m in finished]
 
     # predicting
 
