@@ -261,6 +261,20 @@ class Head(Fitted, nn.Module):
         """Change the batch before encoding (a masking objective corrupts its input here). Default: none."""
         return batch
 
+    def embeds(self) -> list[str]:
+        """The encoder keys this head embeds in one shared space (two for a contrastive head, as CLIP's towers);
+        zero-shot classification compares them. Default: none."""
+        return []
+
+    def embeddings(self, encoded: Mapping[str, Features]) -> dict[str, Tensor]:
+        """Each of ``embeds()``'s keys present in ``encoded`` -> its L2-normalised embeddings ``(B, E)``."""
+        raise NotImplementedError(f"{type(self).__name__} embeds no modality (its embeds() is empty)")
+
+    def similarity_scale(self) -> float:
+        """The factor that turns the cosine similarity of two embeddings into a logit (CLIP's learnt inverse
+        temperature); 1 by default."""
+        return 1.0
+
     def example_inputs(self, encoded: Mapping[str, Features], targets: Sequence[Any]) -> dict[str, dict[str, Tensor]]:
         """For the testing kit: the ``batch.inputs`` entries this head reads (default: none)."""
         return {}

@@ -190,9 +190,11 @@ class MultimodalModel(nn.Module):
             outputs = strategy.transform_outputs(self, batch, given, outputs)
         return outputs
 
-    def encode(self, batch: Batch) -> dict[str, Features]:
-        """Each encoder's features for a batch (from the cache where an encoder is frozen)."""
-        return {key: self._encode(key, encoder, batch) for key, encoder in self.encoders.items()}
+    def encode(self, batch: Batch, keys: Sequence[str] | None = None) -> dict[str, Features]:
+        """Each encoder's features for a batch (from the cache where an encoder is frozen); only ``keys``' when
+        given (zero-shot embeds one tower at a time)."""
+        wanted = self.encoders if keys is None else keys
+        return {key: self._encode(key, self.encoders[key], batch) for key in wanted}
 
     def _encode(self, key: str, encoder: Encoder, batch: Batch) -> Features:
         if key in self.frozen and encoder.training:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-PRESETS = ("fast", "balanced", "best")
+PRESETS = ("fast", "balanced", "best", "fewshot")  # fewshot asks each role for its fast choice
 
 
 def number(value: Any) -> float | None:

@@ -31,6 +31,7 @@ SMALL: dict[str, dict[str, Any]] = {
 NOT_EXPORTED = {
     "ContrastiveHead": "an alignment objective: it scores pairs within a batch, a row alone has no prediction",
     "MaskedLanguageHead": "a pretraining objective: it predicts the tokens it masked itself",
+    "ReplacedTokenHead": "a pretraining objective: it detects the tokens its own generator replaced",
     "MaskedPatchHead": "a pretraining objective: it predicts the patches it masked itself",
     "CaptionHead": "it generates text by sampling token after token, a loop the exporters cannot trace",
 }

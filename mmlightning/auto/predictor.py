@@ -26,7 +26,7 @@ from mmlightning.auto import board
 from mmlightning.auto.infer import Roles, infer_roles, present
 from mmlightning.auto.presets import Plan, key_of, plans
 from mmlightning.auto.runner import combines, score_ensemble, train_one
-from mmlightning.auto.splits import HOLDOUT, absolute, holdout, load_split, series, write_jsonl
+from mmlightning.auto.splits import HOLDOUT, absolute, holdout, load_split, per_class, series, write_jsonl
 from mmlightning.errors import ConfigError, MissingFileError
 from mmlightning.roles import PRESETS
 
@@ -68,11 +68,14 @@ class Predictor:
         tuning_data: Any = None,
         time_limit: float | None = None,
         root: str | Path | None = None,
+        k: int | None = None,
     ) -> Predictor:
         """Train on ``train`` (a DataFrame, a CSV/JSONL/Parquet path, or a folder with one such manifest; media
         paths relative to ``root``, default the manifest's folder or, for a DataFrame, the working folder).
         ``tuning_data`` picks checkpoints and ensemble members (default: 10% of ``train``, held out). ``time_limit``
-        (seconds) counts all of it, feature caching included; training stops in time with the best checkpoint."""
+        (seconds) counts all of it, feature caching included; training stops in time with the best checkpoint.
+        ``k``: train on ``k`` rows of each class only (drawn with the seed), as the ``fewshot`` preset is meant for;
+        without ``tuning_data`` that preset scores those same rows (there are none to spare)."""
         start = time.monotonic()
         deadline = start + time_limit if time_limit else math.inf
         if self.path.exists() and any(self.path.iterdir()):
@@ -87,7 +90,14 @@ class Predictor:
                 where,
                 self.label,
             )
-        if tuning_data is None:
+        if k is not None:
+            if roles.task not in ("binary", "multiclass"):
+                raise ConfigError(f"k rows a class needs classes; the label '{self.label}' makes the task {roles.task}")
+            labelled = per_class(labelled, self.label, k, self.seed, where)
+            where = f"{k} rows a class of {where}"
+        if tuning_data is None and self.preset == "fewshot":
+            tuning, tuning_root, tuning_where = labelled, train_root, f"{where} (the training rows themselves)"
+        elif tuning_data is None:
             labelled, tuning = holdout(labelled, self.label, roles.task, self.seed)
             tuning_root, tuning_where = train_root, f"{HOLDOUT:.0%} of {where}, held out"
         else:
@@ -108,6 +118,7 @@ class Predictor:
             "train": where,
             "tuning": tuning_where,
             "rows": {"train": len(labelled), "tuning": len(tuning)},
+            "k": k,
             "roles": roles.as_dict(),
         }
         todo = self._plans(roles, train_root, allow)

@@ -3,7 +3,9 @@
 - ``fast``: pretrained encoders frozen (their features computed once, kept in memory for every model), three small
   fusions (concatenation, late fusion, concatenation with another seed), ensembled where that scores better;
 - ``balanced``: one model with the text encoder fine-tuned, the image encoder frozen;
-- ``best``: the ``balanced`` model, the ``fast`` ones and two more, ensembled within the time limit.
+- ``best``: the ``balanced`` model, the ``fast`` ones and two more, ensembled within the time limit;
+- ``fewshot``: for a few labelled rows per class (``fit(k=...)``): the ``fast`` encoders frozen, their features
+  concatenated as they are, and one linear classifier on them (logistic regression, trained full-batch).
 
 Every choice lands in the config (written to the run folder), so it can be read, edited and re-run with
 ``mmlightning fit --config``. The figures each preset reaches are in ``docs/auto.md``.
@@ -11,6 +13,7 @@ Every choice lands in the config (written to the run folder), so it can be read,
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +22,8 @@ from typing import Any
 from mmlightning.auto.infer import Roles, installed_roles
 from mmlightning.errors import ConfigError
 from mmlightning.roles import PRESETS, Choice, Role
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -44,6 +49,7 @@ def components(
     if preset not in PRESETS:
         raise ConfigError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
     by_name = {role.name: role for role in (role_list or installed_roles())}
+    asked = "fast" if preset == "fewshot" else preset  # roles know fast, balanced and best
     inputs = roles.inputs()
     groups: dict[str, list[str]] = {}
     for column, role in inputs.items():
@@ -53,7 +59,7 @@ def components(
     encoders: dict[str, Choice] = {}
     columns: dict[str, Any] = {}
     for group, names in groups.items():
-        choice = by_name[inputs[names[0]]].encoder(names, preset, facts)
+        choice = by_name[inputs[names[0]]].encoder(names, asked, facts)
         key = choice.key or key_of(names[0])
         while key in encoders or key == key_of(roles.label):
             key += "_"
@@ -64,7 +70,7 @@ def components(
             assigned = next(a for a in roles.columns if a.column == name)
             assigned.encoder = f"{key}: {choice.component['class_path']}{frozen}"
     label_role = by_name[roles.label_role]
-    head = label_role.head(roles.sample[roles.label], roles.found[roles.label], preset)
+    head = label_role.head(roles.sample[roles.label], roles.found[roles.label], asked)
     label = next(a for a in roles.columns if a.role == "label")
     label.encoder = f"{key_of(roles.label)}: {head.component['class_path']}"
     return encoders, columns, head
@@ -143,6 +149,8 @@ def plans(
     concat = {"class_path": "ConcatFusion", "init_args": {"dim": 256, "dropout": 0.3}}
     late = {"class_path": "LateFusion", "init_args": {"dim": 256, "dropout": 0.3}}
     tagger = head.fusion is not None  # the head brings its own fusion (a tagger reads the tokens themselves)
+    if preset == "fewshot":
+        return [fewshot(config("linear probe", concat, seed, fine_tune=False), roles, frozen)]
     if tagger:
         concat = late = head.fusion  # type: ignore[assignment]
     name = "tagger" if tagger else "concat"
@@ -166,3 +174,33 @@ def plans(
         config("concat, seed 2", concat, seed + 2, fine_tune=False),
     ]
     return tuned + small + more
+
+
+def fewshot(plan: Plan, roles: Roles, frozen: list[str]) -> Plan:
+    """``plan`` as a few-shot classifier: the encoders' pooled features concatenated without a projection
+    (``ConcatFusion(dim=None)``) and one linear layer on them, trained full-batch for 100 epochs (logistic
+    regression; with k rows a class the batch is every row). The last epoch is kept: the tuning rows may be the
+    k-shot rows themselves, on which an early epoch already scores 100%."""
+    if roles.task not in ("binary", "multiclass"):
+        raise ConfigError(f"the fewshot preset classifies; the label '{roles.label}' makes the task {roles.task}")
+    trained = [k for k in plan.config["model"]["encoders"] if k not in frozen]
+    if trained:
+        log.warning(
+            "fewshot: encoder(s) %s have no pretrained weights to freeze and learn from the k-shot rows alone",
+            ", ".join(trained),
+        )
+    config = plan.config
+    model, data, trainer = dict(config["model"]), dict(config["data"]), dict(config["trainer"])
+    model["fusion"] = {"class_path": "ConcatFusion", "init_args": {"dim": None, "dropout": 0.0}}
+    target = next(iter(model["heads"]))
+    head = dict(model["heads"][target])
+    head["init_args"] = {**head.get("init_args", {}), "dropout": 0.0, "hidden": None}
+    model["heads"] = {target: head}
+    model["optimizer"] = {"class_path": "torch.optim.AdamW", "init_args": {"lr": 0.01, "weight_decay": 0.001}}
+    model.pop("lr_scheduler", None)
+    data["batch_size"] = 1024
+    trainer.update(max_epochs=100, check_val_every_n_epoch=25, log_every_n_steps=1, num_sanity_val_steps=0)
+    trainer["callbacks"] = [
+        {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {"filename": "final"}}
+    ]
+    return Plan(plan.name, {**config, "model": model, "data": data, "trainer": trainer}, plan.metric, plan.mode)

@@ -66,6 +66,25 @@ def holdout(
     return [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
 
 
+def per_class(rows: list[dict[str, Any]], label: str, k: int, seed: int, where: str) -> list[dict[str, Any]]:
+    """``k`` rows of each class of ``label``, drawn with ``seed``, in their original order (few-shot training)."""
+    if k < 1:
+        raise ConfigError(f"k must be at least 1 row a class, got {k}")
+    groups: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        groups.setdefault(str(row.get(label)), []).append(i)
+    short = {name: len(members) for name, members in groups.items() if len(members) < k}
+    if short:
+        shown = ", ".join(f"'{name}' has {count}" for name, count in sorted(short.items())[:5])
+        raise ConfigError(
+            f"k={k} rows a class, but in {where} {shown} row(s) of '{label}': give k at most "
+            f"{min(short.values())}, or more rows of those classes"
+        )
+    rng = random.Random(seed)
+    chosen = {i for members in groups.values() for i in rng.sample(members, k)}
+    return [row for i, row in enumerate(rows) if i in chosen]
+
+
 def absolute(row: dict[str, Any], media: Sequence[str], root: str | Path) -> dict[str, Any]:
     return {k: (str((Path(root) / v).resolve()) if k in media and isinstance(v, str) else v) for k, v in row.items()}
 

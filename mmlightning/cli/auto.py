@@ -10,9 +10,18 @@ from collections.abc import Sequence
 from mmlightning.parser import CommandParser
 from mmlightning.roles import PRESETS
 
+FEWSHOT = """`mmlightning fewshot`: a classifier from k labelled rows a class. The columns' roles are inferred as `mmlightning
+auto` does; pretrained encoders stay frozen (their features computed once), and one linear layer (logistic
+regression) learns from their features. The result is an ordinary run: predict, export and serve take it."""
 
-def auto_main(argv: Sequence[str]) -> int:
-    parser = CommandParser("mmlightning auto", (__doc__ or "").split("\n\n")[0])
+
+def fewshot_main(argv: Sequence[str]) -> int:
+    return auto_main(argv, fewshot=True)
+
+
+def auto_main(argv: Sequence[str], fewshot: bool = False) -> int:
+    name = "fewshot" if fewshot else "auto"
+    parser = CommandParser(f"mmlightning {name}", ((FEWSHOT if fewshot else __doc__) or "").split("\n\n")[0])
     parser.add_argument(
         "--train", required=True, help="the training rows: a CSV, JSONL or Parquet manifest, or a folder with one"
     )
@@ -22,11 +31,20 @@ def auto_main(argv: Sequence[str]) -> int:
         default=None,
         help="rows that pick checkpoints and ensemble members (default: 10%% of --train, held out)",
     )
+    if not fewshot:
+        parser.add_argument(
+            "--preset",
+            default="fast",
+            choices=PRESETS,
+            help="fast (frozen pretrained encoders), balanced (text fine-tuned), best (an ensemble), "
+            "fewshot (a linear classifier on frozen features; with --k)",
+        )
     parser.add_argument(
-        "--preset",
-        default="fast",
-        choices=PRESETS,
-        help="fast (frozen pretrained encoders), balanced (text fine-tuned), best (an ensemble)",
+        "--k",
+        type=int,
+        required=fewshot,
+        default=None,
+        help="train on k rows of each class of --train (drawn with --seed)",
     )
     parser.add_argument(
         "--time_limit", type=float, default=None, help="seconds for all of it, feature caching included"
@@ -53,11 +71,12 @@ def auto_main(argv: Sequence[str]) -> int:
     from mmlightning.logs import setup_logging
 
     setup_logging()
-    predictor = Predictor(args.label, args.preset, args.out, args.column_types, args.seed)
+    preset = "fewshot" if fewshot else args.preset
+    predictor = Predictor(args.label, preset, args.out, args.column_types, args.seed)
     if args.dry_run:
         print(predictor.dry_run(args.train, args.tuning, args.root))
         return 0
-    predictor.fit(args.train, args.tuning, args.time_limit, args.root)
+    predictor.fit(args.train, args.tuning, args.time_limit, args.root, k=args.k)
     print(
         f"\ncolumns:\n{predictor.roles.table() if predictor.roles else ''}\n\nleaderboard (scored on the tuning rows):\n{predictor.leaderboard_text()}"
     )
@@ -68,4 +87,8 @@ def auto_main(argv: Sequence[str]) -> int:
         predictor.summary["evaluated"] = {"rows": args.evaluate, "scores": scores}
         predictor._write()
     print(f"\npredictor saved in {predictor.path}; load it with mmlightning.Predictor.load('{predictor.path}')")
+    if len(predictor.chosen) == 1:
+        model = next(m for m in predictor.models if m["name"] == predictor.chosen[0])
+        run = predictor.path / model["checkpoint"]
+        print(f"its model is an ordinary run: mmlightning predict/export/serve --ckpt_path {run}")
     return 0

@@ -17,7 +17,15 @@ OWN = {
     "auto": (
         "mmlightning.cli.auto:auto_main",
         "point it at a table and a label: roles inferred, a preset trained in a time limit, a leaderboard",
-    )
+    ),
+    "fewshot": (
+        "mmlightning.cli.auto:fewshot_main",
+        "a classifier from k labelled rows a class: frozen pretrained features, logistic regression",
+    ),
+    "zeroshot": (
+        "mmlightning.cli.zeroshot:zeroshot_main",
+        "classify rows into labels never trained on, with a contrastive run's other tower (CLIP's prompts)",
+    ),
 }
 
 

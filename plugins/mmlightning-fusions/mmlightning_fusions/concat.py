@@ -12,12 +12,19 @@ from mmlightning_fusions.common import any_present, check_keys
 
 
 class ConcatFusion(Fusion):
-    """Concatenates each modality's pooled vector (zeros where missing) and projects to ``dim``."""
+    """Concatenates each modality's pooled vector (zeros where missing) and projects to ``dim``.
 
-    def __init__(self, dims: Mapping[str, int], dim: int = 256, dropout: float = 0.1) -> None:
+    ``dim=None`` keeps the concatenation as it is (no projection, no parameters): a head then reads the encoders'
+    own features, as a linear probe or few-shot classifier over frozen encoders does.
+    """
+
+    def __init__(self, dims: Mapping[str, int], dim: int | None = 256, dropout: float = 0.1) -> None:
         super().__init__(dims)
-        self.dim = dim
-        self.project = nn.Sequential(nn.Linear(sum(self.dims.values()), dim), nn.GELU(), nn.Dropout(dropout))
+        width = sum(self.dims.values())
+        self.dim = width if dim is None else dim
+        self.project: nn.Module = (
+            nn.Dropout(dropout) if dim is None else nn.Sequential(nn.Linear(width, dim), nn.GELU(), nn.Dropout(dropout))
+        )
 
     def forward(self, features: Mapping[str, Features]) -> Features:
         check_keys(self.dims, features)

@@ -80,6 +80,16 @@ class ContrastiveHead(Head):
     def reads(self) -> list[str]:
         return list(self.modalities or [])
 
+    def embeds(self) -> list[str]:
+        return list(getattr(self, "keys", []))
+
+    def embeddings(self, encoded: Mapping[str, Features]) -> dict[str, Tensor]:
+        """Each present modality's normalised embedding ``(B, E)`` (zero-shot classification reads them)."""
+        return {k: F.normalize(self.project[k](encoded[k].pooled), dim=-1) for k in self.keys if k in encoded}
+
+    def similarity_scale(self) -> float:
+        return float(self.logit_scale.detach().clamp(max=math.log(100.0)).exp())
+
     def embed(self, encoded: Mapping[str, Features]) -> Tensor:
         """Both modalities' normalised embeddings. ``-> (B, 2, E)`` in sorted key order."""
         return torch.stack([F.normalize(self.project[k](encoded[k].pooled), dim=-1) for k in self.keys], 1)

@@ -6,12 +6,21 @@ The names load on first use, so loading the plugin (its entry point) stays cheap
 import importlib
 
 __version__ = "0.1.0"
-__all__ = ["CaptionHead", "ConllReader", "MaskedLanguageHead", "PretrainedTextEncoder", "TextEncoder", "TextProcessor"]
+__all__ = [
+    "CaptionHead",
+    "ConllReader",
+    "MaskedLanguageHead",
+    "PretrainedTextEncoder",
+    "ReplacedTokenHead",
+    "TextEncoder",
+    "TextProcessor",
+]
 _WHERE = {
     "CaptionHead": "mmlightning_text.caption",
     "ConllReader": "mmlightning_text.conll",
     "MaskedLanguageHead": "mmlightning_text.masked",
     "PretrainedTextEncoder": "mmlightning_text.pretrained",
+    "ReplacedTokenHead": "mmlightning_text.replaced",
     "TextEncoder": "mmlightning_text.encoder",
     "TextProcessor": "mmlightning_text.processor",
 }

@@ -67,6 +67,11 @@ class TextEncoder(Encoder):
         if self.embed is None or self.embed.num_embeddings != vocab:
             self.embed = nn.Embedding(vocab, self.dim, padding_idx=pad_id(self.tokenizer))
 
+    def input_embeddings(self) -> nn.Embedding | None:
+        """The token embeddings (None before the tokenizer exists); ELECTRA's generator shares them."""
+        embed: nn.Embedding | None = self.embed
+        return embed
+
     def processor(self) -> TextProcessor:
         return TextProcessor(self.tokenizer if self.is_fitted else None, self.max_length)
 

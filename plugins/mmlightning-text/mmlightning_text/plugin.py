@@ -18,6 +18,7 @@ def register_readers(register):
 def register_heads(register):
     register("mmlightning_text.caption:CaptionHead")
     register("mmlightning_text.masked:MaskedLanguageHead")
+    register("mmlightning_text.replaced:ReplacedTokenHead")
 
 
 @hookimpl
