@@ -10,7 +10,7 @@
   each fine-tuned on CoNLL-2003 NER for the same epochs, beside no pretraining; entity F1 on valid and test.
 
     python benchmarks/pretraining.py [--only zeroshot --only fewshot --only rtd] [--flickr_run RUN]
-        [--pretrain_minutes 4] [--finetune_epochs 2] [--no-docs]
+        [--pretrain_minutes 10] [--finetune_epochs 2] [--no-docs]
 
 Skips with a message when ../shared/data is absent. Writes benchmarks/results/pretraining.json, prints the tables
 and writes them into docs/results.md (between its `pretraining` markers). Timings are wall seconds on this machine
@@ -291,7 +291,7 @@ def main() -> int:
     parser.add_argument("--only", action="append", choices=["zeroshot", "fewshot", "rtd"])
     parser.add_argument("--flickr_run", default=None, help="a trained Flickr8k contrastive run (else one is trained)")
     parser.add_argument("--k", type=int, action="append", default=None)
-    parser.add_argument("--pretrain_minutes", type=float, default=4.0)
+    parser.add_argument("--pretrain_minutes", type=float, default=10.0)
     parser.add_argument("--finetune_epochs", type=int, default=2)
     parser.add_argument("--no-docs", action="store_true")
     args = parser.parse_args()
