@@ -37,6 +37,8 @@ class ProcessorBundle:
         targets: the head keys that read a target column (default: every head).
         id_column: the column that names a sample (``file:line`` when a row has none).
         fitted: False for a bundle made before the model learnt from data: it can only check rows.
+        drawn: encoder keys whose input a head generates (the picture of a text-to-image head): needed to train,
+            but a row to predict from may lack their columns.
     """
 
     def __init__(
@@ -47,12 +49,14 @@ class ProcessorBundle:
         targets: Iterable[str] | None = None,
         id_column: str = "id",
         fitted: bool = True,
+        drawn: Iterable[str] = (),
     ) -> None:
         self.processors, self.codecs = dict(sorted(processors.items())), dict(sorted(codecs.items()))
         given = dict(columns or {})
         self.columns: dict[str, Columns] = {key: given.get(key, key) for key in [*self.processors, *self.codecs]}
         self.targets = sorted(self.codecs if targets is None else targets)
         self.id_column, self.fitted = id_column, fitted
+        self.drawn = sorted(drawn)
 
     # --- which columns ----------------------------------------------------------------------------
     def input_columns(self, key: str) -> list[str]:
@@ -65,9 +69,11 @@ class ProcessorBundle:
             raise ValueError(f"head '{key}' reads one target column, but --data.columns gives it {spec}")
         return spec
 
-    def read_columns(self, targets: bool = True) -> list[str]:
-        """Every column the model reads (inputs first), once each."""
-        out = [c for key in self.processors for c in self.input_columns(key)]
+    def read_columns(self, targets: bool = True, drawn: bool = True) -> list[str]:
+        """Every column the model reads (inputs first), once each; without ``drawn``, the columns of inputs a head
+        generates are left out (a row to predict from may lack them)."""
+        keys = [key for key in self.processors if drawn or key not in self.drawn]
+        out = [c for key in keys for c in self.input_columns(key)]
         out += [self.target_column(key) for key in self.targets] if targets else []
         return list(dict.fromkeys(out))
 
@@ -183,6 +189,7 @@ class ProcessorBundle:
                 {
                     "format": FORMAT,
                     "id_column": self.id_column,
+                    "drawn": self.drawn,
                     "inputs": {
                         key: {"columns": self.columns[key], "processor": _path(p), "state": p.state()}
                         for key, p in self.processors.items()
@@ -218,7 +225,7 @@ class ProcessorBundle:
             **{k: s["column"] for k, s in state["heads"].items()},
         }
         targets = [key for key, spec in state["heads"].items() if spec["target"]]
-        return cls(processors, codecs, columns, targets, state["id_column"])
+        return cls(processors, codecs, columns, targets, state["id_column"], drawn=state.get("drawn", ()))
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)

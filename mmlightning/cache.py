@@ -162,11 +162,13 @@ class FeatureCache:
 def _one(features: Features, row: int) -> dict[str, Any]:
     length = int(features.mask[row].nonzero().max()) + 1 if features.mask[row].any() else 1
     word_ids = None if features.word_ids is None else features.word_ids[row, :length].cpu()
+    codes = None if features.codes is None else features.codes[row, :length].cpu()
     return {  # copies: a view would keep (and torch.save would write) the whole batch's storage
         "tokens": features.tokens[row, :length].cpu().clone(),
         "mask": features.mask[row, :length].cpu().clone(),
         "pooled": features.pooled[row].cpu().clone(),
         "word_ids": None if word_ids is None else word_ids.clone(),
+        "codes": None if codes is None else codes.clone(),
         "grid": features.grid,
         "present": bool(features.present[row]),  # a value that held nothing for the modality (no sound track)
     }
@@ -188,5 +190,9 @@ def _batch(items: list[dict[str, Any]], present: Tensor) -> Features:
     if items[0]["word_ids"] is not None:
         features.word_ids = torch.stack(
             [nn.functional.pad(item["word_ids"], (0, longest - item["word_ids"].shape[0]), value=-1) for item in items]
+        ).to(device)
+    if items[0].get("codes") is not None:
+        features.codes = torch.stack(
+            [nn.functional.pad(item["codes"], (0, longest - item["codes"].shape[0])) for item in items]
         ).to(device)
     return features

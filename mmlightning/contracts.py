@@ -261,6 +261,11 @@ class Head(Fitted, nn.Module):
         """Change the batch before encoding (a masking objective corrupts its input here). Default: none."""
         return batch
 
+    def prompts(self) -> list[str]:
+        """For a head that generates (a picture for a text): the encoder keys its prompt is read by;
+        ``mmlightning generate`` puts each prompt in their columns. Default: none (the head does not generate)."""
+        return []
+
     def embeds(self) -> list[str]:
         """The encoder keys this head embeds in one shared space (two for a contrastive head, as CLIP's towers);
         zero-shot classification compares them. Default: none."""

@@ -26,6 +26,10 @@ class Features:
         grid: ``(H, W)`` set by encoders whose last ``H * W`` tokens lie on a grid, row by row (an image's
             feature-map cells or patches; tokens before them, such as a class token, are not on it). Dashboards
             draw a fusion's attention over the input with it.
+        codes: ``(B, N)`` long, set by encoders that quantise (an image tokenizer, VQ-VAE): each token's entry in
+            the encoder's codebook. Generation heads learn to predict them; the encoder turns them back into input.
+        loss: a scalar the encoder adds to training (a quantiser's commitment loss), set only while it trains;
+            the head that trains the encoder adds it to its own loss.
     """
 
     tokens: Tensor
@@ -36,6 +40,8 @@ class Features:
     weights: Tensor | None = None
     word_ids: Tensor | None = None
     grid: tuple[int, int] | None = None
+    codes: Tensor | None = None
+    loss: Tensor | None = None
 
     @classmethod
     def from_tokens(
@@ -73,6 +79,7 @@ class Features:
         """The features of some samples only (``rows``: indices or a bool mask)."""
         weights = None if self.weights is None else self.weights[rows]
         word_ids = None if self.word_ids is None else self.word_ids[rows]
+        codes = None if self.codes is None else self.codes[rows]
         return Features(
             self.tokens[rows],
             self.mask[rows],
@@ -82,6 +89,8 @@ class Features:
             weights,
             word_ids,
             self.grid,
+            codes,
+            self.loss,
         )
 
     def span_means(self) -> Tensor:
@@ -111,5 +120,6 @@ def drop_modalities(features: dict[str, Features], rate: float | dict[str, float
         f = features[key]
         dropped = Features.from_tokens(f.tokens, f.mask, keep[:, i], f.pooled)
         dropped.spans, dropped.word_ids, dropped.grid = dict(f.spans), f.word_ids, f.grid
+        dropped.codes, dropped.loss = f.codes, f.loss
         out[key] = dropped
     return out

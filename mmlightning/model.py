@@ -166,7 +166,10 @@ class MultimodalModel(nn.Module):
         targets = [key for key, head in self.heads.items() if head.uses_target]
         defaults = {key: enc.default_columns() for key, enc in self.encoders.items()}
         columns = {**{k: v for k, v in defaults.items() if v is not None}, **(columns or {})}
-        return ProcessorBundle(processors, codecs, columns, targets, id_column, fitted=self.is_fitted)
+        drawn = {
+            key for head in self.heads.values() if head.prompts() for key in head.reads() if key not in head.prompts()
+        }
+        return ProcessorBundle(processors, codecs, columns, targets, id_column, fitted=self.is_fitted, drawn=drawn)
 
     def tune(self) -> None:
         """Apply the fine-tuning strategies once every component is fitted (layers built from the data exist);

@@ -122,6 +122,10 @@ class Processor(Stateful):
         """Raise ``ValueError`` saying what is wrong with a raw value. Default: process it fully."""
         self(value, root, train=False)
 
+    def truncates(self, value: Any) -> bool:
+        """Whether ``value`` is cut to fit the encoder (a text longer than its ``max_length`` tokens). Default: no."""
+        return False
+
     def corruptions(self) -> tuple[str, ...]:
         """The corruptions this modality offers ``mmlightning robustness`` (``("noise", "blur")`` for images). Default:
         none."""
@@ -210,6 +214,11 @@ class TargetCodec(Stateful):
 
     def scores(self, output: Any) -> list[dict[str, float]] | None:
         """Per-sample scores to write beside the predictions (a probability per class), or None (the default)."""
+        return None
+
+    def sheet(self, predictions: Tensor, columns: int = 8) -> str | None:
+        """For a head that generates media: many predictions ``(K, ...)`` laid out as one (a grid of pictures), as
+        a ``data:`` URI like ``decode``'s. None (the default): nothing to lay out."""
         return None
 
 

@@ -172,7 +172,7 @@ class TrainedRun:
 
         manifest = read_manifest(path)
         root = MediaRoot.make(manifest.root)
-        check_columns(manifest, self.bundle.read_columns(targets=False))
+        check_columns(manifest, self.bundle.read_columns(targets=False, drawn=False))
         good, bad = check_rows(manifest, lambda row: self.bundle.check(row.values, root, targets=[]))
         if bad:
             raise BadRowsError(

@@ -191,7 +191,11 @@ def log_table(trainer: Any, key: str, columns: list[str], rows: list[list[Any]])
 
     for logger in trainer.loggers:
         if isinstance(logger, WandbLogger):
-            logger.log_table(key=key, columns=columns, data=rows, step=trainer.global_step)
+            data = [
+                [_to_wandb(cell) if hasattr(cell, "save") and hasattr(cell, "size") else cell for cell in row]
+                for row in rows
+            ]  # a picture in a cell (a head's samples) is shown as one
+            logger.log_table(key=key, columns=columns, data=data, step=trainer.global_step)
 
 
 def log_chart(trainer: Any, key: str, chart: Any) -> None:

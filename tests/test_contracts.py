@@ -29,8 +29,15 @@ def test_fusion_contract(component, dims):
     ) if "heads" in component.cls.__init__.__code__.co_varnames else check_fusion(component.cls, dims, dim=16)
 
 
+# heads that read an image tokenizer's codes, which the kit's random features lack: their own tests run them on a
+# real tokenizer (plugins/mmlightning-vision/tests/test_generation.py)
+ON_TOKENIZERS = {"ImageGenerationHead", "ReconstructionHead"}
+
+
 @pytest.mark.parametrize("component", REGISTRY.components("head"), ids=lambda c: c.name)
 def test_head_contract(component):
+    if component.name in ON_TOKENIZERS:
+        pytest.skip("reads a tokenizer's codes: tested on a real VQVAEEncoder in mmlightning-vision")
     text = REGISTRY.resolve("encoder", "TextEncoder").cls(**SMALL["TextEncoder"])
     text.fit(["a fitted text encoder for heads that read its tokenizer", "a second text"])
     check_head(component.cls, dim=16, encoders={"text": text})

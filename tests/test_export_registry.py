@@ -34,6 +34,8 @@ NOT_EXPORTED = {
     "ReplacedTokenHead": "a pretraining objective: it detects the tokens its own generator replaced",
     "MaskedPatchHead": "a pretraining objective: it predicts the patches it masked itself",
     "CaptionHead": "it generates text by sampling token after token, a loop the exporters cannot trace",
+    "ImageGenerationHead": "it draws a picture by sampling code after code, a loop the exporters cannot trace",
+    "ReconstructionHead": "an autoencoding objective: it trains a VQVAEEncoder, whose codes any head can export",
 }
 
 

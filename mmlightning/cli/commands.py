@@ -22,6 +22,10 @@ OWN = {
         "mmlightning.cli.auto:fewshot_main",
         "a classifier from k labelled rows a class: frozen pretrained features, logistic regression",
     ),
+    "generate": (
+        "mmlightning.cli.generate:generate_main",
+        "draw from prompts with a generation run (text to image): PNGs, a grid, generated.jsonl; CLIP reranking",
+    ),
     "zeroshot": (
         "mmlightning.cli.zeroshot:zeroshot_main",
         "classify rows into labels never trained on, with a contrastive run's other tower (CLIP's prompts)",

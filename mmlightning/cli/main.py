@@ -28,6 +28,7 @@ training (LightningCLI: YAML configs, --print_config, every Trainer flag; `mmlig
   auto         no config: point it at a table and a label; roles inferred, a preset trained in a time limit
   fewshot      a classifier from k labelled rows a class: frozen pretrained features, logistic regression
   zeroshot     classify into labels never trained on, with a contrastive run (CLIP's prompts): --labels a,b,c
+  generate     draw from prompts with a generation run (text to image): PNGs, a grid; --rerank_with a CLIP run
 
 deployment:
   export       a checkpoint as ONNX, TorchScript or torch.export, checked against PyTorch  [--quantize dynamic-int8]

@@ -236,7 +236,8 @@ class MultimodalDataModule(LightningDataModule):
         """The one manifest of a split has every column the model reads (its targets' too, but in ``predict``)."""
         bundle = self._bundle()
         targets = [] if split == "predict" else self._targets(manifest, False)
-        check_columns(manifest, [*bundle.read_columns(targets=False), *map(bundle.target_column, targets)])
+        inputs = bundle.read_columns(targets=False, drawn=split != "predict")
+        check_columns(manifest, [*inputs, *map(bundle.target_column, targets)])
 
     def _targets(self, manifest: Manifest, lenient: bool) -> list[str]:
         """The heads a manifest trains: all of them, or (one of several datasets) those whose column it has."""
@@ -268,7 +269,7 @@ class MultimodalDataModule(LightningDataModule):
         """With several datasets, a column no dataset has is a typo, not a missing modality."""
         bundle = self._bundle()
         columns = set().union(*(m.columns() for m in self.manifests[split].values()))
-        wanted = bundle.read_columns(targets=split != "predict")
+        wanted = bundle.read_columns(targets=split != "predict", drawn=split != "predict")
         unknown = [c for c in wanted if c not in columns]
         if unknown:
             raise ConfigError(

@@ -66,6 +66,16 @@ class TextProcessor(Processor):
             out["case"] = torch.tensor(case_classes(value, words, encoding.offsets), dtype=torch.long)
         return out
 
+    def truncates(self, value: Any) -> bool:
+        if not isinstance(value, str):
+            return False
+        tokenizer = self._fitted()
+        tokenizer.no_truncation()
+        try:
+            return len(tokenizer.encode(value[: 4 * self.max_length * CHARS_PER_TOKEN]).ids) > self.max_length
+        finally:
+            tokenizer.enable_truncation(self.max_length)
+
     def _encode(self, value: Any) -> tuple[Any, Any]:
         """The encoding of ``value`` cut to ``max_length`` tokens, and the text it was read from. A long string is
         cut to its first ``CHARS_PER_TOKEN`` characters a token before tokenising (a 50 MB request body is not
