@@ -37,8 +37,7 @@ class ProcessorBundle:
         targets: the head keys that read a target column (default: every head).
         id_column: the column that names a sample (``file:line`` when a row has none).
         fitted: False for a bundle made before the model learnt from data: it can only check rows.
-        drawn: encoder keys whose input a head generates (the picture of a text-to-image head): needed to train,
-            but a row to predict from may lack their columns.
+        drawn: encoder keys whose input a head generates (a picture for a text): a row to predict from may lack them.
     """
 
     def __init__(
@@ -70,8 +69,7 @@ class ProcessorBundle:
         return spec
 
     def read_columns(self, targets: bool = True, drawn: bool = True) -> list[str]:
-        """Every column the model reads (inputs first), once each; without ``drawn``, the columns of inputs a head
-        generates are left out (a row to predict from may lack them)."""
+        """Every column the model reads (inputs first), once each; without ``drawn``, none of the inputs heads draw."""
         keys = [key for key in self.processors if drawn or key not in self.drawn]
         out = [c for key in keys for c in self.input_columns(key)]
         out += [self.target_column(key) for key in self.targets] if targets else []

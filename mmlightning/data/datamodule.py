@@ -236,8 +236,7 @@ class MultimodalDataModule(LightningDataModule):
         """The one manifest of a split has every column the model reads (its targets' too, but in ``predict``)."""
         bundle = self._bundle()
         targets = [] if split == "predict" else self._targets(manifest, False)
-        inputs = bundle.read_columns(targets=False, drawn=split != "predict")
-        check_columns(manifest, [*inputs, *map(bundle.target_column, targets)])
+        check_columns(manifest, [*bundle.read_columns(False, split != "predict"), *map(bundle.target_column, targets)])
 
     def _targets(self, manifest: Manifest, lenient: bool) -> list[str]:
         """The heads a manifest trains: all of them, or (one of several datasets) those whose column it has."""
