@@ -236,3 +236,21 @@ def as_rows(rows: Any, root: str | Path) -> tuple[list[dict[str, Any]], str | Pa
     if not isinstance(rows, Sequence):
         raise ConfigError(f"rows must be dicts, a DataFrame or a manifest path, got {type(rows).__name__}")
     return [dict(r) for r in rows], root
+
+
+def pick_head(run: TrainedRun, found: list[str], head: str | None, kind: tuple[str, str], needed: str) -> str:
+    """Of the heads ``found`` able to do a job: ``head``, or the only one. ``kind``: what a head that cannot does
+    not do, and the name of one that can; ``needed``: what the job needs, said when the run has none."""
+    cannot, name = kind
+    if head is not None:
+        if head not in found:
+            raise ConfigError(
+                f"head '{head}' of {run.checkpoint} {cannot}; heads that do: {', '.join(found) or 'none'}"
+            )
+        return head
+    if not found:
+        kinds = ", ".join(f"{k} ({type(h).__name__})" for k, h in run.model.heads.items())
+        raise ConfigError(f"{run.checkpoint} has no {name} (its heads: {kinds}): {needed}")
+    if len(found) > 1:
+        raise ConfigError(f"{run.checkpoint} has several {name}s ({', '.join(found)}): give --head")
+    return found[0]

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from mmlightning.errors import ConfigError
-from mmlightning.trained import TrainedRun, load_run
+from mmlightning.trained import TrainedRun, load_run, pick_head
 
 log = logging.getLogger(__name__)
 
@@ -32,22 +32,13 @@ RECORD = "generated.jsonl"
 
 def generating_head(run: TrainedRun, head: str | None = None) -> str:
     """The head that generates: ``head``, or the only one the run has."""
-    found = [key for key, h in run.model.heads.items() if h.prompts()]
-    if head is not None and head not in found:
-        raise ConfigError(
-            f"head '{head}' of {run.checkpoint} does not generate; heads that do: {', '.join(found) or 'none'}"
-        )
-    if head is not None:
-        return head
-    if not found:
-        kinds = ", ".join(f"{k} ({type(h).__name__})" for k, h in run.model.heads.items())
-        raise ConfigError(
-            f"{run.checkpoint} has no generation head (its heads: {kinds}): generate needs a run trained with a head "
-            "that draws from a prompt, such as ImageGenerationHead"
-        )
-    if len(found) > 1:
-        raise ConfigError(f"{run.checkpoint} has several generation heads ({', '.join(found)}): give --head")
-    return found[0]
+    return pick_head(
+        run,
+        [key for key, h in run.model.heads.items() if h.prompts()],
+        head,
+        ("does not generate", "generation head"),
+        "generate needs a run trained with a head that draws from a prompt, such as ImageGenerationHead",
+    )
 
 
 def check_prompts(prompts: Sequence[Any]) -> list[str]:
@@ -123,21 +114,20 @@ def generate(
     torch.manual_seed(seed)
     written: list[dict[str, Any]] = []
     drawn: list[torch.Tensor] = []
-    starts = range(0, len(jobs), batch_size)
+    batches = trained.batches([{column: prompt} for _, prompt, _ in jobs], ".", batch_size)
     if progress:
         from tqdm import tqdm
 
-        starts = tqdm(starts, desc="generating", unit="batch")  # type: ignore[assignment]
+        batches = tqdm(batches, desc="generating", unit="batch", total=-(-len(jobs) // batch_size))
     try:
-        for start in starts:
-            part = jobs[start : start + batch_size]
-            rows = [{column: prompt} for _, prompt, _ in part]
-            for _, outputs in trained.batches(rows, ".", batch_size):
-                output = outputs[key]
-                drawn += list(output.predictions.float().cpu())
-                for (ident, prompt, j), uri in zip(part, trained.bundle.codecs[key].decode(output)):
-                    path = save_uri(uri, folder / f"{_safe(ident)}_{j:02d}")
-                    written.append({"id": ident, "prompt": prompt, "sample": j, "file": path.name})
+        for start, (_, outputs) in zip(range(0, len(jobs), batch_size), batches):
+            output = outputs[key]
+            drawn += list(output.predictions.float().cpu())
+            for (ident, prompt, j), uri in zip(
+                jobs[start : start + batch_size], trained.bundle.codecs[key].decode(output)
+            ):
+                path = save_uri(uri, folder / f"{_safe(ident)}_{j:02d}")
+                written.append({"id": ident, "prompt": prompt, "sample": j, "file": path.name})
     finally:
         for name, value in before.items():
             setattr(model_head, name, value)

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from mmlightning.errors import ConfigError
-from mmlightning.trained import TrainedRun, as_rows, load_run
+from mmlightning.trained import TrainedRun, as_rows, load_run, pick_head
 
 log = logging.getLogger(__name__)
 
@@ -51,23 +51,13 @@ def check_templates(templates: Sequence[str]) -> list[str]:
 
 def embedding_head(run: TrainedRun, head: str | None = None) -> str:
     """The head that embeds two modalities in one space: ``head``, or the only one the run has."""
-    found = [key for key, h in run.model.heads.items() if len(h.embeds()) == 2]
-    if head is not None:
-        if head not in found:
-            raise ConfigError(
-                f"head '{head}' of {run.checkpoint} embeds no two modalities in one space; heads that do: "
-                f"{', '.join(found) or 'none'}"
-            )
-        return head
-    if not found:
-        kinds = ", ".join(f"{k} ({type(h).__name__})" for k, h in run.model.heads.items())
-        raise ConfigError(
-            f"{run.checkpoint} has no contrastive head (its heads: {kinds}): zero-shot needs a run trained with a "
-            "head that embeds two modalities in one space, such as ContrastiveHead"
-        )
-    if len(found) > 1:
-        raise ConfigError(f"{run.checkpoint} has several contrastive heads ({', '.join(found)}): give --head")
-    return found[0]
+    return pick_head(
+        run,
+        [key for key, h in run.model.heads.items() if len(h.embeds()) == 2],
+        head,
+        ("embeds no two modalities in one space", "contrastive head"),
+        "zero-shot needs a run trained with a head that embeds two modalities in one space, such as ContrastiveHead",
+    )
 
 
 def towers(
