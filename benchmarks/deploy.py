@@ -1,10 +1,12 @@
 """Deployment: size, latency at batch 1, throughput at batch 32 and validation accuracy of a trained model as
 PyTorch fp32, ONNX Runtime fp32, ONNX Runtime int8, TorchScript int8 (dynamic quantization of the Linear layers) and
 PyTorch fp32 after magnitude pruning (50% of the trained layers' weights, one re-fine-tuning epoch), all on this CPU
-in the same run.
+in the same run; then `mmlightning serve` under a mixed load of good and hostile requests, with each server
+process's memory idle and at its peak.
 
     python benchmarks/deploy.py                      # trains the quickstart model first (about a minute)
     python benchmarks/deploy.py --ckpt_path RUN/checkpoints/NAME.ckpt --rows VAL.jsonl
+    python benchmarks/deploy.py --part serve         # the server under load alone
 
 Self-contained (makes the quickstart dataset); writes benchmarks/results/deploy.json and prints a table. Times are
 for the model only (inputs processed once beforehand), medians over repeats, with torch and ONNX Runtime given
@@ -62,16 +64,32 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "results" / "deploy")
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--sparsity", type=float, default=0.5, help="magnitude pruning of the trained layers")
+    parser.add_argument("--part", choices=["all", "models", "serve"], default="all")
+    parser.add_argument("--requests", type=int, default=600, help="requests of the serve load (a third hostile)")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     ckpt, rows = (args.ckpt_path, Path(args.rows)) if args.ckpt_path else quickstart_checkpoint(args.work)
+    found = {"checkpoint": str(ckpt)}
+    if args.part in ("all", "models"):
+        found.update(models(ckpt, rows, args))
+    if args.part in ("all", "serve"):
+        from serve_load import serve_load
+
+        found["serve"] = serve_load(ckpt, rows, args.requests)
+    out = ROOT / "benchmarks" / "results" / "deploy.json"
+    out.write_text(json.dumps(found, indent=2))
+    print(f"\nwritten to {out}")
+
+
+def models(ckpt: str, rows: Path, args: argparse.Namespace) -> dict:
 
     from mmlightning.data.manifest import read_manifest
     from mmlightning.deploy.export import export, load_run
     from mmlightning.deploy.runtime import Exported
 
     threads = torch.get_num_threads()
-    model, bundle = load_run(ckpt)
+    trained = load_run(ckpt)
+    model, bundle = trained.model, trained.bundle
     manifest = read_manifest(rows)
     values = [r.values for r in manifest.rows]
     batches = [bundle(values[i : i + 32], manifest.root) for i in range(0, len(values), 32)]
@@ -91,7 +109,7 @@ def main() -> None:
     from mmlightning.deploy.prune import prune_run
 
     pruned = prune_run(ckpt, args.work / "pruned", args.sparsity, epochs=1)  # on the run's own training data
-    variants["PyTorch fp32, pruned"] = (load_run(pruned["checkpoint"])[0], pruned["checkpoint"])
+    variants["PyTorch fp32, pruned"] = (load_run(pruned["checkpoint"]).model, pruned["checkpoint"])
     table = []
     for name, (runner, path) in variants.items():
         # PyTorch on the batch's tensors only: without the raw values the frozen-feature cache is not used
@@ -119,11 +137,7 @@ def main() -> None:
             f"{r['model']:<22} {r['size_mb']:>8} {r['latency_b1_ms']:>8} {r['speedup_b1_vs_pytorch']:>7} "
             f"{r['throughput_b32_rows_per_s']:>11} {r['val_accuracy']:>8}"
         )
-    out = ROOT / "benchmarks" / "results" / "deploy.json"
-    out.write_text(
-        json.dumps({"checkpoint": str(ckpt), "threads": threads, "rows": len(truth), "table": table}, indent=2)
-    )
-    print(f"\nwritten to {out}")
+    return {"threads": threads, "rows": len(truth), "table": table}
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ import torch
 from torch import Tensor
 
 from mmlightning.contracts import Batch
-from mmlightning.errors import MissingFileError
+from mmlightning.errors import MissingFileError, OverLimit, TooLargeError
+from mmlightning.files import write_text
 from mmlightning.processing import CACHED, MediaRoot, Processor, Stateful, TargetCodec
 
 FORMAT = "mmlightning.bundle/1"
@@ -226,10 +227,7 @@ class ProcessorBundle:
         return cls(processors, codecs, columns, targets, state["id_column"], drawn=state.get("drawn", ()))
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.state()), encoding="utf-8")
-        return path
+        return write_text(path, json.dumps(self.state()))
 
     @classmethod
     def load(cls, path: str | Path) -> ProcessorBundle:
@@ -260,7 +258,7 @@ def _reason(field: str, check: Any) -> str | None:
     try:
         check()
     except (ValueError, OSError, TypeError) as err:
-        return f"{field}: {err}"
+        return OverLimit(f"{field}: {err}") if isinstance(err, TooLargeError) else f"{field}: {err}"
     return None
 
 

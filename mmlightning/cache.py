@@ -6,14 +6,20 @@ and its processor has no random augmentation while training (``Processor.random_
 on the sample (its raw values and media folder) and on a fingerprint of the encoder's weights, so new weights
 (unfrozen, loaded) never meet old features. In memory by default; on disk (SQLite, one file per encoder, weights
 and processor settings) for sets whose features do not fit, reused by later runs of the same encoder.
+
+A disk entry is a safetensors blob (tensors, and a JSON header): reading one never runs code. A cache file that is
+corrupted, or holds an entry that is not such a blob, is renamed ``NAME.corrupt-TIME`` with a warning naming it, and
+its features are computed again.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
+import logging
 import sqlite3
+import struct
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -25,9 +31,16 @@ from mmlightning.errors import MMLightningError
 from mmlightning.features import Features
 from mmlightning.processing import CACHED
 
+log = logging.getLogger(__name__)
+FORMAT = "safetensors-1"  # part of each file's name: a file of an earlier format is never opened
+
 
 class CacheError(MMLightningError):
-    """A disk feature cache that cannot be read safely (corrupted, or written by something else)."""
+    """A disk feature cache that cannot be used (its entries were lost when the loader had skipped their inputs)."""
+
+
+class Unreadable(Exception):
+    """A disk cache file or entry that cannot be read: the file has been set aside."""
 
 
 def fingerprint(module: nn.Module) -> tuple[float, ...]:
@@ -58,32 +71,46 @@ class DiskStore:
                 db = sqlite3.connect(self.path)
                 db.execute("CREATE TABLE IF NOT EXISTS features (sample TEXT PRIMARY KEY, value BLOB)")
             except sqlite3.DatabaseError as err:
-                raise CacheError(
-                    f"the feature cache {self.path} is not readable ({err}); delete it (the features are computed "
-                    "again) or give another --model.cache_dir"
-                ) from None
+                self.set_aside(f"is not a readable SQLite file ({err})")
+                db = sqlite3.connect(self.path)
+                db.execute("CREATE TABLE features (sample TEXT PRIMARY KEY, value BLOB)")
             self.db = db
         return db
 
+    def set_aside(self, reason: str) -> None:
+        """Rename a corrupted file out of the way (kept for a look, never read again) and start an empty one."""
+        if self.db is not None:
+            self.db.close()
+            self.db = None
+        aside = self.path.with_name(
+            f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 10**9}"
+        )
+        if self.path.exists():
+            self.path.rename(aside)
+        log.warning("the feature cache %s %s; moved it to %s, and its features are computed again", self.path,
+                    reason, aside.name)  # fmt: skip
+
     def __contains__(self, sample: Any) -> bool:
-        found = self._open().execute("SELECT 1 FROM features WHERE sample = ?", (_digest(sample),)).fetchone()
+        try:
+            found = self._open().execute("SELECT 1 FROM features WHERE sample = ?", (_digest(sample),)).fetchone()
+        except sqlite3.DatabaseError as err:
+            self.set_aside(f"is corrupted ({err})")
+            return False
         return found is not None
 
     def __getitem__(self, sample: Any) -> dict[str, Any]:
-        row = self._open().execute("SELECT value FROM features WHERE sample = ?", (_digest(sample),)).fetchone()
-        try:  # tensors and plain values only: a blob written by anyone else never runs code here
-            return cast(dict[str, Any], torch.load(io.BytesIO(row[0]), weights_only=True))
-        except Exception as err:  # noqa: BLE001 - any unreadable blob: name the file, say how to recover
-            raise CacheError(
-                f"the feature cache {self.path} holds an entry that is not plain tensors ({str(err).splitlines()[0][:120]}); "
-                "it was not loaded. Delete that file (the features are computed again) or give another --model.cache_dir"
-            ) from None
+        try:
+            row = self._open().execute("SELECT value FROM features WHERE sample = ?", (_digest(sample),)).fetchone()
+            if row is None:
+                raise KeyError(sample)
+            return unpack(row[0])  # tensors and JSON only: a blob written by anyone else never runs code here
+        except (sqlite3.DatabaseError, ValueError) as err:
+            self.set_aside(f"holds an entry that is not a features blob ({str(err).splitlines()[0][:120]})")
+            raise Unreadable(str(self.path)) from None
 
     def __setitem__(self, sample: Any, value: dict[str, Any]) -> None:
-        buffer = io.BytesIO()
-        torch.save(value, buffer)
         db = self._open()
-        db.execute("INSERT OR REPLACE INTO features VALUES (?, ?)", (_digest(sample), buffer.getvalue()))
+        db.execute("INSERT OR REPLACE INTO features VALUES (?, ?)", (_digest(sample), pack(value)))
         self.writes += 1
         if self.writes % 256 == 0:
             db.commit()
@@ -100,6 +127,37 @@ class DiskStore:
             self.db.commit()
             self.db.close()
             self.db = None
+
+
+def pack(value: dict[str, Any]) -> bytes:
+    """One sample's features -> a safetensors blob (its tensors; ``grid`` and ``present`` in the header)."""
+    from safetensors.torch import save
+
+    tensors = {key: t.contiguous() for key, t in value.items() if isinstance(t, Tensor)}
+    return save(tensors, metadata={"grid": json.dumps(value.get("grid")), "present": json.dumps(value["present"])})
+
+
+def unpack(blob: bytes) -> dict[str, Any]:
+    """A blob of :func:`pack` -> the features; anything else is a ``ValueError``."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    try:
+        tensors = load(bytes(blob))
+        size = struct.unpack("<Q", blob[:8])[0]
+        meta = json.loads(blob[8 : 8 + size]).get("__metadata__") or {}
+        grid, present = json.loads(meta["grid"]), json.loads(meta["present"])
+    except (SafetensorError, struct.error, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"not a features blob: {err}") from None
+    if not {"tokens", "mask", "pooled"} <= set(tensors) or not isinstance(present, bool):
+        raise ValueError(f"not a features blob: it holds {sorted(tensors)}")
+    return {
+        **tensors,
+        "word_ids": tensors.get("word_ids"),
+        "codes": tensors.get("codes"),
+        "grid": None if grid is None else tuple(grid),
+        "present": present,
+    }
 
 
 def _digest(value: Any) -> str:
@@ -132,7 +190,7 @@ class FeatureCache:
             self.prints[key] = now
             if self.folder is not None:
                 settings = json.dumps(cast(Any, encoder).processor().state(), sort_keys=True, default=str)
-                name = f"{key}-{_digest((now, settings))[:16]}.sqlite"
+                name = f"{key}-{_digest((now, settings, FORMAT))[:16]}.sqlite"
                 self.entries[key] = DiskStore(self.folder / name)
 
     def encode(
@@ -156,7 +214,20 @@ class FeatureCache:
             fresh = encode({name: t.index_select(0, rows) for name, t in inputs.items()})
             for j, i in enumerate(missing):
                 store[samples[i]] = _one(fresh, j)
-        return _batch([store[sample] for sample in samples], inputs["present"])
+        try:
+            return _batch([store[sample] for sample in samples], inputs["present"])
+        except Unreadable as err:  # the file was set aside: this batch's features are computed again
+            if CACHED in inputs:
+                raise CacheError(
+                    f"the feature cache {err} was corrupted and is set aside, but the loader had skipped this batch's "
+                    "inputs as cached; resume the run (--ckpt_path RUN/checkpoints/last.ckpt): its features are "
+                    "computed again"
+                ) from None
+            fresh = encode(inputs)
+            items = [_one(fresh, i) for i in range(len(samples))]
+            for sample, item in zip(samples, items):
+                store[sample] = item
+            return _batch(items, inputs["present"])
 
 
 def _one(features: Features, row: int) -> dict[str, Any]:

@@ -26,3 +26,13 @@ class NonFiniteLossError(MMLightningError, FloatingPointError):
 
 class MissingFileError(MMLightningError, FileNotFoundError):
     """A file the user named is not there."""
+
+
+class TooLargeError(MMLightningError, ValueError):
+    """A value over a size limit (a picture's pixels, a decompression bomb, a file's bytes): a bad row in training,
+    a 413 from ``serve``. Processors raise it from ``check`` and ``__call__``."""
+
+
+class OverLimit(str):
+    """A bad row's reason that is a :class:`TooLargeError` (``ProcessorBundle.check`` gives it; ``serve`` answers
+    it with 413 rather than 400)."""

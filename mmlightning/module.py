@@ -142,13 +142,23 @@ class MultimodalModule(EpochLog):
         from mmlightning.plugins import plugin_versions
 
         check_finite_weights(self)
-        checkpoint.setdefault("mmlightning", {}).update(fitted=self.model.fitted_state(), plugins=plugin_versions())
+        checkpoint.setdefault("mmlightning", {}).update(
+            fitted=self.model.fitted_state(), plugins=plugin_versions(), epoch=self.epoch_state()
+        )
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         for key in ("state_dict", "current_model_state"):  # the latter: EMA keeps the trained weights apart
             if isinstance(checkpoint.get(key), dict):
                 checkpoint[key] = upgrade_state(checkpoint[key])
         self.model.load_fitted(checkpoint.get("mmlightning", {}).get("fitted", {}))
+        self._resumed_epoch = checkpoint.get("mmlightning", {}).get("epoch")  # restored if the run goes on in it
+
+    def _continue_epoch(self) -> None:
+        """A run resumed in the epoch its checkpoint was saved in goes on with that epoch's loss sums and metric
+        states."""
+        state, self._resumed_epoch = getattr(self, "_resumed_epoch", None), None
+        if state and state.get("epoch") == self.current_epoch:
+            self.restore_epoch_state(state)
 
     # --- steps ----------------------------------------------------------------------------------
     def _step(self, batch: Batch, stage: str) -> tuple[Tensor | None, dict[str, HeadOutput]]:
@@ -196,6 +206,9 @@ class MultimodalModule(EpochLog):
     def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, Any]:
         """``{"ids": [...], "outputs": {head: HeadOutput}}``; ``bundle.decode(outputs, ids)`` makes plain values."""
         return {"ids": batch.ids, "outputs": self.model(batch)}
+
+    def on_train_start(self) -> None:
+        self._continue_epoch()  # Lightning calls no on_train_epoch_start for an epoch it resumes in
 
     def on_train_epoch_start(self) -> None:
         self.model.check_cache(str(self.trainer.precision))

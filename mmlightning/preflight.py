@@ -32,3 +32,44 @@ def check_before_work(command: str | None, config: Any) -> None:
             f"`mmlightning {command}` uses a trained model: pass --ckpt_path RUN/checkpoints/last.ckpt with --config RUN/config.yaml "
             "(the config `mmlightning fit` saved in the run's folder)"
         )
+
+
+ARCHITECTURE = ("encoders", "fusion", "heads", "tuning")  # what makes a checkpoint's weights fit a model
+
+
+def refuse_another_model(parser: Any, config: Any, subcommand: str, saved: dict[str, Any]) -> None:
+    """A checkpoint trained with another model than ``--config`` gives is refused, with the differences named
+    (Lightning would otherwise put the checkpoint's settings in place of the config's without a word), unless the
+    command line gives no model or ``--checkpoint_model=true`` asks for the checkpoint's."""
+    hparams = {k: v for k, v in (saved.get("hyper_parameters") or {}).items() if k != "_instantiator"}
+    current = config[subcommand].get("model")
+    if not hparams or "_class_path" in hparams or config[subcommand].get("checkpoint_model") or not current:
+        return
+    if not current.get("encoders"):  # no model given: the checkpoint's is the one to use
+        return
+    merged = parser.parse_object({subcommand: {"model": hparams}}, config)[subcommand]["model"]
+    differences: list[str] = []
+    for key in ARCHITECTURE:
+        _differences(f"model.{key}", _plain(current.get(key)), _plain(merged.get(key)), differences)
+    if differences:
+        shown = "; ".join(differences[:8]) + (f"; and {len(differences) - 8} more" if len(differences) > 8 else "")
+        raise ConfigError(
+            f"--ckpt_path {config[subcommand].get('ckpt_path')} holds another model than the config gives ({shown}). "
+            "Give the run's own config (--config RUN/config.yaml), or --checkpoint_model=true to use the "
+            "checkpoint's model settings in place of the config's"
+        )
+
+
+def _plain(value: Any) -> Any:
+    return value.as_dict() if hasattr(value, "as_dict") else value
+
+
+def _differences(where: str, given: Any, saved: Any, found: list[str]) -> None:
+    if isinstance(given, dict) and isinstance(saved, dict):
+        for key in sorted(set(given) | set(saved), key=str):
+            _differences(f"{where}.{key}", given.get(key), saved.get(key), found)
+    elif isinstance(given, list) and isinstance(saved, list) and len(given) == len(saved):
+        for i, (a, b) in enumerate(zip(given, saved)):
+            _differences(f"{where}[{i}]", a, b, found)
+    elif given != saved:
+        found.append(f"{where}: the config says {given!r}, the checkpoint {saved!r}")

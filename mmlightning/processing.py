@@ -99,10 +99,13 @@ class Processor(Stateful):
     training rows; such a processor need only ``check``. An encoder reading several columns gets a mapping
     ``{column: value}`` per row (a value may be None); name the column in an error (``"age: not a number"``).
     Set ``random_in_training`` when ``__call__(..., train=True)`` draws random augmentation: a frozen encoder's
-    features are then computed every time rather than cached.
+    features are then computed every time rather than cached. Set ``reads_files = False`` when values are the
+    data itself (text, numbers), not paths of files: ``serve`` then refuses a file uploaded for it. Raise
+    ``mmlightning.errors.TooLargeError`` for a value over a size limit (``serve`` answers 413).
     """
 
     random_in_training: bool = False
+    reads_files: bool = True
 
     def __call__(self, value: Any, root: Path, train: bool) -> dict[str, Tensor] | None:
         """One raw value (a text, a path relative to ``root``, ...) -> tensors. Raise ``ValueError`` if bad; return

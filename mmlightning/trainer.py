@@ -18,13 +18,22 @@ class Trainer(LightningTrainer):
     """``precision="auto"``: bf16 mixed precision where the CPU or GPU computes bf16 natively, fp16 mixed on a GPU
     that only has fast fp16, fp32 otherwise. The command line resolves it before the Trainer is built (the choice
     and its reason are logged and saved in the run's config); built from Python, the Trainer resolves it itself.
-    Every other argument is Lightning's."""
+    Checkpoints are written to a temporary name and renamed (`mmlightning.checkpoint_io`) unless
+    ``plugins`` brings its own ``CheckpointIO``. Every other argument is Lightning's."""
 
     def __init__(self, *, precision: _PRECISION_INPUT | Literal["auto"] | None = None, **kwargs: Any) -> None:
+        from lightning.fabric.plugins import CheckpointIO
+
+        from mmlightning.checkpoint_io import SafeCheckpointIO
+
         chosen: Any = precision
         if precision == AUTO:
             chosen, reason = choose_precision(kwargs.get("accelerator", "auto"))
             log.info("precision auto: %s (%s)", chosen, reason)
+        given = kwargs.get("plugins")
+        plugins = list(given) if isinstance(given, (list, tuple)) else [given] if given is not None else []
+        if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
+            kwargs["plugins"] = [*plugins, SafeCheckpointIO()]
         super().__init__(precision=chosen, **kwargs)
 
 

@@ -25,6 +25,7 @@ from lightning.pytorch.loggers import WandbLogger
 from mmlightning.callbacks import EpochSummary, LastCheckpoint, PredictionWriter, SamplePredictions, results_table
 from mmlightning.data.datamodule import MultimodalDataModule
 from mmlightning.errors import MissingFileError
+from mmlightning.files import write_text
 from mmlightning.logs import quiet_upstream
 from mmlightning.memory import keep_freed_memory
 from mmlightning.module import MultimodalModule
@@ -124,6 +125,12 @@ class MultimodalCLI(LightningCLI):
             help="fit: also keep checkpoints/last.ckpt, rewritten every N training steps (0: off), to resume a killed run",
         )
         parser.add_argument(
+            "--checkpoint_model",
+            type=bool,
+            default=False,
+            help="with --ckpt_path: use the checkpoint's model settings even where the config gives others",
+        )
+        parser.add_argument(
             "--machine",
             type=dict[str, Any] | None,
             default=None,
@@ -144,9 +151,10 @@ class MultimodalCLI(LightningCLI):
         if ckpt_path and ckpt_path not in ("best", "last", "hpc", "registry"):
             if not Path(ckpt_path).is_file():
                 raise MissingFileError(f"--ckpt_path {ckpt_path}: no such checkpoint (give RUN/checkpoints/NAME.ckpt)")
+            from mmlightning.preflight import refuse_another_model
             from mmlightning.trained import read_checkpoint
 
-            read_checkpoint(ckpt_path)
+            refuse_another_model(self.parser, self.config, subcommand, read_checkpoint(ckpt_path))
         super()._parse_ckpt_path()
 
     def before_instantiate_classes(self) -> None:
@@ -223,7 +231,7 @@ class MultimodalCLI(LightningCLI):
         if path and self.trainer.is_global_zero:  # under DDP every process gets here; one writes
             metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items() if v.numel() == 1}
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            Path(path).write_text(json.dumps({**metrics, **extra}, indent=2, sort_keys=True))
+            write_text(path, json.dumps({**metrics, **extra}, indent=2, sort_keys=True))
             log.info("metrics written to %s", path)
 
 

@@ -7,7 +7,7 @@ import functools
 import lightning.pytorch as pl
 import torch
 
-from mmlightning import MultimodalDataModule, MultimodalModule
+from mmlightning import Features, MultimodalDataModule, MultimodalModule
 from mmlightning_fusions import ConcatFusion
 from mmlightning_heads import ClassificationHead
 from mmlightning_text import TextEncoder
@@ -102,13 +102,14 @@ def test_a_disk_cache_gives_the_same_losses_and_a_later_run_reuses_it(shapes_dat
     first, on_disk, _ = fit(shapes_data, tmp_path, cache=True, cache_dir=tmp_path / "cache")
     assert torch.allclose(torch.tensor(on_disk), torch.tensor(in_memory), atol=1e-6, rtol=0)
     assert isinstance(first.cache.entries["image"], DiskStore) and len(list((tmp_path / "cache").glob("*.sqlite"))) == 2
-    import io
     import sqlite3
+
+    from mmlightning.cache import unpack
 
     for path in (tmp_path / "cache").glob("*.sqlite"):  # each row stores its own sample, not its batch's storage
         for (blob,) in sqlite3.connect(path).execute("SELECT value FROM features"):
-            tokens = torch.load(io.BytesIO(blob), weights_only=True)["tokens"]
-            assert tokens.untyped_storage().nbytes() == tokens.numel() * tokens.element_size()
+            tensors = [t for t in unpack(blob).values() if isinstance(t, torch.Tensor)]
+            assert len(blob) < sum(t.numel() * t.element_size() for t in tensors) + 1024
     again, reused, _ = fit(shapes_data, tmp_path, cache=True, cache_dir=tmp_path / "cache")
     assert again.cache.misses == 0 and torch.allclose(torch.tensor(reused), torch.tensor(in_memory), atol=1e-6, rtol=0)
     with torch.no_grad():
@@ -125,32 +126,56 @@ class Payload:
         return (os.system, ("touch cache-payload-ran",))
 
 
-def test_a_disk_cache_entry_that_is_not_plain_tensors_is_refused_and_never_runs(tmp_path, monkeypatch):
+def test_a_planted_or_corrupted_cache_file_is_set_aside_and_recomputed_and_never_runs(tmp_path, monkeypatch, caplog):
     import io
     import sqlite3
 
-    import pytest
-
-    from mmlightning.cache import CacheError, DiskStore
+    from mmlightning.cache import FeatureCache, _digest, pack
 
     monkeypatch.chdir(tmp_path)
-    store = DiskStore(tmp_path / "image-abc.sqlite")
-    store["good"] = {"tokens": torch.ones(2, 3), "mask": torch.ones(2, dtype=torch.bool), "word_ids": None}
-    store.flush()
-    assert torch.equal(store["good"]["tokens"], torch.ones(2, 3))
-    blob = io.BytesIO()
-    torch.save({"tokens": Payload()}, blob)
-    with sqlite3.connect(tmp_path / "image-abc.sqlite") as db:  # someone else writes into a shared cache_dir
-        db.execute("INSERT OR REPLACE INTO features VALUES (?, ?)", ("planted", blob.getvalue()))
-    from mmlightning.cache import _digest
+    cache = FeatureCache(tmp_path / "cache")
 
-    with sqlite3.connect(tmp_path / "image-abc.sqlite") as db:
-        db.execute("UPDATE features SET sample = ? WHERE sample = ?", (_digest("bad"), "planted"))
-    with pytest.raises(
-        CacheError, match=r"image-abc.sqlite holds an entry that is not plain tensors.*Delete that file"
-    ):
-        store["bad"]
+    class Tiny(torch.nn.Linear):
+        def processor(self):
+            return TextEncoder(dim=8).processor()  # its settings are part of the file's name
+
+    encoder = Tiny(2, 3)
+    cache.check("image", encoder)
+    store = cache.entries["image"]
+    calls = []
+
+    def encode(inputs):
+        calls.append(len(inputs["x"]))
+        return Features.from_tokens(encoder(inputs["x"])[:, None], torch.ones(len(inputs["x"]), 1, dtype=torch.bool))
+
+    inputs = {"x": torch.randn(2, 2), "present": torch.ones(2, dtype=torch.bool)}
+    first = cache.encode("image", ["a", "b"], inputs, encode)
+    store.flush()
+    assert calls == [2] and torch.equal(cache.encode("image", ["a", "b"], inputs, encode).tokens, first.tokens)
+    assert calls == [2]  # both read back from the file
+    blob = io.BytesIO()
+    torch.save({"tokens": Payload()}, blob)  # someone else writes a pickle into a shared cache_dir
+    with sqlite3.connect(store.path) as db:
+        db.execute("UPDATE features SET value = ? WHERE sample = ?", (blob.getvalue(), _digest("b")))
+    with caplog.at_level("WARNING", logger="mmlightning.cache"):
+        again = cache.encode("image", ["a", "b"], inputs, encode)
     assert not (tmp_path / "cache-payload-ran").exists()
-    (tmp_path / "broken.sqlite").write_bytes(b"not a database at all" * 100)
-    with pytest.raises(CacheError, match=r"broken.sqlite is not readable.*delete it"):
-        assert "x" not in DiskStore(tmp_path / "broken.sqlite")
+    assert calls == [2, 2] and torch.allclose(again.tokens, first.tokens)  # computed again
+    assert "holds an entry that is not a features blob" in caplog.text and store.path.name in caplog.text
+    assert len(list((tmp_path / "cache").glob("*.corrupt-*"))) == 1 and store.path.exists()  # set aside, a new one
+    store.flush()
+    assert cache.encode("image", ["a", "b"], inputs, encode).tokens.shape == first.tokens.shape and calls == [2, 2]
+    store.close()
+    store.path.write_bytes(b"not a database at all" * 100)  # the file itself corrupted
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="mmlightning.cache"):
+        assert torch.allclose(cache.encode("image", ["a", "b"], inputs, encode).tokens, first.tokens)
+    assert "is not a readable SQLite file" in caplog.text and calls == [2, 2, 2]
+    assert len(list((tmp_path / "cache").glob("*.corrupt-*"))) == 2
+    entry = {"tokens": torch.ones(2, 3), "mask": torch.ones(2, dtype=torch.bool), "pooled": torch.ones(3),
+             "word_ids": None, "codes": None, "grid": (1, 2), "present": False}  # fmt: skip
+    assert pack(entry)[:8] != b"PK\x03\x04"  # not a zip of pickles
+    from mmlightning.cache import unpack
+
+    back = unpack(pack(entry))
+    assert back["grid"] == (1, 2) and back["present"] is False and torch.equal(back["tokens"], entry["tokens"])

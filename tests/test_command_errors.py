@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from mmlightning.cli.main import main
 from mmlightning.data.manifest import read_manifest
@@ -162,3 +163,31 @@ def test_a_manifest_line_over_the_size_limit_is_a_bad_row_never_parsed(tmp_path,
     found = read_manifest(path)
     assert [row.values["id"] for row in found.rows] == ["1"]
     assert found.bad[0].line == 2 and "a line of 2 MB, over the 1 MB a row may take" in found.bad[0].reason
+
+
+def test_a_checkpoint_of_another_model_than_the_config_is_refused_with_the_differences(shapes_data, tmp_path, capsys):
+    from mmlightning.cli.main import main
+
+    from conftest import main_in
+
+    text = {"class_path": "TextEncoder", "init_args": {"dim": 16, "layers": 1, "heads": 2, "vocab_size": 80}}
+    config = {
+        "trainer": {"max_epochs": 1, "logger": False, "default_root_dir": str(tmp_path / "runs")},
+        "model": {
+            "encoders": {"text": text},
+            "fusion": {"class_path": "ConcatFusion", "init_args": {"dim": 16}},
+            "heads": {"label": "ClassificationHead"},
+        },
+        "data": {"train": str(shapes_data / "train.jsonl"), "val": str(shapes_data / "val.jsonl"), "batch_size": 16},
+    }
+    checkpoint = main_in(tmp_path, config, "fit")["checkpoint"]
+    other = {**config, "model": {**config["model"], "fusion": {"class_path": "ConcatFusion", "init_args": {"dim": 32}}}}
+    (tmp_path / "other.yaml").write_text(yaml.safe_dump(other))
+    for command in ("validate", "fit"):  # evaluating, and resuming
+        assert main([command, "--config", str(tmp_path / "other.yaml"), f"--ckpt_path={checkpoint}"]) == 2
+        error = capsys.readouterr().err
+        assert "holds another model than the config gives" in error and "Traceback" not in error
+        assert "model.fusion.init_args.dim: the config says 32, the checkpoint 16" in error
+    args = ["validate", "--config", str(tmp_path / "other.yaml"), f"--ckpt_path={checkpoint}"]
+    assert main([*args, "--checkpoint_model=true"]) == 0
+    assert main(["validate", "--config", str(tmp_path / "config.yaml"), f"--ckpt_path={checkpoint}"]) == 0

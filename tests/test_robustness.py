@@ -60,6 +60,41 @@ def test_the_report_removes_and_corrupts_each_modality_at_each_severity(trained,
     assert again["conditions"] == report["conditions"]  # seeded: the same table every time
 
 
+def test_frozen_encoders_with_a_feature_cache_still_meet_the_corruptions(shapes_data, tmp_path):
+    """The cache knows a sample by the raw values its processor read: an input made another way (corrupted) carries
+    none, so it is encoded, never given the clean input's features."""
+    from mmlightning.cache import FeatureCache
+    from mmlightning.trained import load_run
+
+    run = cli_fit(shapes_data, tmp_path, epochs=1, freeze=["image", "text"])
+    trained = load_run(run.checkpoint)
+    model, bundle = trained.model, trained.bundle
+    assert sorted(model.frozen) == ["image", "text"]
+    rows = [json.loads(line) for line in (shapes_data / "val.jsonl").read_text().splitlines()[:16]]
+    clean = [bundle.item(row, shapes_data, ident=str(i)) for i, row in enumerate(rows)]
+    generator = torch.Generator().manual_seed(0)
+    processor = bundle.processors["image"]
+    noisy = [
+        {**item, "inputs": {**item["inputs"], "image": processor.corrupt(row["image"], shapes_data, "noise", 1.0,
+         generator)}, "raw": {}}
+        for item, row in zip(clean, rows)
+    ]  # fmt: skip
+
+    def logits(items):
+        with torch.no_grad():
+            return model(bundle.collate(items, shapes_data))["label"].logits
+
+    uncached_clean, uncached_noisy = logits(clean), logits(noisy)
+    model.cache = FeatureCache()  # what training gives a model with frozen encoders
+    assert torch.allclose(logits(clean), uncached_clean, atol=1e-5) and model.cache.misses == 2 * len(rows)
+    assert torch.allclose(logits(clean), uncached_clean, atol=1e-5) and model.cache.hits == 2 * len(rows)
+    cached_noisy = logits(noisy)
+    assert torch.allclose(cached_noisy, uncached_noisy, atol=1e-5) and model.cache.hits == 2 * len(rows)
+    assert not torch.allclose(cached_noisy, uncached_clean, atol=1e-3)  # the noise reached the frozen encoder
+    report = robustness(run.checkpoint, tmp_path / "r", severities=[1.0])
+    assert report["conditions"][0]["condition"] == "full input"
+
+
 def test_removing_a_modality_scores_as_rows_whose_field_is_null(trained, shapes_data, tmp_path):
     report = robustness(trained.checkpoint, tmp_path / "r", severities=[1.0])
     rows = [json.loads(line) for line in (shapes_data / "val.jsonl").read_text().splitlines()]

@@ -28,6 +28,7 @@ from mmlightning.auto.presets import Plan, key_of, plans
 from mmlightning.auto.runner import combines, score_ensemble, train_one
 from mmlightning.auto.splits import HOLDOUT, absolute, holdout, load_split, per_class, series, write_jsonl
 from mmlightning.errors import ConfigError, MissingFileError
+from mmlightning.files import write_text
 from mmlightning.roles import PRESETS
 
 log = logging.getLogger(__name__)
@@ -276,7 +277,7 @@ class Predictor:
             "chosen": self.chosen,
             "summary": self.summary,
         }
-        (self.path / FILE).write_text(json.dumps(state, indent=2, default=str))
+        write_text(self.path / FILE, json.dumps(state, indent=2, default=str))
 
     def save(self, path: str | Path) -> Path:
         """Copy the predictor (its models, configs and data manifests) to ``path``; ``Predictor.load(path)``

@@ -73,11 +73,19 @@ def serve_main(argv: Sequence[str]) -> int:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--max_batch_size", type=int, default=8)
     parser.add_argument("--batch_timeout", type=float, default=0.01, help="seconds to wait to fill a batch")
-    parser.add_argument("--max_payload_size", default="20MB")
+    parser.add_argument("--max_payload_size", default="20MB", help="a larger request body is a 413, never read")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds to answer a request, else a 504")
     args = parser.parse_args(list(argv))
     if not args.ckpt_path and not args.export:
         parser.error("give --ckpt_path RUN/checkpoints/NAME.ckpt or --export DIR")
-    served = server(args.ckpt_path, args.export, args.max_batch_size, args.batch_timeout, args.max_payload_size)
+    if args.max_batch_size < 1 or args.batch_timeout < 0 or args.timeout <= args.batch_timeout:
+        parser.error(
+            f"need --max_batch_size >= 1 (got {args.max_batch_size}) and 0 <= --batch_timeout < --timeout (got "
+            f"{args.batch_timeout:g} and {args.timeout:g} s)"
+        )
+    served = server(
+        args.ckpt_path, args.export, args.max_batch_size, args.batch_timeout, args.max_payload_size, args.timeout
+    )
     print(f"serving on http://{args.host}:{args.port}/predict (health: /health, schema: /docs)", file=sys.stderr)
     stop_on_signals()
     served.run(host=args.host, port=args.port, generate_client_file=False, log_level="warning")
@@ -95,6 +103,9 @@ def stop_on_signals() -> None:
     def interrupt(signum: int, frame: Any) -> None:
         if os.getpid() != server:  # a worker (forked with this handler) being shut down: end quietly
             raise SystemExit(0)
+        import logging
+
+        logging.getLogger("litserve").setLevel(logging.CRITICAL)  # its monitor thread's traceback as workers stop
         raise KeyboardInterrupt  # LitServe's run() shuts its workers down on it
 
     for signum in (signal.SIGINT, signal.SIGTERM):

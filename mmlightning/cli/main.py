@@ -68,6 +68,14 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"mmlightning: error: {err}", file=sys.stderr)
         return err.exit_code
+    except OSError as err:  # a full or read-only disk met outside the framework's own writes (a logger, a library)
+        from mmlightning.files import disk_error
+
+        said = disk_error(err, err.filename or "a file")
+        if debug or said is err:
+            raise
+        print(f"mmlightning: error: {said}", file=sys.stderr)
+        return 1
 
 
 def _command(argv: list[str]) -> int:

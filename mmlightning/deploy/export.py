@@ -24,6 +24,7 @@ from mmlightning.bundle import ProcessorBundle
 from mmlightning.contracts import Batch
 from mmlightning.deploy.runtime import Exported
 from mmlightning.errors import ConfigError, MMLightningError
+from mmlightning.files import staged
 from mmlightning.model import MultimodalModel
 from mmlightning.parts import merge_all
 from mmlightning.trained import example_rows, load_run
@@ -88,9 +89,10 @@ def export(
     ``export.json``; returns its content."""
     trained = load_run(ckpt_path)
     examples, root = example_rows(trained, rows)
-    report = export_model(trained.model, trained.bundle, examples, root, out, format, quantize, tolerance)
-    report["checkpoint"] = str(Path(ckpt_path).resolve())
-    (Path(out) / "export.json").write_text(json.dumps(report, indent=2))
+    with staged(out) as folder:  # every file reaches ``out`` once the export passed its parity check, or none
+        report = export_model(trained.model, trained.bundle, examples, root, folder, format, quantize, tolerance)
+        report["checkpoint"] = str(Path(ckpt_path).resolve())
+        (folder / "export.json").write_text(json.dumps(report, indent=2))
     return report
 
 

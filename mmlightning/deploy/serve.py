@@ -6,8 +6,10 @@
 
 A request is one row: text as a string, a media file as ``{"base64": ...}`` in JSON, or as a file in a multipart
 form (``curl -F text='a red circle' -F image=@pic.png``). Any subset of the model's inputs may be given; a
-missing one is handled as in training. Requests are batched (``--max_batch_size``). Bad requests (an unknown
-field, an undecodable image, no input at all, a payload over ``--max_payload_size``) get a 4xx with the reason.
+missing one is handled as in training. Requests are batched (``--max_batch_size``), and each is checked and
+answered on its own: a bad request (an unknown field, an undecodable image, no input at all) gets its 400 with
+the reason, a payload over ``--max_payload_size`` or a picture over the pixel limit a 413, one not answered within
+``--timeout`` a 504, and the requests batched with it are answered as if it had not been sent.
 ``/docs`` shows the request schema. Stop it with Ctrl-C, or SIGINT or SIGTERM to its process: LitServe's workers
 stop with it.
 """
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
+import logging
 import re
 import tempfile
 import uuid
@@ -28,6 +30,10 @@ from fastapi import HTTPException
 
 from mmlightning.bundle import ProcessorBundle
 from mmlightning.contracts import Batch
+from mmlightning.deploy.guard import IsolatingLoop, Refused, RequestGuard
+from mmlightning.errors import OverLimit, TooLargeError
+
+log = logging.getLogger(__name__)
 
 
 class ModelAPI(ls.LitAPI):
@@ -40,9 +46,6 @@ class ModelAPI(ls.LitAPI):
         self.ckpt_path, self.export = ckpt_path, export
 
     def setup(self, device: str) -> None:
-        import torch
-
-        torch.set_grad_enabled(False)
         self.media = Path(tempfile.mkdtemp(prefix="mmlightning-serve-"))  # uploaded files live here, and only here
         if self.export:
             from mmlightning.deploy.runtime import Exported
@@ -55,9 +58,18 @@ class ModelAPI(ls.LitAPI):
             trained = load_run(self.ckpt_path or "")
             self.model, self.bundle = trained.model, trained.bundle
         self.fields = set(self.bundle.read_columns(targets=False)) | {self.bundle.id_column}
+        self.file_fields = {  # the columns whose values are files (a text column takes no upload)
+            column
+            for key, processor in self.bundle.processors.items()
+            if getattr(processor, "reads_files", True)
+            for column in self.bundle.input_columns(key)
+        }
 
     def decode_request(self, request):  # type: ignore[no-untyped-def]  # unannotated: LitServe then parses the body
-        return self._decode(request)
+        try:
+            return self._decode(request)
+        except HTTPException as err:  # this request alone is refused; the others batched with it are answered
+            return Refused(err.status_code, str(err.detail))
 
     def _decode(self, request: Any) -> dict[str, Any]:
         """One request -> one processed sample; anything wrong is a 400 saying what."""
@@ -67,7 +79,7 @@ class ModelAPI(ls.LitAPI):
         unknown = sorted(set(row) - self.fields)
         if unknown:
             raise HTTPException(400, f"unknown field(s) {unknown}; this model reads {sorted(self.fields)}")
-        written: list[Path] = []
+        written: dict[Path, str] = {}  # each uploaded file, and how an error names it
         try:
             row = {key: self._value(key, value, written) for key, value in row.items()}
             if all(self.bundle.value(key, row) is None for key in self.bundle.processors):
@@ -75,13 +87,22 @@ class ModelAPI(ls.LitAPI):
                 raise HTTPException(400, f"no input given; this model reads {inputs}")
             reasons = [self._reason(r, request) for r in self.bundle.check(row, self.media, targets=[])]
             if reasons:
-                raise HTTPException(400, "; ".join(reasons).replace(f"{self.media}/", ""))
+                status = 413 if any(isinstance(r, OverLimit) for r in reasons) else 400  # a picture over the limit
+                raise HTTPException(status, self._said("; ".join(reasons), written))
             return self.bundle.item(row, self.media, ident=str(row.get(self.bundle.id_column, "0")), targets=[])
         except (ValueError, OSError) as err:
-            raise HTTPException(400, str(err).replace(f"{self.media}/", "")) from err
+            status = 413 if isinstance(err, TooLargeError) else 400
+            raise HTTPException(status, self._said(str(err), written)) from err
         finally:
             for path in written:  # processed (or refused): nothing of a request stays on the server
                 path.unlink(missing_ok=True)
+
+    @staticmethod
+    def _said(message: str, written: dict[Path, str]) -> str:
+        """An error without the server's temporary names: an upload is named as the client named it."""
+        for path, shown in written.items():
+            message = message.replace(str(path), shown).replace(path.name, shown)
+        return message
 
     def _reason(self, reason: str, request: Any) -> str:
         """A file "not found" (or outside the media folder) for a path sent as text: the server never reads a path
@@ -96,9 +117,12 @@ class ModelAPI(ls.LitAPI):
             )
         return reason
 
-    def _value(self, key: str, value: Any, written: list[Path]) -> Any:
+    def _value(self, key: str, value: Any, written: dict[Path, str]) -> Any:
         """Text stays as it is; ``{"base64": ...}`` or an uploaded file becomes a file in the media folder."""
-        if hasattr(value, "file") and hasattr(value, "filename"):  # a multipart upload
+        upload = hasattr(value, "file") and hasattr(value, "filename")  # a multipart upload
+        if (upload or isinstance(value, dict) and "base64" in value) and key not in self.file_fields:
+            raise HTTPException(400, f"field '{key}' takes its value itself (text), not an uploaded file")
+        if upload:
             data = value.file.read()
         elif isinstance(value, dict) and "base64" in value:
             try:
@@ -107,24 +131,46 @@ class ModelAPI(ls.LitAPI):
                 raise HTTPException(400, f"field '{key}': not valid base64 ({err})") from err
         else:
             return value
-        name = f"{uuid.uuid4().hex}-{Path(str(getattr(value, 'filename', None) or key)).name}"
-        written.append(self.media / name)
-        written[-1].write_bytes(data)
+        given = Path(str(getattr(value, "filename", None) or "")).name[:100]
+        name = f"{uuid.uuid4().hex}-{given or key}"
+        written[self.media / name] = f"(the upload {given})" if given else "(the upload)"
+        (self.media / name).write_bytes(data)
         return name
 
     def batch(self, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return inputs
 
-    def predict(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        batch = self.bundle.collate(items, self.media)
-        outputs = self.exported.run(batch) if self.export else self.model(Batch(inputs=batch.inputs))  # as exported
-        return self.bundle.decode(outputs, batch.ids)
+    def predict(self, items: list[Any]) -> list[Any]:
+        """Predictions for the batch's good requests; a refused request keeps its :class:`Refused` in its place."""
+        answers: list[Any] = list(items)
+        good = [i for i, item in enumerate(items) if not isinstance(item, Refused)]
+        for i, answer in zip(good, self._answer([items[i] for i in good])):
+            answers[i] = answer
+        return answers
+
+    def _answer(self, items: list[dict[str, Any]]) -> list[Any]:
+        """The model on ``items``; if it fails, each request again on its own, so that only the one it fails on
+        gets an error (a 500: it passed every check, so the fault is the server's)."""
+        if not items:
+            return []
+        import torch
+
+        try:
+            with torch.inference_mode():
+                batch = self.bundle.collate(items, self.media)
+                outputs = self.exported.run(batch) if self.export else self.model(Batch(inputs=batch.inputs))
+                return self.bundle.decode(outputs, batch.ids)
+        except Exception as err:  # noqa: BLE001  # the server's boundary: one request's fault stays with it
+            if len(items) > 1:
+                return [answer for item in items for answer in self._answer([item])]
+            log.exception("the model failed on request %s", items[0].get("id"))
+            return [Refused(500, f"the model failed on this request ({type(err).__name__}); see the server's log")]
 
     def unbatch(self, output: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return output
 
-    def encode_response(self, output: dict[str, Any]) -> dict[str, Any]:
-        return output
+    def encode_response(self, output: Any) -> Any:
+        return output  # a Refused is sent as its own error by IsolatingLoop
 
 
 def server(
@@ -133,63 +179,17 @@ def server(
     max_batch_size: int = 8,
     batch_timeout: float = 0.01,
     max_payload_size: str = "20MB",
+    timeout: float = 30.0,
 ) -> ls.LitServer:
+    """The server: requests batched up to ``max_batch_size``, each checked and answered on its own; a body over
+    ``max_payload_size`` is a 413 before it is read; a request not answered within ``timeout`` seconds is a 504."""
     bundle = served_bundle(ckpt_path, export)  # here too: the request schema, and a missing folder said at once
-    api = ModelAPI(ckpt_path, export, max_batch_size=max_batch_size, batch_timeout=batch_timeout)
+    api = ModelAPI(ckpt_path, export, max_batch_size=max_batch_size, batch_timeout=batch_timeout, loop=IsolatingLoop())
     limit = size_in_bytes(max_payload_size)
-    served = ls.LitServer(api, accelerator="cpu", devices=1, max_payload_size=limit, timeout=60)
+    served = ls.LitServer(api, accelerator="cpu", devices=1, max_payload_size=limit, timeout=timeout)
     publish_schema(served.app, bundle)
-    served.app.add_middleware(RequestGuard, max_size=limit)
+    served.app.add_middleware(RequestGuard, max_size=limit, timeout=timeout)
     return served
-
-
-class RequestGuard:
-    """Before LitServe sees a request: a 413 from the declared ``Content-Length`` alone, before any of the body is
-    read; a JSON body that does not parse is a 400 saying where it broke (LitServe would answer 500)."""
-
-    def __init__(self, app: Any, max_size: int) -> None:
-        self.app, self.max_size = app, max_size
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope.get("method") != "POST":
-            return await self.app(scope, receive, send)
-        headers = dict(scope.get("headers") or [])
-        declared = headers.get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.max_size:
-            detail = f"the request is {int(declared)} bytes, over the limit of {self.max_size} (--max_payload_size)"
-            return await self._answer(413, detail, scope, receive, send)
-        if not headers.get(b"content-type", b"").startswith(b"application/json"):
-            return await self.app(scope, receive, send)
-        body, more = bytearray(), True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > self.max_size:
-                detail = f"the request is over the limit of {self.max_size} bytes (--max_payload_size)"
-                return await self._answer(413, detail, scope, receive, send)
-        try:
-            json.loads(body)
-        except ValueError as err:
-            return await self._answer(400, f"the body is not valid JSON ({err})", scope, receive, send)
-        sent = False
-
-        async def replay() -> Any:
-            nonlocal sent
-            if sent:
-                return await receive()
-            sent = True
-            return {"type": "http.request", "body": bytes(body), "more_body": False}
-
-        await self.app(scope, replay, send)
-
-    @staticmethod
-    async def _answer(status: int, detail: str, scope: Any, receive: Any, send: Any) -> None:
-        from fastapi.responses import JSONResponse
-
-        await JSONResponse({"detail": detail}, status_code=status, headers={"connection": "close"})(
-            scope, receive, send
-        )
 
 
 def served_bundle(ckpt_path: str | None, export: str | None) -> ProcessorBundle:

@@ -28,6 +28,7 @@ import yaml
 from lightning.pytorch import Callback, LightningModule
 
 from mmlightning.errors import ConfigError
+from mmlightning.files import write_text
 
 log = logging.getLogger(__name__)
 
@@ -152,13 +153,13 @@ def sweep(
     try:
         study.optimize(objective, n_trials=trials, catch=())
     finally:
-        (folder / "trials.json").write_text(json.dumps(records, indent=2, default=str))
+        write_text(folder / "trials.json", json.dumps(records, indent=2, default=str))
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not done:
         raise ConfigError(f"no trial of the sweep in {folder} finished; see its trial folders")
     best = study.best_trial
     best_config = with_values(base, suggest(optuna.trial.FixedTrial(best.params), space))
-    (folder / "best.yaml").write_text(yaml.safe_dump(best_config))
+    write_text(folder / "best.yaml", yaml.safe_dump(best_config))
     return {"folder": str(folder), "best": best.number, "value": best.value, "params": best.params, "trials": records}
 
 

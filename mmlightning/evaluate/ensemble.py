@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from mmlightning.errors import ConfigError
 from mmlightning.evaluate.scoring import Scores, check_rows, headline
+from mmlightning.files import write_text
 from mmlightning.trained import example_rows, load_run
 
 log = logging.getLogger(__name__)
@@ -87,11 +88,11 @@ def ensemble(
     }
     if predictions_path is not None:
         Path(predictions_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(predictions_path).write_text("".join(line + "\n" for line in lines))
+        write_text(predictions_path, "".join(line + "\n" for line in lines))
         report["predictions"] = str(predictions_path)
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
-        (Path(out) / "ensemble.json").write_text(json.dumps(report, indent=2))
+        write_text(Path(out) / "ensemble.json", json.dumps(report, indent=2))
         report["folder"] = str(out)
     return report
 

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from mmlightning.errors import ConfigError
+from mmlightning.files import write_text
 from mmlightning.trained import TrainedRun, load_run, pick_head
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,7 @@ def generate(
     sheet = trained.bundle.codecs[key].sheet(torch.stack(drawn), columns=min(len(drawn) // len(prompts), 16))
     if sheet is not None:
         save_uri(sheet, folder / "grid")
-    (folder / RECORD).write_text("".join(json.dumps(row) + "\n" for row in written))
+    write_text(folder / RECORD, "".join(json.dumps(row) + "\n" for row in written))
     return written
 
 

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from mmlightning.errors import ConfigError
 from mmlightning.evaluate.scoring import Scores, check_rows
+from mmlightning.files import write_text
 from mmlightning.trained import example_rows, load_run, run_folder
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ def robustness(
                 key,
                 "removed",
                 1.0,
-                [{**item, "inputs": {**item["inputs"], key: None}} for item in clean],
+                [{**item, "inputs": {**item["inputs"], key: None}, "raw": {}} for item in clean],
             )
             bar.update()
         for key, kind, severity in plan:
@@ -95,15 +96,15 @@ def robustness(
                 inputs = dict(item["inputs"])
                 if value is not None:
                     inputs[key] = processor.corrupt(value, Path(root), kind, severity, generator)
-                items.append({**item, "inputs": inputs})
+                items.append({**item, "inputs": inputs, "raw": {}})  # no raw values: never a cached feature
             add(f"{key} {kind} {severity:g}", key, kind, severity, items)
             bar.update()
     report = {"checkpoint": str(Path(ckpt_path).resolve()), "rows": len(found), "conditions": conditions}
     report["metric"] = f"{next(iter(model.heads))}/{chosen}"
     folder = Path(out) if out else run_folder(ckpt_path) / "robustness"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "robustness.json").write_text(json.dumps(report, indent=2))
-    (folder / "robustness.md").write_text(table(report))
+    write_text(folder / "robustness.json", json.dumps(report, indent=2))
+    write_text(folder / "robustness.md", table(report))
     report["plot"] = str(plot(report, folder / "robustness.png"))
     report["folder"] = str(folder)
     return report

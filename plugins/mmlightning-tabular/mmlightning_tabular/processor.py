@@ -27,6 +27,8 @@ class RecordProcessor(Processor):
     Before fitting (no ``columns``) it can only check that a value is a record.
     """
 
+    reads_files = False  # a value is the record's cells
+
     def __init__(
         self,
         columns: list[str] | None = None,

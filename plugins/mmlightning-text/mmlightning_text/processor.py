@@ -27,6 +27,8 @@ class TextProcessor(Processor):
     capitalisation of each token's word (see `CASES`), which a lowercasing tokenizer throws away.
     """
 
+    reads_files = False  # a value is the text itself
+
     def __init__(self, tokenizer: Tokenizer | str | None, max_length: int, case: bool = False) -> None:
         self.max_length, self.tokenizer, self.case = max_length, None, case
         if tokenizer is not None:

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from mmlightning.errors import TooLargeError
+
 MAX_BYTES = 500_000_000  # a larger file is a bad row (serve refuses it with this reason)
 MAX_PIXELS = 40_000_000  # a frame larger than this (read from the header) is refused before decoding
 SEEK_AFTER = 300  # clips with more frames than this are read by seeking, not decoded through
@@ -44,7 +46,7 @@ def opened(path: Path, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS)
     if size == 0:
         raise ValueError(f"video file {path} is empty (0 bytes)")
     if size > max_bytes:
-        raise ValueError(
+        raise TooLargeError(
             f"video file {path} is {_size(size)}, over the limit of {_size(max_bytes)}: cut or "
             "re-encode it (or raise the encoder's max_bytes)"
         )
@@ -63,7 +65,7 @@ def opened(path: Path, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS)
             )
         width, height = stream.codec_context.width, stream.codec_context.height
         if width * height > max_pixels:
-            raise ValueError(
+            raise TooLargeError(
                 f"video {path} is {width}x{height} ({width * height / 1e6:.0f} megapixels a frame), over the limit "
                 f"of {max_pixels / 1e6:.0f}: scale it down (or raise the encoder's max_pixels)"
             )

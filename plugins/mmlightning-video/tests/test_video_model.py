@@ -160,10 +160,13 @@ def test_serve_takes_an_uploaded_clip_and_refuses_bad_ones_with_the_reason(train
             got = requests.post(f"{url}/predict", files={"video": clip}, data={"text": "door 0 opened"}, timeout=60)
         assert got.status_code == 200, got.text
         assert got.json()["motion_scores"] == pytest.approx(want[0]["motion_scores"], abs=1e-4)
-        for name, reason in (("big.mp4", "over the limit of 60 kB"), ("notes.mp4", "unreadable video file")):
+        for name, status, reason in (
+            ("big.mp4", 413, "video file (the upload big.mp4) is 120 kB, over the limit of 60 kB"),
+            ("notes.mp4", 400, "unreadable video file (the upload notes.mp4)"),
+        ):
             with open(tmp_path / name, "rb") as bad:
                 answer = requests.post(f"{url}/predict", files={"video": bad}, timeout=60)
-            assert answer.status_code == 400 and reason in answer.json()["detail"], answer.text
+            assert answer.status_code == status and reason in answer.json()["detail"], answer.text
             assert str(tmp_path) not in answer.text  # the server's own folders are not shown
 
 

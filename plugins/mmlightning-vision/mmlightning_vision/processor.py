@@ -12,6 +12,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 from mmlightning import Processor
+from mmlightning.errors import TooLargeError
 
 
 def resolve(value: Any, root: Path) -> Path:
@@ -28,13 +29,13 @@ def opened(path: Path, max_pixels: int = MAX_PIXELS, needed: int = 0) -> Any:
     try:
         image = Image.open(path)
     except Image.DecompressionBombError as err:
-        raise ValueError(f"image {path} is too large to decode safely ({err})") from err
+        raise TooLargeError(f"image {path} is too large to decode safely ({err})") from err
     except (UnidentifiedImageError, OSError) as err:
         raise ValueError(f"unreadable image {path}: {err}") from err
     width, height = image.size
     if width * height > max_pixels:
         image.close()
-        raise ValueError(
+        raise TooLargeError(
             f"image {path} is {width}x{height} ({width * height / 1e6:.0f} megapixels), over the limit of "
             f"{max_pixels / 1e6:.0f}: shrink it (or raise the encoder's max_pixels)"
         )
