@@ -8,8 +8,11 @@ so none of them can answer differently from another.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import os
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import torch
@@ -127,18 +130,23 @@ class MultimodalModel(nn.Module):
         learnt state (``self.earlier``, set by ``InitFrom``/``Continual``) extends it."""
         for name, component in self.components().items():
             if not component.is_fitted:
-                key = name.split(".", 1)[1]
-                uses_data = isinstance(component, Encoder) or component.uses_target
-                data = list(values.get(key, [])) if uses_data else []
-                if self.earlier.get(name) is not None:
-                    component.extend(self.earlier[name], data)
-                    log.info("%s starts from the earlier run's learnt state", name)
-                elif isinstance(component, Encoder) and targets is not None:
-                    component.fit_targets(data, targets.get(key, {}))
-                else:
-                    component.fit(data)
-                    log.info("fitted %s from the training data", name)
+                with _seeded(name):  # the weights it builds depend on the run's seed and its name alone
+                    self._fit_one(name, component, values, targets)
         self.tune()
+
+    def _fit_one(self, name: str, component: Any, values: Mapping[str, Any], targets: Mapping[str, Any] | None) -> None:
+        """One component's data side, from its values (an encoder; a head that uses targets) or none."""
+        key = name.split(".", 1)[1]
+        uses_data = isinstance(component, Encoder) or component.uses_target
+        data = list(values.get(key, [])) if uses_data else []
+        if self.earlier.get(name) is not None:
+            component.extend(self.earlier[name], data)
+            log.info("%s starts from the earlier run's learnt state", name)
+        elif isinstance(component, Encoder) and targets is not None:
+            component.fit_targets(data, targets.get(key, {}))
+        else:
+            component.fit(data)
+            log.info("fitted %s from the training data", name)
 
     def fitted_state(self) -> dict[str, Any]:
         """Each component's learnt state (JSON-able), as checkpoints keep it."""
@@ -259,3 +267,14 @@ def model_state(state: Mapping[str, Any]) -> dict[str, Any]:
     """The model's own entries of a training module's state dict (old or new layout), named as in the model."""
     prefix = len("model.")
     return {k[prefix:]: v for k, v in upgrade_state(state).items() if k.startswith("model.")}
+
+
+@contextlib.contextmanager
+def _seeded(name: str) -> Iterator[None]:
+    """The global random state forked and seeded from the run's seed (``seed_everything``; else this process's
+    initial seed) and ``name``: weights built from the data are the same whatever drew random numbers before (DDP
+    re-seeds each process as it starts, so a one-process run and a multi-node one begin from the same model)."""
+    seed = os.environ.get("PL_GLOBAL_SEED") or str(torch.initial_seed())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(zlib.crc32(f"{seed}:{name}".encode()))
+        yield

@@ -33,7 +33,7 @@ from mmlightning.parser import report
 from mmlightning.plugins import plugin_versions
 from mmlightning.preflight import NEEDS, check_before_work
 from mmlightning.progress import count_epochs_from_one
-from mmlightning.runs import run_dir
+from mmlightning.runs import job_id, run_dir
 from mmlightning.trainer import Trainer as AutoTrainer
 from mmlightning.trainer import resolve_precision
 from mmlightning.wandb import default_logger_config, keep_media_in
@@ -170,7 +170,8 @@ class MultimodalCLI(LightningCLI):
         resolve_precision(trainer, config)
         if not trainer.get("logger") and not Path(trainer.get("default_root_dir") or "runs").name.startswith("run-"):
             # no logger to name the run: a folder of its own, so two runs never share checkpoints or configs
-            stamp = f"run-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+            job = job_id()  # every process of a multi-node job names the same folder
+            stamp = f"run-{job}" if job else f"run-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
             trainer["default_root_dir"] = str(Path(trainer.get("default_root_dir") or "runs") / stamp)
 
     def _run_subcommand(self, subcommand: str) -> None:

@@ -69,7 +69,13 @@ def test_a_glob_picks_columns_and_bad_cells_are_named_by_column(tmp_path, capsys
         "columns": {"table": "[abrs]*"},
     }  # age, smoker, bmi, region: not id or label
     (tmp_path / "config.yaml").write_text(
-        yaml.safe_dump({**CONFIG, "trainer": {**CONFIG["trainer"], "max_epochs": 1}, "data": data})
+        yaml.safe_dump(
+            {
+                **CONFIG,
+                "trainer": {**CONFIG["trainer"], "max_epochs": 1, "default_root_dir": str(tmp_path / "runs")},
+                "data": data,
+            }
+        )
     )
     assert main(["fit", "--config", str(tmp_path / "config.yaml")]) == 2
     assert "val.csv:5: columns of 'table': age: expected a number, got 'old'" in capsys.readouterr().err

@@ -105,7 +105,8 @@ def prune_run(
     if isinstance(trainer.get("logger"), dict):  # the run's W&B logger, writing beside the pruned run
         trainer["logger"] = {
             **trainer["logger"],
-            "init_args": {**trainer["logger"].get("init_args", {}), "save_dir": str(out)},
+            # absolute: W&B's service process may run in another folder than this one
+            "init_args": {**trainer["logger"].get("init_args", {}), "save_dir": str(Path(out).resolve())},
         }
     found = fit({**config, "model": model, "trainer": trainer}, callbacks=[pruning])
     metrics = {k: float(v) for k, v in found.items() if k.startswith("val/")}
