@@ -1,7 +1,7 @@
 """Writing files so that none is ever half-written under its final name, and a full or read-only disk is one clear
 message.
 
-Everything a run or a command leaves behind (checkpoints, ``bundle.json``, configs, exports, results) is written
+Everything a run or a command leaves behind (checkpoints, ``bundle.json``, exports, results, reports) is written
 to a temporary name in the same folder, flushed, then renamed over the final name: a kill, a crash or a full disk
 leaves the previous file (or none), never a truncated one. :class:`DiskError` says which folder could not be
 written, why, and which checkpoint is the last good one.

@@ -124,12 +124,8 @@ class MultimodalCLI(LightningCLI):
             default=200,
             help="fit: also keep checkpoints/last.ckpt, rewritten every N training steps (0: off), to resume a killed run",
         )
-        parser.add_argument(
-            "--checkpoint_model",
-            type=bool,
-            default=False,
-            help="with --ckpt_path: use the checkpoint's model settings even where the config gives others",
-        )
+        ckpt_help = "with --ckpt_path: use the checkpoint's model settings even where the config gives others"
+        parser.add_argument("--checkpoint_model", type=bool, default=False, help=ckpt_help)
         parser.add_argument(
             "--machine",
             type=dict[str, Any] | None,
