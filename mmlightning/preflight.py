@@ -15,6 +15,7 @@ def check_before_work(command: str | None, config: Any) -> None:
     """What would otherwise fail after the trainer and W&B started: a missing manifest, no checkpoint to evaluate."""
     if command not in NEEDS:
         return
+    _check_strategy(config.get("trainer") or {})
     data, split = config.get("data") or {}, NEEDS[command]
     if not data.get(split):
         raise ConfigError(
@@ -31,6 +32,21 @@ def check_before_work(command: str | None, config: Any) -> None:
         raise ConfigError(
             f"`mmlightning {command}` uses a trained model: pass --ckpt_path RUN/checkpoints/last.ckpt with --config RUN/config.yaml "
             "(the config `mmlightning fit` saved in the run's folder)"
+        )
+
+
+def _check_strategy(trainer: Any) -> None:
+    """FSDP without a GPU: Lightning refuses it with a traceback once the Trainer is being built; say it first."""
+    strategy, accelerator = str(trainer.get("strategy") or ""), str(trainer.get("accelerator") or "auto")
+    if not strategy.startswith("fsdp"):
+        return
+    import torch
+
+    if accelerator == "cpu" or (accelerator in ("auto", "gpu", "cuda") and not torch.cuda.is_available()):
+        raise ConfigError(
+            f"--trainer.strategy={strategy} needs a GPU (Lightning's FSDP runs on CUDA only), and this run has "
+            f"{'--trainer.accelerator=cpu' if accelerator == 'cpu' else 'none'}; on CPUs use --trainer.strategy=ddp "
+            "(see docs/scaling.md)"
         )
 
 

@@ -77,3 +77,18 @@ def test_two_torchrun_nodes_match_one_process_with_twice_the_batch(shapes_data, 
     assert abs(two["val/label/acc"] - one["val/label/acc"]) <= 0.005  # the target: within half a point
     for key in ("val/loss", "train/loss_epoch"):  # in practice the same to float rounding
         assert two[key] == pytest.approx(one[key], rel=1e-5), key
+
+
+def test_fsdp_without_a_gpu_is_refused_in_one_sentence(shapes_data, tmp_path, capsys, monkeypatch):
+    import torch
+
+    from mmlightning.cli.main import main
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here: FSDP can run")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config(shapes_data, 8)))
+    assert main(["fit", "--config", "c.yaml", "--trainer.strategy=fsdp"]) == 2
+    error = capsys.readouterr().err
+    assert "--trainer.strategy=fsdp needs a GPU" in error and "Traceback" not in error
+    assert not (tmp_path / "runs").exists()  # refused before a run folder or a Trainer
