@@ -84,25 +84,13 @@ def memory(pgid: int) -> dict[int, dict[str, Any]]:
 
 
 def serve_load(ckpt: str, rows_path: Path, count: int = 600) -> dict[str, Any]:
-    import sys
-
-    from mmlightning.deploy.local import _stop, free_port
+    from mmlightning.deploy.local import served
 
     rows = [json.loads(line) for line in rows_path.read_text().splitlines() if line.strip()]
-    port = free_port()
-    command = [sys.executable, "-m", "mmlightning.cli.main", "serve", "--ckpt_path", ckpt, "--port", str(port)]
-    server = subprocess.Popen(command, stderr=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        while True:
-            try:
-                if requests.get(f"{url}/health", timeout=1).text == "ok":
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.5)
+    with served("--ckpt_path", ckpt) as url:
         requests.post(f"{url}/predict", json={"text": rows[0]["text"]}, timeout=60)  # warm
         time.sleep(2)
-        idle = memory(server.pid)
+        idle = memory(url.pid)
         plan = mix(rows, rows_path.parent)
         load = [plan[i % len(plan)] for i in range(count)]
 
@@ -118,9 +106,7 @@ def serve_load(ckpt: str, rows_path: Path, count: int = 600) -> dict[str, Any]:
         with ThreadPoolExecutor(16) as pool:
             answers = list(pool.map(send, load))
         elapsed = time.perf_counter() - start
-        after = memory(server.pid)
-    finally:
-        _stop(server)
+        after = memory(url.pid)
     statuses: dict[str, Counter] = {}
     for kind, status, _ in answers:
         statuses.setdefault(kind, Counter())[status] += 1

@@ -57,7 +57,13 @@ class EpochLog(LightningModule):
         )
         for name, (total, count) in zip(names, losses):
             if count > 0:
-                self.log(name, total / count, prog_bar=name == f"{stage}/loss", sync_dist=True, logger=stage != "train")
+                self.log(
+                    name,
+                    total / count,
+                    prog_bar=name == f"{stage}/loss",
+                    sync_dist=True,
+                    logger=False if stage == "train" else None,
+                )
                 if stage == "train":  # logged as NAME_epoch beside the steps' NAME_step; NAME for monitors
                     self.log(f"{name}_epoch", total / count, sync_dist=True)
         seen = [

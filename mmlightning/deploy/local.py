@@ -22,17 +22,25 @@ def free_port() -> int:
         return port
 
 
+class ServerURL(str):
+    """The URL of a server :func:`served` started; ``pid`` is its process, the leader of its process group (the
+    LitServe workers are in that group too)."""
+
+    pid: int
+
+
 @contextlib.contextmanager
-def served(*args: str, start_seconds: float = 120.0) -> Iterator[str]:
+def served(*args: str, start_seconds: float = 120.0) -> Iterator[ServerURL]:
     """Start ``mmlightning serve ARGS`` (``"--ckpt_path", CKPT`` or ``"--export", DIR``) on a free loopback port
-    in its own process group, wait until ``/health`` answers, yield the URL, then stop the server and its workers.
-    A server that does not come up is an error carrying its last output."""
+    in its own process group, wait until ``/health`` answers, yield the URL (with the server's ``pid``), then stop
+    the server and its workers. A server that does not come up is an error carrying its last output."""
     import requests
 
     port = free_port()
     command = [sys.executable, "-m", "mmlightning.cli.main", "serve", *args, "--port", str(port)]
     server = subprocess.Popen(command, stderr=subprocess.PIPE, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    url = ServerURL(f"http://127.0.0.1:{port}")
+    url.pid = server.pid
     try:
         deadline = time.monotonic() + start_seconds
         while True:
