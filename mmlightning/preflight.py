@@ -24,7 +24,11 @@ def check_before_work(command: str | None, config: Any) -> None:
     for name in ("train", "val", "test", "predict"):
         given = data.get(name)
         for path in [given] if isinstance(given, str) else list((given or {}).values()):
-            if not Path(path).is_file():
+            if str(path).startswith("shards://"):
+                from mmlightning.data.shards import check_folder
+
+                check_folder(path)  # whole, or a message saying how to write it again
+            elif not Path(path).is_file():
                 raise MissingFileError(
                     f"--data.{name}: manifest not found: {path} (paths are relative to the folder you run from)"
                 )

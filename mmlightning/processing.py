@@ -7,10 +7,12 @@ model can be saved, loaded and used with no ``nn.Module`` at all (see :class:`~m
 from __future__ import annotations
 
 import inspect
+import io
 import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import torch
@@ -88,6 +90,48 @@ class MediaRoot(type(Path())):  # type: ignore[misc]
         return (MediaRoot.make, (str(self), self.allowed))
 
 
+class StoredFile(io.BytesIO):
+    """A media file held in memory (read from shards written by ``mmlightning optimize``), as
+    :meth:`Processor.resolve` gives it: a binary file object that PIL, PyAV and ``wave`` read like a path, with the
+    parts of ``Path`` readers use (``name``, ``suffix``, ``open``, ``stat``, ``read_bytes``); ``str()`` is the value
+    that named it."""
+
+    def __init__(self, value: str, data: bytes | memoryview) -> None:
+        super().__init__(data)
+        self.value = value
+        self.name, self.suffix = Path(value).name, Path(value).suffix
+
+    def open(self, mode: str = "rb") -> io.BytesIO:
+        if mode != "rb":
+            raise ValueError(f"{self.value}: a stored file opens for reading only ('rb'), not {mode!r}")
+        return io.BytesIO(self.getbuffer())
+
+    def stat(self) -> SimpleNamespace:
+        return SimpleNamespace(st_size=self.getbuffer().nbytes)
+
+    def read_bytes(self) -> bytes:
+        return self.getvalue()
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class StoredRoot(MediaRoot):
+    """The media of one sample read from shards: ``files`` maps each value naming a file to its bytes. Its path is
+    the shards' folder (what the feature cache and messages know the data by)."""
+
+    files: dict[str, bytes | memoryview] = {}
+
+    @classmethod
+    def holding(cls, path: str | Path, files: dict[str, bytes | memoryview]) -> StoredRoot:
+        root = cls(str(path))
+        root.files = files
+        return root
+
+    def __reduce__(self) -> Any:
+        return (StoredRoot.holding, (str(self), {k: bytes(v) for k, v in self.files.items()}))
+
+
 class Processor(Stateful):
     """Turns one raw field value into tensors, and a list of those into a padded batch.
 
@@ -102,6 +146,10 @@ class Processor(Stateful):
     features are then computed every time rather than cached. Set ``reads_files = False`` when values are the
     data itself (text, numbers), not paths of files: ``serve`` then refuses a file uploaded for it. Raise
     ``mmlightning.errors.TooLargeError`` for a value over a size limit (``serve`` answers 413).
+
+    Read media through :meth:`resolve`, and hand what it gives to a reader that takes a path or a binary file
+    object (PIL, PyAV, ``wave``; ``x.open("rb")`` for your own reading): from shards (``mmlightning optimize``) it
+    gives a :class:`StoredFile` held in memory rather than a path on disk.
     """
 
     random_in_training: bool = False
@@ -154,7 +202,7 @@ class Processor(Stateful):
         return None
 
     @staticmethod
-    def resolve(value: Any, root: Path, what: str = "media") -> Path:
+    def resolve(value: Any, root: Path, what: str = "media") -> Path:  # or a StoredFile, read from shards
         """A media path from a manifest, relative to ``root``; ``ValueError`` if it is not a path, is absent, or
         leads outside ``root`` (an absolute path, ``..``) and outside the folders the user allowed
         (``--data.allow_roots``, carried by a :class:`MediaRoot`): a manifest never reads a file the user did not
@@ -163,6 +211,12 @@ class Processor(Stateful):
         if not isinstance(value, str) or not value.strip():
             article = "an" if what[:1] in "aeiou" else "a"
             raise ValueError(f"expected {article} {what} path, got {value!r}")
+        if isinstance(root, StoredRoot):
+            if value not in root.files:
+                raise ValueError(
+                    f"{what} file {value} is not in the shards at {root}: write them again with `mmlightning optimize`"
+                )
+            return StoredFile(value, root.files[value])  # type: ignore[return-value]  # read like a path
         path = Path(os.path.normpath(Path(os.path.abspath(root)) / value))  # an absolute value stays absolute
         bases = [Path(os.path.abspath(root)), *map(Path, getattr(root, "allowed", ()))]
         if not any(path.is_relative_to(base) for base in bases):

@@ -13,7 +13,7 @@ if [ "$(cat .venv/.installed 2>/dev/null)" = "$stamp" ]; then
     exit 0
 fi
 echo "installing mmlightning and its plugins into .venv (the first time downloads PyTorch; log: .venv/install.log)"
-if ! { python -m pip install --upgrade pip && python -m pip install -e ".[test,deploy,tuning]" \
+if ! { python -m pip install --upgrade pip && python -m pip install -e ".[test,deploy,tuning,streaming]" \
         -e "plugins/mmlightning-text[minilm]" -e "plugins/mmlightning-vision[lite0]" \
         -e plugins/mmlightning-fusions -e plugins/mmlightning-heads -e plugins/mmlightning-audio \
         -e plugins/mmlightning-tabular -e plugins/mmlightning-video \

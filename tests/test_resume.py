@@ -12,6 +12,8 @@ import pytest
 import torch
 import yaml
 
+from mmlightning.cli.main import main
+
 from conftest import main_in
 
 CONFIG = {
@@ -42,11 +44,14 @@ CONFIG = {
 EMA = {"class_path": "lightning.pytorch.callbacks.EMAWeightAveraging", "init_args": {"decay": 0.9}}
 
 
-@pytest.mark.parametrize(("workers", "ema"), [(0, False), (2, False), (0, True)])
+@pytest.mark.parametrize(
+    ("workers", "ema", "shards"), [(0, False, False), (2, False, False), (0, True, False), (2, False, True)]
+)
 def test_a_killed_run_resumed_from_last_ckpt_ends_bit_for_bit_as_an_uninterrupted_one(
-    shapes_data, tmp_path, workers, ema
+    shapes_data, tmp_path, workers, ema, shards
 ):
-    """With EMA on, the checkpoint holds the average beside the current weights, and both come back."""
+    """With EMA on, the checkpoint holds the average beside the current weights, and both come back. With
+    ``shards``, both runs stream from shards written by ``mmlightning optimize``, and end with the same weights."""
     data = {
         "num_workers": workers,
         "train": str(shapes_data / "train.jsonl"),
@@ -54,6 +59,10 @@ def test_a_killed_run_resumed_from_last_ckpt_ends_bit_for_bit_as_an_uninterrupte
         "batch_size": 8,
     }  # 12 steps an epoch
     config = {**CONFIG, "data": data}
+    if shards:
+        (tmp_path / "shards.yaml").write_text(yaml.safe_dump(config))
+        assert main(["optimize", "--config", str(tmp_path / "shards.yaml"), "--out", str(tmp_path / "shards")]) == 0
+        data.update(train=f"shards://{tmp_path / 'shards' / 'train'}", val=f"shards://{tmp_path / 'shards' / 'val'}")
     if ema:
         config["trainer"] = {**config["trainer"], "callbacks": [EMA]}
     (tmp_path / "whole").mkdir()
@@ -103,7 +112,16 @@ def test_a_killed_run_resumed_from_last_ckpt_ends_bit_for_bit_as_an_uninterrupte
     assert {"train/loss_epoch", "train/label/acc", "train/label/f1_macro"} <= set(train)
     for key in ("val/loss", "val/label/acc", "val/label/f1_macro", *train):  # train/: the resumed epoch's own
         assert resumed[key] == whole[key], key  # exactly, not approximately
-    if ema:
+    if shards:
+        weights = [
+            torch.load(tmp_path / f / "runs" / f"run-{f}" / "checkpoints" / "last.ckpt", weights_only=True)[
+                "state_dict"
+            ]
+            for f in ("whole", "killed")
+        ]
+        assert weights[0].keys() == weights[1].keys()
+        assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    if ema or shards:
         return  # resuming from an epoch's end is the same path; once is enough
     again = main_in(
         killed,

@@ -1,5 +1,5 @@
-"""Several nodes: two torchrun "nodes" of one process each, joined over gloo on 127.0.0.1, train as one process with
-twice the batch does. Nothing random in the forward (no dropout; the image encoder frozen, so its batch norm does not
+"""Several nodes: two torchrun "nodes" of one process each, joined over gloo on 127.0.0.1 and streaming their data from
+shards (`mmlightning optimize`), train as one process with twice the batch does from the loose files. Nothing random in the forward (no dropout; the image encoder frozen, so its batch norm does not
 see the share of the batch a process has): the two differ only in the order floating-point sums are made."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import sys
 import pytest
 import yaml
 
+from mmlightning.cli.main import main
 from mmlightning.deploy.local import free_port
 
 from conftest import main_in
@@ -52,7 +53,11 @@ def test_two_torchrun_nodes_match_one_process_with_twice_the_batch(shapes_data, 
     one = main_in(tmp_path / "one", config(shapes_data, 16), "fit")
     work = tmp_path / "two"
     work.mkdir()
-    (work / "config.yaml").write_text(yaml.safe_dump(config(shapes_data, 8)))
+    streamed = config(shapes_data, 8)
+    (work / "config.yaml").write_text(yaml.safe_dump(streamed))
+    assert main(["optimize", "--config", str(work / "config.yaml"), "--out", str(tmp_path / "shards")]) == 0
+    streamed["data"].update(train=f"shards://{tmp_path / 'shards/train'}", val=f"shards://{tmp_path / 'shards/val'}")
+    (work / "config.yaml").write_text(yaml.safe_dump(streamed))
     port = free_port()
     nodes = []
     for rank in (0, 1):
@@ -81,8 +86,6 @@ def test_two_torchrun_nodes_match_one_process_with_twice_the_batch(shapes_data, 
 
 def test_fsdp_without_a_gpu_is_refused_in_one_sentence(shapes_data, tmp_path, capsys, monkeypatch):
     import torch
-
-    from mmlightning.cli.main import main
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is here: FSDP can run")

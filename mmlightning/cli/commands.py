@@ -26,6 +26,10 @@ OWN = {
         "mmlightning.cli.generate:generate_main",
         "draw from prompts with a generation run (text to image): PNGs, a grid, generated.jsonl; CLIP reranking",
     ),
+    "optimize": (
+        "mmlightning.cli.optimize:optimize_main",
+        "a config's splits as LitData shards (rows checked, files packed) to stream with --data.train=shards://DIR",
+    ),
     "zeroshot": (
         "mmlightning.cli.zeroshot:zeroshot_main",
         "classify rows into labels never trained on, with a contrastive run's other tower (CLIP's prompts)",

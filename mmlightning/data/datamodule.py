@@ -14,7 +14,8 @@ from mmlightning.data.columns import expand, globbed, names
 from mmlightning.data.dataset import ManifestDataset, Rows
 from mmlightning.data.loaders import make_loader
 from mmlightning.data.manifest import Manifest, Row, read_manifest
-from mmlightning.data.validate import check_columns, check_rows, handle_bad_rows
+from mmlightning.data.shards import ShardDataset, ShardManifest, check_files, is_shards, read_shards
+from mmlightning.data.validate import check_columns, check_rows, handle_bad_rows, require_columns
 from mmlightning.errors import ConfigError
 from mmlightning.processing import MediaRoot
 from mmlightning.runs import run_dir
@@ -29,7 +30,7 @@ class MultimodalDataModule(LightningDataModule):
 
     Args:
         train, val, test, predict: manifest paths; media paths inside are relative to the manifest's folder
-            (or to ``data_root``). A mapping of names to paths trains on several datasets at once: each batch
+            (or to ``data_root``). ``shards://DIR`` reads shards written by ``mmlightning optimize`` instead. A mapping of names to paths trains on several datasets at once: each batch
             comes from one of them, mixed as ``sampling`` says; a dataset without a column some encoder reads
             lacks that modality, and one without a head's target column trains only the other heads.
         data_root: the folder media paths are relative to, instead of each manifest's own folder.
@@ -111,6 +112,8 @@ class MultimodalDataModule(LightningDataModule):
             log.info("%s%s: %d rows from %s", split, f" ({name})" if name else "", len(manifest.rows), manifest.path)
 
     def _read(self, path: str) -> Manifest:
+        if is_shards(path):
+            return read_shards(path)
         reader = None
         if self.reader is not None:
             from mmlightning.plugins import get_registry
@@ -206,8 +209,9 @@ class MultimodalDataModule(LightningDataModule):
             pre = self._train_rows.get(name) if split == "train" and self._train_rows else None
             rows = pre if pre is not None else self._checked_rows(manifest, split, lenient)
             targets = [] if split == "predict" else self._targets(manifest, lenient)
+            kind = ShardDataset if isinstance(manifest, ShardManifest) else ManifestDataset
             parts.append(
-                ManifestDataset(
+                kind(
                     rows,
                     self._root(manifest),
                     str(manifest.path),
@@ -220,7 +224,8 @@ class MultimodalDataModule(LightningDataModule):
         return self.datasets[split]
 
     def _root(self, manifest: Manifest) -> MediaRoot:
-        return MediaRoot.make(self.data_root or manifest.root, self.allow_roots)
+        stored = isinstance(manifest, ShardManifest)  # media in the shards, known by their folder
+        return MediaRoot.make(manifest.root if stored else self.data_root or manifest.root, self.allow_roots)
 
     def check_columns(self, stage: str) -> None:
         """Every column the model reads is in this stage's manifests: refused before a Trainer runs (exit 2)."""
@@ -249,10 +254,13 @@ class MultimodalDataModule(LightningDataModule):
         targets = [] if split == "predict" else self._targets(manifest, lenient)
         if not lenient:
             self._check_columns(manifest, split)
+        stored = isinstance(manifest, ShardManifest)  # its media were checked when written: targets only
+        if isinstance(manifest, ShardManifest):
+            check_files(manifest, bundle)
         seen: dict[str, int] = {}
 
         def check(row: Row) -> list[str]:
-            reasons = bundle.check(row.values, root, targets=targets)
+            reasons = bundle.check(row.values, root, inputs=[] if stored else None, targets=targets)
             ident = row.values.get(self.id_column)
             if ident is not None and isinstance(ident, (str, int)):
                 first = seen.setdefault(str(ident), row.line)
@@ -265,16 +273,7 @@ class MultimodalDataModule(LightningDataModule):
         return good
 
     def _require_columns(self, split: str) -> None:
-        """With several datasets, a column no dataset has is a typo, not a missing modality."""
-        bundle = self._bundle()
-        columns = set().union(*(m.columns() for m in self.manifests[split].values()))
-        wanted = bundle.read_columns(targets=split != "predict", drawn=split != "predict")
-        unknown = [c for c in wanted if c not in columns]
-        if unknown:
-            raise ConfigError(
-                f"No {split} dataset has column {', '.join(map(repr, unknown))}; their columns are "
-                f"{', '.join(sorted(columns))}. Map names with --data.columns."
-            )
+        require_columns(split, self.manifests[split].values(), self._bundle())
 
     def _skipped_file(self) -> Path:
         """Where skipped rows go: ``skipped_rows_file``, or the run's folder (one file per run)."""
@@ -283,9 +282,7 @@ class MultimodalDataModule(LightningDataModule):
         return (run_dir(self.trainer) if self.trainer else Path(".")) / "skipped_rows.jsonl"
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        """A loader whose order and augmentation depend on the seed alone and which a resumed run continues
-        exactly (see :mod:`mmlightning.data.resume`)."""
-        return make_loader(self, split, shuffle)
+        return make_loader(self, split, shuffle)  # resumable exactly (mmlightning.data.resume)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

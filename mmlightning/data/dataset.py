@@ -74,12 +74,16 @@ class ManifestDataset(Dataset):
         epoch, row = divmod(index, len(self.rows))
         return self.item(row, epoch)
 
+    def media_root(self, row: Row) -> Path:
+        """Where a row's media are read from: the data folder (shards hold them in memory instead)."""
+        return self.root
+
     def item(self, index: int, epoch: int = 0) -> dict[str, Any]:
         row = self.rows[index]
 
         def make() -> dict[str, Any]:
             return self.bundle.item(
-                row.values, self.root, self.train, f"{Path(self.file).name}:{row.line}", self.targets, skip
+                row.values, self.media_root(row), self.train, f"{Path(self.file).name}:{row.line}", self.targets, skip
             )
 
         skip = self.cached.skipped(epoch)

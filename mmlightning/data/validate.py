@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from mmlightning.data.manifest import BadRow, Manifest, Row
-from mmlightning.errors import MMLightningError
+from mmlightning.errors import ConfigError, MMLightningError
 
 log = logging.getLogger(__name__)
 Check = Callable[[Row], list[str]]  # a row -> every reason it is bad
@@ -73,3 +74,15 @@ def _progress(items: list, enabled: bool, desc: str):
     from tqdm.auto import tqdm
 
     return tqdm(items, desc=desc, leave=False)
+
+
+def require_columns(split: str, manifests: Iterable[Manifest], bundle: Any) -> None:
+    """With several datasets, a column no dataset has is a typo, not a missing modality."""
+    columns = set().union(*(m.columns() for m in manifests))
+    wanted = bundle.read_columns(targets=split != "predict", drawn=split != "predict")
+    unknown = [c for c in wanted if c not in columns]
+    if unknown:
+        raise ConfigError(
+            f"No {split} dataset has column {', '.join(map(repr, unknown))}; their columns are "
+            f"{', '.join(sorted(columns))}. Map names with --data.columns."
+        )

@@ -17,7 +17,7 @@ WIDTHS = {1: np.uint8, 2: np.int16, 4: np.int32}
 def read_wav(path: Path) -> tuple[Tensor, int]:
     """A PCM WAV file -> (mono waveform in [-1, 1], sample rate). Raises ValueError saying what is wrong."""
     try:
-        with wave.open(str(path), "rb") as handle:
+        with path.open("rb") as file, wave.open(file, "rb") as handle:  # a path, or a file read from shards
             width, channels, rate = handle.getsampwidth(), handle.getnchannels(), handle.getframerate()
             raw = handle.readframes(handle.getnframes())
     except (wave.Error, EOFError) as err:
@@ -35,7 +35,7 @@ def read_wav(path: Path) -> tuple[Tensor, int]:
 def read_audio(path: Path) -> tuple[Tensor, int] | None:
     """A WAV file, or the sound track of any container FFmpeg reads (MP4, WebM, MP3, FLAC, ...: decoded by PyAV)
     -> (mono waveform in [-1, 1], sample rate); None for a file with no audio stream (a silent video)."""
-    with open(path, "rb") as handle:
+    with path.open("rb") as handle:  # a path, or a file read from shards (mmlightning.processing.StoredFile)
         head = handle.read(12)
     if head[:4] == b"RIFF":  # WAV (or a broken one: read_wav says what is wrong)
         return read_wav(path)
@@ -44,7 +44,7 @@ def read_audio(path: Path) -> tuple[Tensor, int] | None:
     except ImportError:
         raise ValueError(f"{path} is not a WAV file; reading other formats needs PyAV: pip install av") from None
     try:
-        with av.open(str(path), metadata_errors="ignore") as container:
+        with av.open(str(path) if isinstance(path, Path) else path, metadata_errors="ignore") as container:
             if not container.streams.audio:
                 return None
             stream = container.streams.audio[0]

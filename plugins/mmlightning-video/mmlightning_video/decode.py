@@ -51,7 +51,7 @@ def opened(path: Path, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS)
             "re-encode it (or raise the encoder's max_bytes)"
         )
     try:
-        container = av.open(str(path), metadata_errors="ignore")
+        container = av.open(str(path) if isinstance(path, Path) else path, metadata_errors="ignore")  # or stored
     except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as err:
         raise ValueError(f"unreadable video file {path}: {err} (expected a video container such as MP4)") from err
     try:

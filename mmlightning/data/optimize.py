@@ -1,0 +1,108 @@
+"""Writing shards (``mmlightning optimize``): a split's rows, checked as ``fit`` checks them, with the bytes of every
+file the model's processors read, packed by ``litdata.optimize`` into chunks. The folder is written beside its
+destination under a temporary name and renamed into place only once whole, so an interrupted run leaves nothing
+that looks finished."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mmlightning import __version__
+from mmlightning.data.manifest import Row
+from mmlightning.data.shards import FORMAT, META, ROWS, pack, streaming, unpack
+from mmlightning.errors import ConfigError
+from mmlightning.files import disk_error, write_text
+from mmlightning.processing import Processor
+
+
+class Packer:
+    """What ``litdata.optimize`` runs per sample (in its worker process): position -> the packed sample."""
+
+    def __init__(self, files: list[list[tuple[str, str]]]) -> None:
+        self.files = files  # per position: (value naming the file, its path on disk)
+
+    def __call__(self, position: int) -> bytes:
+        return pack(position, {name: Path(path).read_bytes() for name, path in self.files[position]})
+
+
+def refuse_destination(out: Path, overwrite: bool) -> None:
+    """Before any work: a remote URI, an existing folder (without ``overwrite``) or one that cannot be written."""
+    if out.exists() and not overwrite and any(out.iterdir()):
+        raise ConfigError(f"--out {out} already exists and is not empty; pass --overwrite to replace it")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        probe = out.parent / f".{out.name}.probe-{os.getpid()}"
+        probe.mkdir()
+        probe.rmdir()
+    except OSError as err:
+        found = disk_error(err, out / "index.json")
+        if found is err:
+            raise ConfigError(f"--out {out}: cannot write a folder there ({err.strerror}: {err.filename})") from None
+        raise found from None
+
+
+def write_shards(
+    rows: Sequence[Row],
+    root: Path,
+    columns: Sequence[str],
+    out: Path,
+    source: str,
+    chunk_bytes: str = "64MB",
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Write ``rows`` (checked already) and the files their ``columns`` name to a shard folder ``out``."""
+    import litdata
+
+    files: list[list[tuple[str, str]]] = []
+    for row in rows:
+        named = {}
+        for column in columns:
+            value = row.values.get(column)
+            if isinstance(value, str):
+                named[value] = str(Processor.resolve(value, root))
+        files.append(sorted(named.items()))
+    stage = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(stage, ignore_errors=True)
+    try:
+        litdata.optimize(
+            fn=Packer(files),
+            inputs=list(range(len(rows))),
+            output_dir=str(stage),
+            chunk_bytes=chunk_bytes,
+            num_workers=1,
+            reorder_files=False,
+            keep_data_ordered=True,
+            start_method="fork",
+        )
+        _check_order(stage, len(rows))
+        lines = (json.dumps({"line": row.line, "values": row.values}, default=str) for row in rows)
+        write_text(stage / ROWS, "".join(f"{line}\n" for line in lines))
+        meta = {"format": FORMAT, "rows": len(rows), "source": source, "files": list(columns), "version": __version__}
+        write_text(stage / META, json.dumps(meta, indent=1))  # last: the folder is whole
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        if out.exists():
+            out.rename(old)
+        stage.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    except OSError as err:
+        raise disk_error(err, stage / "index.json") from err
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    size = sum(p.stat().st_size for p in out.iterdir() if p.is_file())
+    return {"folder": str(out), "rows": len(rows), "bytes": size, "files": sum(len(f) for f in files)}
+
+
+def _check_order(folder: Path, count: int) -> None:
+    """Every sample is where ``rows.jsonl`` will say it is (LitData writes in order with one worker)."""
+    stream = streaming(folder)
+    if len(stream) != count:
+        raise ConfigError(f"LitData wrote {len(stream)} samples to {folder}, not {count}")
+    for position in range(count):
+        found, _ = unpack(stream[position])
+        if found != position:
+            raise ConfigError(f"LitData wrote sample {found} at position {position} of {folder}")
