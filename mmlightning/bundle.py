@@ -288,11 +288,4 @@ def _load(path: str, base: type, again: bool = True) -> Any:
 
 def to_device(batch: Batch, device: torch.device | str) -> Batch:
     """A batch's tensors moved to ``device`` (for using a bundle's batches outside a Trainer)."""
-    inputs = {k: {n: t.to(device) for n, t in v.items()} for k, v in batch.inputs.items()}
-    return Batch(
-        inputs=inputs,
-        targets={k: t.to(device) for k, t in batch.targets.items()},
-        ids=batch.ids,
-        raw=batch.raw,
-        root=batch.root,
-    )
+    return batch.to(device)

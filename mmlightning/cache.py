@@ -248,22 +248,21 @@ def _one(features: Features, row: int) -> dict[str, Any]:
 def _batch(items: list[dict[str, Any]], present: Tensor) -> Features:
     """Stored rows -> padded Features on ``present``'s device. ``-> tokens (B, N, D)``."""
     device, longest = present.device, max(item["tokens"].shape[0] for item in items)
-    tokens = torch.stack(
-        [nn.functional.pad(item["tokens"], (0, 0, 0, longest - item["tokens"].shape[0])) for item in items]
-    ).to(device)
-    mask = torch.stack([nn.functional.pad(item["mask"], (0, longest - item["mask"].shape[0])) for item in items]).to(
-        device
-    )
+
+    def padded(name: str, value: int = 0) -> Tensor:  # (B, N, ...) from each item's (n, ...)
+        rows = [item[name] for item in items]
+        if all(row.shape[0] == longest for row in rows):  # images, clips: every sample as long (no padding)
+            return torch.stack(rows).to(device)
+        extra = [(0, 0) * (row.dim() - 1) + (0, longest - row.shape[0]) for row in rows]
+        return torch.stack([nn.functional.pad(row, pad, value=value) for row, pad in zip(rows, extra)]).to(device)
+
+    tokens, mask = padded("tokens"), padded("mask")
     pooled = torch.stack([item["pooled"] for item in items]).to(device)
     present = present & torch.tensor([item.get("present", True) for item in items], device=device)
     features = Features.from_tokens(tokens, mask, present, pooled)
     features.grid = items[0]["grid"]
     if items[0]["word_ids"] is not None:
-        features.word_ids = torch.stack(
-            [nn.functional.pad(item["word_ids"], (0, longest - item["word_ids"].shape[0]), value=-1) for item in items]
-        ).to(device)
+        features.word_ids = padded("word_ids", -1)
     if items[0].get("codes") is not None:
-        features.codes = torch.stack(
-            [nn.functional.pad(item["codes"], (0, longest - item["codes"].shape[0])) for item in items]
-        ).to(device)
+        features.codes = padded("codes")
     return features

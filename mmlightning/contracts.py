@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Literal
 
 from torch import Tensor, nn
 
+from mmlightning.batch import Batch
 from mmlightning.features import Features
 from mmlightning.processing import Processor, TargetCodec
 from mmlightning.readers import Reader
@@ -28,28 +29,6 @@ __all__ = [
     "TargetCodec",
     "Tuning",
 ]
-
-
-@dataclass
-class Batch:
-    """One collated batch, as the datamodule gives it to the model.
-
-    Attributes:
-        inputs: per encoder key, the tensors its processor's ``collate`` made (always with ``present``).
-        targets: per head key, the encoded targets (heads without a target column have none).
-        ids: one id per sample (the manifest's id column, or ``file:line``).
-        raw: per column, the raw manifest values of the columns the model reads (for previews and metrics).
-        root: the folder media paths are relative to.
-    """
-
-    inputs: dict[str, dict[str, Tensor]]
-    targets: dict[str, Tensor] = field(default_factory=dict)
-    ids: list[str] = field(default_factory=list)
-    raw: dict[str, list[Any]] = field(default_factory=dict)
-    root: str = "."
-
-    def __len__(self) -> int:
-        return len(self.ids)
 
 
 class Fitted:

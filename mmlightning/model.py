@@ -223,7 +223,8 @@ class MultimodalModel(nn.Module):
         stem = encoder.stem()
         if stem is None:  # frozen_stems holds only encoders with a stem: one that stopped giving it is a plugin bug
             raise RuntimeError(f"encoder {key!r} ({type(encoder).__name__}) gave a stem, then none")
-        stem.eval()  # frozen: no dropout, batch-norm statistics kept
+        if stem.training:
+            stem.eval()  # frozen: no dropout, batch-norm statistics kept
         return encoder.over_stem(self.cache.encode(f"{key}.stem", samples, batch.inputs[key], stem), batch.inputs[key])
 
     def _augments(self, key: str) -> bool:
