@@ -5,6 +5,8 @@ that looks finished."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -69,16 +71,17 @@ def write_shards(
     stage = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(stage, ignore_errors=True)
     try:
-        litdata.optimize(
-            fn=Packer(files),
-            inputs=list(range(len(rows))),
-            output_dir=str(stage),
-            chunk_bytes=chunk_bytes,
-            num_workers=1,
-            reorder_files=False,
-            keep_data_ordered=True,
-            start_method="fork",
-        )
+        with contextlib.redirect_stdout(io.StringIO()):  # LitData's own chatter; its progress bar is on stderr
+            litdata.optimize(
+                fn=Packer(files),
+                inputs=list(range(len(rows))),
+                output_dir=str(stage),
+                chunk_bytes=chunk_bytes,
+                num_workers=1,
+                reorder_files=False,
+                keep_data_ordered=True,
+                start_method="fork",
+            )
         _check_order(stage, len(rows))
         lines = (json.dumps({"line": row.line, "values": row.values}, default=str) for row in rows)
         write_text(stage / ROWS, "".join(f"{line}\n" for line in lines))
