@@ -156,7 +156,7 @@ def test_the_command_refuses_a_bad_label_in_one_line(tmp_path):
 
 def test_fast_on_pictures_and_text_shares_features_and_ensembles(shapes_data, tmp_path, monkeypatch, capfd):
     """The quickstart's pictures and sentences: pretrained encoders frozen, their features computed by the first
-    model only; three models, their ensemble scored on the tuning rows."""
+    model only; five models, their ensemble scored on the tuning rows."""
     monkeypatch.setenv("WANDB_MODE", "disabled")
     # the captions are 41 phrasings repeated over 96 rows: categories, unless told (a role given)
     predictor = Predictor(label="label", preset="fast", path=tmp_path / "p", column_types={"text": "text"})
@@ -166,9 +166,9 @@ def test_fast_on_pictures_and_text_shares_features_and_ensembles(shapes_data, tm
     roles = {c["column"]: c["role"] for c in predictor.fit_summary()["roles"]["columns"]}
     assert roles["text"] == "text" and roles["image"] == "image"
     names = [m["model"] for m in predictor.leaderboard()]
-    assert {"concat", "late", "concat, seed 1", "ensemble of 3"} == set(names)
+    assert {"concat", "late", "concat, seed 1", "late, seed 1", "concat, seed 2", "ensemble of 5"} == set(names)
     logged = capfd.readouterr().err
-    for name in ("late", "concat, seed 1"):  # from the start of models 2 and 3 to their first epoch's end
+    for name in ("late", "concat, seed 1", "concat, seed 2"):  # from a later model's start to its first epoch's end
         start = logged.index(f"training {name} (")
         first_epoch = logged[start : logged.index("epoch 1/10", start)]
         assert first_epoch.count("features are cached; the loader stops reading") == 4  # text, image; train, val

@@ -1,9 +1,10 @@
 """Presets: the inferred roles expanded to ordinary ``mmlightning fit`` configs, one per model to train.
 
-- ``fast``: pretrained encoders frozen (their features computed once, kept in memory for every model), three small
-  fusions (concatenation, late fusion, concatenation with another seed), ensembled where that scores better;
+- ``fast``: pretrained encoders frozen (their features computed once, kept in memory for every model), up to five
+  small fusions (concatenation and late fusion, each with two or three seeds) as the time limit lets start,
+  ensembled where that scores better;
 - ``balanced``: one model with the text encoder fine-tuned, the image encoder frozen;
-- ``best``: the ``balanced`` model, the ``fast`` ones and two more, ensembled within the time limit;
+- ``best``: the ``balanced`` model and the ``fast`` ones, ensembled within the time limit;
 - ``fewshot``: for a few labelled rows per class (``fit(k=...)``): the ``fast`` encoders frozen, their features
   concatenated as they are, and one linear classifier on them (logistic regression, trained full-batch).
 
@@ -86,9 +87,10 @@ def plans(
     seed: int = 0,
     allow_roots: list[str] | None = None,
 ) -> list[Plan]:
-    """The models ``preset`` trains, in order, as many as the time limit lets start: ``fast`` three small fusions
-    over the frozen encoders' cached features (concatenation, late fusion, concatenation with another seed);
-    ``balanced`` one model with the text encoder fine-tuned; ``best`` that one, the three of ``fast`` and two more.
+    """The models ``preset`` trains, in order, as many as the time limit lets start: ``fast`` five small fusions
+    over the frozen encoders' cached features (concatenation, late fusion, concatenation with another seed, late
+    fusion with another seed, concatenation with a third); ``balanced`` one model with the text encoder fine-tuned;
+    ``best`` that one and the five of ``fast``.
     Where there are several, their ensemble predicts when it scores better on the tuning rows."""
     encoders, columns, head = components(roles, preset)
     target = key_of(roles.label)
@@ -167,12 +169,12 @@ def plans(
     if preset == "balanced" or tagger:  # a tagger's outputs are not averaged: no ensemble to build
         return tuned + small if preset == "best" else small
     small += [config("late", late, seed, fine_tune=False), config("concat, seed 1", concat, seed + 1, fine_tune=False)]
-    if preset == "fast":
-        return small
     more = [
         config("late, seed 1", late, seed + 1, fine_tune=False),
         config("concat, seed 2", concat, seed + 2, fine_tune=False),
     ]
+    if preset == "fast":
+        return small + more
     return tuned + small + more
 
 

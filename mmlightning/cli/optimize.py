@@ -89,14 +89,13 @@ def optimize(
             folder = out / (f"{split}-{name}" if name else split)
             refuse_destination(folder, overwrite)
             jobs.append((split, path, folder, len(sources) > 1))
-    written = {}
+    written, given = {}, data.skipped_rows_file
     for split, path, folder, lenient in jobs:
         manifest = data._read(path)
-        if data.skipped_rows_file is None:
-            data.skipped_rows_file = str(out / f"skipped_rows_{split}.jsonl")
+        data.skipped_rows_file = given or str(out / f"skipped_rows_{folder.name}.jsonl")
         rows = data._checked_rows(manifest, split, lenient)
         written[folder.name] = write_shards(
-            rows, data._root(manifest), file_columns(bundle), folder, str(manifest.path), chunk_bytes, overwrite
+            rows, data._root(manifest), file_columns(bundle), folder, str(manifest.path), chunk_bytes
         )
     return written
 

@@ -33,7 +33,7 @@ class Packer:
 
 
 def refuse_destination(out: Path, overwrite: bool) -> None:
-    """Before any work: a remote URI, an existing folder (without ``overwrite``) or one that cannot be written."""
+    """Before any work: a folder that holds something (without ``overwrite``) or that cannot be written."""
     if out.exists() and not overwrite and any(out.iterdir()):
         raise ConfigError(f"--out {out} already exists and is not empty; pass --overwrite to replace it")
     try:
@@ -55,9 +55,9 @@ def write_shards(
     out: Path,
     source: str,
     chunk_bytes: str = "64MB",
-    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Write ``rows`` (checked already) and the files their ``columns`` name to a shard folder ``out``."""
+    """Write ``rows`` (checked already) and the files their ``columns`` name to a shard folder ``out``, replacing
+    what was there (:func:`refuse_destination` asks first)."""
     import litdata
 
     files: list[list[tuple[str, str]]] = []

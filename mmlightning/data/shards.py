@@ -158,7 +158,8 @@ class ShardDataset(ManifestDataset):
     def media_root(self, row: Row) -> Path:
         if self.stream is None:
             self.stream = streaming(self.root)
-        assert isinstance(row, ShardRow)
+        if not isinstance(row, ShardRow):
+            raise TypeError(f"a {type(row).__name__} is not a row read from shards")
         position, files = unpack(self.stream[row.position])
         if position != row.position:
             raise ValueError(f"the shards at {self.root} are out of order (sample {row.position} holds {position})")
