@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from pipeline import loader_rate  # benchmarks/pipeline.py: the same timing of a training loader
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "benchmarks" / "results" / "streaming.json"
@@ -55,15 +57,7 @@ def evict(paths: list[Path]) -> None:
 
 
 def rate(data, batches: int) -> float:
-    loader = data._loader("train", shuffle=True)
-    iterator = iter(loader)
-    next(iterator)  # worker start-up is a one-off
-    start, seen = time.perf_counter(), 0
-    for _ in range(batches):
-        seen += len(next(iterator))
-    taken = time.perf_counter() - start
-    del iterator
-    return seen / taken
+    return loader_rate(data, 2, batches)  # samples per second, the first batch (worker start-up) not timed
 
 
 def files_of(data) -> list[Path]:
@@ -77,7 +71,6 @@ def case(name: str, batches: int, scratch: Path) -> dict:
 
     config, extra = CASES[name]
     model, data = build(config, extra)
-    data.num_workers = 2
     loose = files_of(data)
     out = scratch / name
     start = time.perf_counter()
@@ -85,7 +78,6 @@ def case(name: str, batches: int, scratch: Path) -> dict:
     written = time.perf_counter() - start
     shards = [p for p in (out / "train").iterdir() if p.suffix == ".bin"]
     streamed = build(config, [*extra, f"--data.train=shards://{out / 'train'}"])[1]
-    streamed.num_workers = 2
     found = {"optimize_s": written, "rows": len(loose)}
     found["loose_mb"] = sum(p.stat().st_size for p in loose) / 1e6
     found["shards_mb"] = sum(p.stat().st_size for p in (out / "train").iterdir()) / 1e6
