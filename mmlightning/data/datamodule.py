@@ -30,9 +30,10 @@ class MultimodalDataModule(LightningDataModule):
 
     Args:
         train, val, test, predict: manifest paths; media paths inside are relative to the manifest's folder
-            (or to ``data_root``). ``shards://DIR`` reads shards written by ``mmlightning optimize`` instead. A mapping of names to paths trains on several datasets at once: each batch
-            comes from one of them, mixed as ``sampling`` says; a dataset without a column some encoder reads
-            lacks that modality, and one without a head's target column trains only the other heads.
+            (or to ``data_root``); ``shards://DIR`` reads shards written by ``mmlightning optimize``. A mapping
+            of names to paths trains on several datasets at once: each batch comes from one of them, mixed as
+            ``sampling`` says; a dataset without a column some encoder reads lacks that modality, and one without
+            a head's target column trains only the other heads.
         data_root: the folder media paths are relative to, instead of each manifest's own folder.
         allow_roots: other folders media may come from. A path leading outside the data folder (``../x.png``, an
             absolute path, a link) is otherwise a bad row: a manifest never reads a file you did not point at.
