@@ -8,9 +8,10 @@ loader (order, augmentation, collation) is timed reading the loose files and rea
 - warm: after one pass, with every file in the page cache;
 - cold: after every file the loader reads (the images, or the chunk files) is dropped from the page cache
   (``posix_fadvise(DONTNEED)``, which needs no root; the disk's own cache may still hold them).
-The first batch (worker start-up) is not timed. Cases: CIFAR-10 at its own 32 px (where reading the small files
-is most of a sample's cost), CIFAR-10 at the shipped config's 160 px (where the resize and augmentation are), and
-MVSA-Single (JPEG photos with tweets). Also the size of the shards beside the files they hold. Needs ../shared/data
+Shards are written twice: with the files only, and with `--decoded` (each encoder's decoded form too: pictures as
+pixels, token ids). The first batch (worker start-up) is not timed. Cases: CIFAR-10 at its own 32 px (where reading
+the small files is most of a sample's cost), CIFAR-10 at the shipped config's 160 px (where the resize and
+augmentation are), and MVSA-Single (JPEG photos with tweets). Also the size of the shards beside the files they hold. Needs ../shared/data
 beside the repository; writes benchmarks/results/streaming.json.
 """
 
@@ -72,23 +73,28 @@ def case(name: str, batches: int, scratch: Path) -> dict:
     config, extra = CASES[name]
     model, data = build(config, extra)
     loose = files_of(data)
-    out = scratch / name
-    start = time.perf_counter()
-    optimize(str(ROOT / "docs" / "configs" / config), extra, out, ["train"], "64MB", True)
-    written = time.perf_counter() - start
-    shards = [p for p in (out / "train").iterdir() if p.suffix == ".bin"]
-    streamed = build(config, [*extra, f"--data.train=shards://{out / 'train'}"])[1]
-    found = {"optimize_s": written, "rows": len(loose)}
-    found["loose_mb"] = sum(p.stat().st_size for p in loose) / 1e6
-    found["shards_mb"] = sum(p.stat().st_size for p in (out / "train").iterdir()) / 1e6
+    found: dict = {"rows": len(loose), "loose_mb": sum(p.stat().st_size for p in loose) / 1e6}
+    kinds = [("loose", data, loose)]
+    for kind, decoded in (("shards", False), ("decoded", True)):
+        out = scratch / f"{name}-{kind}"
+        start = time.perf_counter()
+        optimize(str(ROOT / "docs" / "configs" / config), extra, out, ["train"], "64MB", True, decoded)
+        found[f"{kind}_optimize_s"] = time.perf_counter() - start
+        found[f"{kind}_mb"] = sum(p.stat().st_size for p in (out / "train").iterdir()) / 1e6
+        chunks = [p for p in (out / "train").iterdir() if p.suffix == ".bin"]
+        module = build(config, [*extra, f"--data.train=shards://{out / 'train'}"])[1]
+        if decoded:
+            found["decoded_encoders"] = list(module.dataset("train").decoded)
+        kinds.append((kind, module, chunks))
     for cache in ("cold", "warm"):
-        for kind, module, paths in (("loose", data, loose), ("shards", streamed, shards)):
+        for kind, module, paths in kinds:
             if cache == "cold":
                 evict(paths)
             else:
                 rate(module, batches)  # one pass to warm the cache
             found[f"{kind}_{cache}"] = rate(module, batches)
-        found[f"ratio_{cache}"] = found[f"shards_{cache}"] / found[f"loose_{cache}"]
+        for kind in ("shards", "decoded"):
+            found[f"{kind}_ratio_{cache}"] = found[f"{kind}_{cache}"] / found[f"loose_{cache}"]
     return found
 
 
@@ -109,13 +115,16 @@ def main() -> None:
             results[name] = case(name, args.batches, scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    print(f"\n{machine().line()}; loader with 2 workers, samples per second")
-    print(f"{'case':<14}{'rows':>7}{'loose MB':>10}{'shards MB':>11}{'cache':>7}{'loose':>9}{'shards':>9}{'ratio':>8}")
+    print(f"\n{machine().line()}; loader with 2 workers, samples per second (ratio: against loose files)")
+    head = f"{'case':<13}{'rows':>7}{'MB loose/shards/decoded':>25}{'cache':>7}{'loose':>8}{'shards':>8}{'ratio':>7}"
+    print(f"{head}{'decoded':>9}{'ratio':>7}")
     for name, found in results.items():
+        sizes = f"{found['loose_mb']:.1f}/{found['shards_mb']:.1f}/{found['decoded_mb']:.1f}"
         for cache in ("cold", "warm"):
             print(
-                f"{name:<14}{found['rows']:>7}{found['loose_mb']:>10.1f}{found['shards_mb']:>11.1f}{cache:>7}"
-                f"{found[f'loose_{cache}']:>9.0f}{found[f'shards_{cache}']:>9.0f}{found[f'ratio_{cache}']:>7.2f}x"
+                f"{name:<13}{found['rows']:>7}{sizes:>25}{cache:>7}{found[f'loose_{cache}']:>8.0f}"
+                f"{found[f'shards_{cache}']:>8.0f}{found[f'shards_ratio_{cache}']:>6.2f}x"
+                f"{found[f'decoded_{cache}']:>9.0f}{found[f'decoded_ratio_{cache}']:>6.2f}x"
             )
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps({"machine": machine().line(), "batches": args.batches, "results": results}, indent=2))

@@ -131,10 +131,13 @@ class ProcessorBundle:
         inputs: dict[str, Any] = {}
         for key, processor in self.processors.items():
             value = self.value(key, row)
+            stored = getattr(root, "decoded", {}).get(key)  # from shards written with --decoded
             if value is None:
                 inputs[key] = None
+            elif key in skip:
+                inputs[key] = CACHED
             else:
-                inputs[key] = CACHED if key in skip else processor(value, root, train)
+                inputs[key] = processor(value, root, train) if stored is None else processor.from_decoded(stored, train)
         wanted = self.targets if targets is None else targets
         encoded = {
             key: self.codecs[key].encode(row[self.target_column(key)])

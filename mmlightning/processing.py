@@ -6,17 +6,20 @@ model can be saved, loaded and used with no ``nn.Module`` at all (see :class:`~m
 
 from __future__ import annotations
 
+import hashlib
 import inspect
-import io
 import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
+
+from mmlightning.media import MediaRoot as MediaRoot  # re-exported: where it was first
+from mmlightning.media import StoredFile as StoredFile
+from mmlightning.media import StoredRoot as StoredRoot
 
 T = TypeVar("T", bound="Stateful")
 
@@ -75,63 +78,6 @@ class Stateful:
         return cls(**state)
 
 
-class MediaRoot(type(Path())):  # type: ignore[misc]
-    """The folder media paths are relative to, with the other folders the user allowed them to come from."""
-
-    allowed: tuple[str, ...] = ()
-
-    @classmethod
-    def make(cls, path: str | Path, allowed: Sequence[str | Path] = ()) -> MediaRoot:
-        root = cls(str(path))
-        root.allowed = tuple(os.path.abspath(a) for a in allowed)
-        return root
-
-    def __reduce__(self) -> Any:  # DataLoader workers get the allowed folders too
-        return (MediaRoot.make, (str(self), self.allowed))
-
-
-class StoredFile(io.BytesIO):
-    """A media file held in memory (read from shards written by ``mmlightning optimize``), as
-    :meth:`Processor.resolve` gives it: a binary file object that PIL, PyAV and ``wave`` read like a path, with the
-    parts of ``Path`` readers use (``name``, ``suffix``, ``open``, ``stat``, ``read_bytes``); ``str()`` is the value
-    that named it."""
-
-    def __init__(self, value: str, data: bytes | memoryview) -> None:
-        super().__init__(data)
-        self.value = value
-        self.name, self.suffix = Path(value).name, Path(value).suffix
-
-    def open(self, mode: str = "rb") -> io.BytesIO:
-        if mode != "rb":
-            raise ValueError(f"{self.value}: a stored file opens for reading only ('rb'), not {mode!r}")
-        return io.BytesIO(self.getbuffer())
-
-    def stat(self) -> SimpleNamespace:
-        return SimpleNamespace(st_size=self.getbuffer().nbytes)
-
-    def read_bytes(self) -> bytes:
-        return self.getvalue()
-
-    def __str__(self) -> str:
-        return self.value
-
-
-class StoredRoot(MediaRoot):
-    """The media of one sample read from shards: ``files`` maps each value naming a file to its bytes. Its path is
-    the shards' folder (what the feature cache and messages know the data by)."""
-
-    files: dict[str, bytes | memoryview] = {}
-
-    @classmethod
-    def holding(cls, path: str | Path, files: dict[str, bytes | memoryview]) -> StoredRoot:
-        root = cls(str(path))
-        root.files = files
-        return root
-
-    def __reduce__(self) -> Any:
-        return (StoredRoot.holding, (str(self), {k: bytes(v) for k, v in self.files.items()}))
-
-
 class Processor(Stateful):
     """Turns one raw field value into tensors, and a list of those into a padded batch.
 
@@ -172,6 +118,23 @@ class Processor(Stateful):
     def check(self, value: Any, root: Path) -> None:
         """Raise ``ValueError`` saying what is wrong with a raw value. Default: process it fully."""
         self(value, root, train=False)
+
+    def decoded(self, value: Any, root: Path) -> dict[str, Tensor] | None:
+        """What ``mmlightning optimize --decoded`` stores for a value so that training need not redo it each epoch:
+        the part of ``__call__`` that depends only on the value and this processor's settings (a decoded picture, a
+        text's token ids), as tensors. ``from_decoded`` finishes the work (augmentation, normalisation). None (the
+        default), or a processor not ready yet (a tokenizer still to learn): nothing is stored, files are read."""
+        return None
+
+    def from_decoded(self, decoded: dict[str, Tensor], train: bool) -> dict[str, Tensor] | None:
+        """What ``__call__(value, root, train)`` gives, from ``decoded(value, root)``: exactly the same tensors."""
+        raise NotImplementedError(f"{type(self).__name__} stores no decoded form")
+
+    def fingerprint(self) -> str:
+        """The settings decoded forms depend on: a digest of the class and ``state()``. Shards keep it beside the
+        decoded forms, and a run whose processor gives another reads the stored files instead."""
+        settings = json.dumps([type(self).__qualname__, self.state()], sort_keys=True, default=str)
+        return hashlib.sha1(settings.encode("utf-8")).hexdigest()[:16]
 
     def truncates(self, value: Any) -> bool:
         """Whether ``value`` is cut to fit the encoder (a text longer than its ``max_length`` tokens). Default: no."""

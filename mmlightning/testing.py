@@ -11,6 +11,7 @@ Call them from your plugin's tests (nothing here is a pytest plugin, so nothing 
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import pickle
 from collections.abc import Mapping, Sequence
@@ -113,7 +114,29 @@ def check_encoder(encoder: Encoder, values: Sequence[Any], root: Path) -> Featur
         first, second = encoder(eval_batch), encoder(eval_batch)
     _require(torch.allclose(first.pooled, second.pooled), f"{name} is not deterministic in eval mode")
     _check_restored(encoder, fresh, processor, values, root, first)
+    _check_decoded(processor, values, root)
     return features
+
+
+def _check_decoded(processor: Any, values: Sequence[Any], root: Path) -> None:
+    """A processor that stores decoded forms (``mmlightning optimize --decoded``) gives from them exactly what it
+    gives from the value, in training (the same seed) and in evaluation."""
+    from mmlightning.data.resume import seeded
+
+    name = type(processor).__name__
+    for value in values:
+        decoded = processor.decoded(value, root)
+        if decoded is None:
+            continue
+        _require(all(isinstance(t, Tensor) for t in decoded.values()), f"{name}.decoded must give tensors")
+        for train in (True, False):
+            a = seeded(7, functools.partial(processor, value, root, train))
+            b = seeded(7, functools.partial(processor.from_decoded, decoded, train))
+            same = a is None and b is None or a is not None and b is not None and a.keys() == b.keys()
+            _require(
+                same and all(torch.equal(a[k], b[k]) for k in a or {}),
+                f"{name}.from_decoded(decoded(value)) gives other tensors than the processor does (train={train})",
+            )
 
 
 def _check_restored(

@@ -197,3 +197,43 @@ def test_each_modality_reads_a_stored_file_as_it_reads_the_file_on_disk(tmp_path
     assert sound is not None and math.isfinite(float(sound[next(iter(sound))].float().sum()))
     with pytest.raises(ValueError, match="not in the shards"):
         Processor.resolve("b.png", stored, "image")
+
+
+def test_decoded_shards_train_exactly_as_files_and_only_with_the_settings_they_were_made_with(
+    shapes_data, tmp_path, capsys
+):
+    """``optimize --decoded`` stores each picture decoded (the from-scratch text encoder's tokenizer is learnt in
+    ``fit``, so its text is not tokenised ahead); a run reads them and gets exactly the loose files' run. A run with
+    other image settings reads the stored files instead, and says so."""
+    from mmlightning.binding import bind
+    from mmlightning.cli.optimize import build
+    from mmlightning.data.shards import streaming, unpack
+
+    config = config_for(shapes_data)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    out = tmp_path / "decoded"
+    assert main(["optimize", "--config", str(tmp_path / "config.yaml"), "--out", str(out), "--decoded"]) == 0
+    meta = json.loads((out / "train" / "mmlightning.json").read_text())
+    assert list(meta["decoded"]) == ["image"] and meta["files"] == ["image"]  # the files stay, for previews
+    position, files, decoded = unpack(streaming(out / "train")[5], ["image"])
+    assert position == 5 and len(files) == 1 and decoded["image"]["rgb"].dtype == torch.uint8
+    assert decoded["image"]["rgb"].shape[-1] == 3
+
+    for work in ("loose", "streamed"):
+        (tmp_path / work).mkdir()
+    whole = main_in(tmp_path / "loose", config, "fit")
+    streamed = json.loads(json.dumps(config))
+    streamed["data"].update(train=f"shards://{out / 'train'}", val=f"shards://{out / 'val'}")
+    found = main_in(tmp_path / "streamed", streamed, "fit")
+    for key in ("val/loss", "val/label/acc", "train/loss_epoch"):
+        assert found[key] == whole[key], key
+
+    (tmp_path / "streamed.yaml").write_text(yaml.safe_dump(streamed))
+    for size, usable in ((32, ("image",)), (40, ())):
+        model, data = build(str(tmp_path / "streamed.yaml"), [f"--model.encoders.image.init_args.image_size={size}"])
+        bind(model, data)
+        capsys.readouterr()
+        dataset = data.dataset("train")
+        assert dataset.decoded == usable
+        assert ("decoded with other processor settings than this run's" in capsys.readouterr().err) == (not usable)
+        assert dataset[0]["inputs"]["image"]["pixels"].shape == (3, size, size)

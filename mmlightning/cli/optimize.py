@@ -28,6 +28,12 @@ def optimize_main(argv: Sequence[str]) -> int:
     parser.add_argument("--split", default=None, help="only these splits, comma-separated (default: every one named)")
     parser.add_argument("--chunk_bytes", default="64MB", help="the size of each chunk file (LitData's chunk_bytes)")
     parser.add_argument("--overwrite", action="store_true", help="replace shard folders that exist")
+    parser.add_argument(
+        "--decoded",
+        action="store_true",
+        help="also store what the processors decode (pictures, token ids, log-mel frames), so that training skips "
+        "decoding; used only by runs with the same processor settings",
+    )
     own, rest = split_args(argv)
     args = parser.parse_args(own)
     if "://" in args.out:
@@ -44,10 +50,12 @@ def optimize_main(argv: Sequence[str]) -> int:
     unknown = [s for s in splits or () if s not in SPLITS]
     if unknown:
         parser.error(f"--split {unknown[0]}: expected {', '.join(SPLITS)} (comma-separated)")
-    written = optimize(args.config, rest, Path(args.out), splits, args.chunk_bytes, args.overwrite)
-    print(f"{'split':<16}{'rows':>8}{'files':>8}{'size':>10}  folder")
+    written = optimize(args.config, rest, Path(args.out), splits, args.chunk_bytes, args.overwrite, args.decoded)
+    print(f"{'split':<16}{'rows':>8}{'files':>8}{'size':>10}  {'decoded':<12}folder")
     for name, found in written.items():
-        print(f"{name:<16}{found['rows']:>8}{found['files']:>8}{found['bytes'] / 1e6:>8.1f}MB  {found['folder']}")
+        decoded = ",".join(found["decoded"]) or "-"
+        size = f"{found['bytes'] / 1e6:>8.1f}MB"
+        print(f"{name:<16}{found['rows']:>8}{found['files']:>8}{size}  {decoded:<12}{found['folder']}")
     flags = " ".join(f"--data.{name}=shards://{found['folder']}" for name, found in written.items() if "-" not in name)
     if flags:
         print(f"\ntrain from them: mmlightning fit --config {args.config} {flags}")
@@ -67,9 +75,16 @@ def split_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 def optimize(
-    config: str, extra: Sequence[str], out: Path, splits: Sequence[str] | None, chunk_bytes: str, overwrite: bool
+    config: str,
+    extra: Sequence[str],
+    out: Path,
+    splits: Sequence[str] | None,
+    chunk_bytes: str,
+    overwrite: bool,
+    decoded: bool = False,
 ) -> dict[str, dict[str, Any]]:
-    """Write each split's checked rows as shards under ``out``; returns per folder what was written."""
+    """Write each split's checked rows as shards under ``out`` (``decoded``: with the processors' decoded forms);
+    returns per folder what was written."""
     from mmlightning.data.optimize import refuse_destination, write_shards
     from mmlightning.data.shards import file_columns, is_shards
     from mmlightning.errors import ConfigError
@@ -95,7 +110,13 @@ def optimize(
         data.skipped_rows_file = given or str(out / f"skipped_rows_{folder.name}.jsonl")
         rows = data._checked_rows(manifest, split, lenient)
         written[folder.name] = write_shards(
-            rows, data._root(manifest), file_columns(bundle), folder, str(manifest.path), chunk_bytes
+            rows,
+            data._root(manifest),
+            file_columns(bundle),
+            folder,
+            str(manifest.path),
+            chunk_bytes,
+            bundle if decoded else None,
         )
     return written
 

@@ -14,7 +14,14 @@ from mmlightning.data.columns import expand, globbed, names
 from mmlightning.data.dataset import ManifestDataset, Rows
 from mmlightning.data.loaders import make_loader
 from mmlightning.data.manifest import Manifest, Row, read_manifest
-from mmlightning.data.shards import ShardDataset, ShardManifest, check_files, is_shards, read_shards
+from mmlightning.data.shards import (
+    ShardDataset,
+    ShardManifest,
+    check_files,
+    is_shards,
+    read_shards,
+    usable_decoded,
+)
 from mmlightning.data.validate import check_columns, check_rows, handle_bad_rows, require_columns
 from mmlightning.errors import ConfigError
 from mmlightning.processing import MediaRoot
@@ -211,16 +218,10 @@ class MultimodalDataModule(LightningDataModule):
             rows = pre if pre is not None else self._checked_rows(manifest, split, lenient)
             targets = [] if split == "predict" else self._targets(manifest, lenient)
             kind = ShardDataset if isinstance(manifest, ShardManifest) else ManifestDataset
-            parts.append(
-                kind(
-                    rows,
-                    self._root(manifest),
-                    str(manifest.path),
-                    self._bundle(),
-                    train=split == "train",
-                    targets=targets,
-                )
-            )
+            part = kind(rows, self._root(manifest), str(manifest.path), self._bundle(), split == "train", targets)
+            if isinstance(part, ShardDataset) and isinstance(manifest, ShardManifest):
+                part.decoded = usable_decoded(manifest, part.bundle)  # made with this run's processor settings
+            parts.append(part)
         self.datasets[split] = parts[0] if len(parts) == 1 else Rows(parts)
         return self.datasets[split]
 

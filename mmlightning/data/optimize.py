@@ -23,13 +23,37 @@ from mmlightning.processing import Processor
 
 
 class Packer:
-    """What ``litdata.optimize`` runs per sample (in its worker process): position -> the packed sample."""
+    """What ``litdata.optimize`` runs per sample (in its worker process): position -> the packed sample, with the
+    decoded forms of ``processors`` (``mmlightning optimize --decoded``)."""
 
-    def __init__(self, files: list[list[tuple[str, str]]]) -> None:
+    def __init__(
+        self,
+        files: list[list[tuple[str, str]]],
+        values: Sequence[dict[str, Any]] = (),
+        processors: dict[str, Processor] | None = None,
+        root: Path = Path("."),
+    ) -> None:
         self.files = files  # per position: (value naming the file, its path on disk)
+        self.values, self.processors, self.root = values, processors or {}, root  # per position: {key: raw value}
 
     def __call__(self, position: int) -> bytes:
-        return pack(position, {name: Path(path).read_bytes() for name, path in self.files[position]})
+        decoded = {}
+        for key, value in (self.values[position] if self.processors else {}).items():
+            found = self.processors[key].decoded(value, self.root)
+            if found is not None:
+                decoded[key] = found
+        return pack(position, {name: Path(path).read_bytes() for name, path in self.files[position]}, decoded)
+
+
+def decoders(bundle: Any, rows: Sequence[Row], root: Path) -> dict[str, Processor]:
+    """The processors that give a decoded form (tried on the first row with a value): a processor that stores none,
+    or is not ready to (a tokenizer the encoder learns in ``fit``), is left out."""
+    found = {}
+    for key, processor in bundle.processors.items():
+        value = next((v for v in (bundle.value(key, row.values) for row in rows) if v is not None), None)
+        if value is not None and processor.decoded(value, root) is not None:
+            found[key] = processor
+    return found
 
 
 def refuse_destination(out: Path, overwrite: bool) -> None:
@@ -55,10 +79,15 @@ def write_shards(
     out: Path,
     source: str,
     chunk_bytes: str = "64MB",
+    bundle: Any = None,
 ) -> dict[str, Any]:
     """Write ``rows`` (checked already) and the files their ``columns`` name to a shard folder ``out``, replacing
-    what was there (:func:`refuse_destination` asks first)."""
+    what was there (:func:`refuse_destination` asks first). With ``bundle``, also the decoded forms its processors
+    give (:func:`decoders`), keyed by each processor's fingerprint."""
     import litdata
+
+    processors = decoders(bundle, rows, root) if bundle is not None else {}
+    values = [{key: v for key in processors if (v := bundle.value(key, row.values)) is not None} for row in rows]
 
     files: list[list[tuple[str, str]]] = []
     for row in rows:
@@ -73,7 +102,7 @@ def write_shards(
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # LitData's own chatter; its progress bar is on stderr
             litdata.optimize(
-                fn=Packer(files),
+                fn=Packer(files, values, processors, root),
                 inputs=list(range(len(rows))),
                 output_dir=str(stage),
                 chunk_bytes=chunk_bytes,
@@ -86,6 +115,7 @@ def write_shards(
         lines = (json.dumps({"line": row.line, "values": row.values}, default=str) for row in rows)
         write_text(stage / ROWS, "".join(f"{line}\n" for line in lines))
         meta = {"format": FORMAT, "rows": len(rows), "source": source, "files": list(columns), "version": __version__}
+        meta["decoded"] = {key: processor.fingerprint() for key, processor in processors.items()}
         write_text(stage / META, json.dumps(meta, indent=1))  # last: the folder is whole
         old = out.parent / f".{out.name}.old-{os.getpid()}"
         if out.exists():
@@ -97,7 +127,8 @@ def write_shards(
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     size = sum(p.stat().st_size for p in out.iterdir() if p.is_file())
-    return {"folder": str(out), "rows": len(rows), "bytes": size, "files": sum(len(f) for f in files)}
+    found = {"folder": str(out), "rows": len(rows), "bytes": size, "files": sum(len(f) for f in files)}
+    return {**found, "decoded": list(processors)}
 
 
 def _check_order(folder: Path, count: int) -> None:
@@ -106,6 +137,6 @@ def _check_order(folder: Path, count: int) -> None:
     if len(stream) != count:
         raise ConfigError(f"LitData wrote {len(stream)} samples to {folder}, not {count}")
     for position in range(count):
-        found, _ = unpack(stream[position])
+        found = unpack(stream[position])[0]
         if found != position:
             raise ConfigError(f"LitData wrote sample {found} at position {position} of {folder}")

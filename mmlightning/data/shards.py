@@ -10,11 +10,16 @@ Nothing is pickled.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import struct
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import torch
+from torch import Tensor
 
 from mmlightning.data.dataset import ManifestDataset
 from mmlightning.data.manifest import Manifest, Row
@@ -26,6 +31,7 @@ META = "mmlightning.json"
 ROWS = "rows.jsonl"
 FORMAT = 1
 HEAD = struct.Struct("<I")
+log = logging.getLogger(__name__)
 
 
 def is_shards(path: Any) -> bool:
@@ -36,14 +42,31 @@ def folder_of(uri: str) -> Path:
     return Path(uri[len(SCHEME) :] if is_shards(uri) else uri)
 
 
-def pack(position: int, files: dict[str, bytes]) -> bytes:
-    """One sample: its position in the shards and its files' bytes, after a JSON header naming them."""
-    header = json.dumps({"position": position, "files": [[name, len(data)] for name, data in files.items()]})
+def pack(position: int, files: dict[str, bytes], decoded: dict[str, dict[str, Tensor]] | None = None) -> bytes:
+    """One sample: its position in the shards, its files' bytes and its decoded forms (per encoder key, the tensors
+    its processor's ``decoded`` gave), after a JSON header naming them."""
+    arrays = [
+        (key, name, tensor.contiguous()) for key, named in (decoded or {}).items() for name, tensor in named.items()
+    ]
+    blobs = [tensor.numpy().tobytes() for _, _, tensor in arrays]
+    header = json.dumps(
+        {
+            "position": position,
+            "files": [[name, len(data)] for name, data in files.items()],
+            "decoded": [
+                [key, name, str(tensor.dtype).removeprefix("torch."), list(tensor.shape), len(blob)]
+                for (key, name, tensor), blob in zip(arrays, blobs)
+            ],
+        }
+    )
     raw = header.encode()
-    return HEAD.pack(len(raw)) + raw + b"".join(files.values())
+    return HEAD.pack(len(raw)) + raw + b"".join(files.values()) + b"".join(blobs)
 
 
-def unpack(blob: bytes | memoryview) -> tuple[int, dict[str, memoryview]]:
+def unpack(
+    blob: bytes | memoryview, keys: Collection[str] = ()
+) -> tuple[int, dict[str, memoryview], dict[str, dict[str, Tensor]]]:
+    """A sample's position, files and the decoded forms of ``keys`` (the others are not copied out)."""
     view = memoryview(blob)
     (size,) = HEAD.unpack_from(view)
     header = json.loads(bytes(view[HEAD.size : HEAD.size + size]))
@@ -51,7 +74,15 @@ def unpack(blob: bytes | memoryview) -> tuple[int, dict[str, memoryview]]:
     for name, length in header["files"]:
         files[name] = view[start : start + length]
         start += length
-    return int(header["position"]), files
+    decoded: dict[str, dict[str, Tensor]] = {}
+    for key, name, dtype, shape, length in header.get("decoded", []):
+        if key in keys:
+            kind = getattr(torch, dtype)
+            data = bytearray(view[start : start + length])  # a copy the tensor may write to
+            tensor = torch.frombuffer(data, dtype=kind) if length else torch.empty(0, dtype=kind)
+            decoded.setdefault(key, {})[name] = tensor.reshape(shape)
+        start += length
+    return int(header["position"]), files, decoded
 
 
 @dataclass
@@ -66,6 +97,7 @@ class ShardManifest(Manifest):
     folder: Path = Path(".")
     files: list[str] = field(default_factory=list)
     source: str = ""
+    decoded: dict[str, str] = field(default_factory=dict)  # encoder key -> its processor's fingerprint
 
     @property
     def root(self) -> Path:
@@ -82,7 +114,15 @@ def read_shards(uri: str) -> ShardManifest:
             rows.append(ShardRow(stored["line"], stored["values"], position))
     if len(rows) != meta["rows"]:
         raise ConfigError(f"The shards at {folder} hold {len(rows)} rows, not the {meta['rows']} written; {again}")
-    return ShardManifest(folder / ROWS, rows, [], folder=folder, files=meta["files"], source=meta["source"])
+    return ShardManifest(
+        folder / ROWS,
+        rows,
+        [],
+        folder=folder,
+        files=meta["files"],
+        source=meta["source"],
+        decoded=meta.get("decoded", {}),
+    )
 
 
 def check_folder(uri: str) -> tuple[Path, dict[str, Any], str]:
@@ -150,20 +190,45 @@ def streaming(folder: Path) -> Any:
     return StreamingDataset(os.fspath(folder), batch_decode=0)  # one sample at a time: read in any order
 
 
+def usable_decoded(manifest: ShardManifest, bundle: Any) -> tuple[str, ...]:
+    """The encoders whose decoded forms in the shards were made with this run's processor settings; the others
+    read the stored files (said once, in the log)."""
+    usable = []
+    for key, made in manifest.decoded.items():
+        processor = bundle.processors.get(key)
+        if processor is None:
+            continue
+        if processor.fingerprint() == made:
+            usable.append(key)
+        else:
+            log.warning(
+                "The shards at %s hold '%s' decoded with other processor settings than this run's (%s, not %s): "
+                "reading its stored files instead, which is slower. To use decoded forms, write the shards again "
+                "with this run's config: mmlightning optimize --config C.yaml --out DIR --decoded --overwrite",
+                manifest.folder,
+                key,
+                made,
+                processor.fingerprint(),
+            )
+    return tuple(usable)
+
+
 class ShardDataset(ManifestDataset):
-    """A split's rows read from shards: each sample's media come from its stored bytes, not from the disk."""
+    """A split's rows read from shards: each sample's media come from its stored bytes (or decoded forms, for the
+    encoders in ``decoded``), not from the disk."""
 
     stream: Any = None  # LitData's dataset, opened in the process (or loader worker) that reads it
+    decoded: tuple[str, ...] = ()  # usable_decoded's answer, set by the datamodule
 
     def media_root(self, row: Row) -> Path:
         if self.stream is None:
             self.stream = streaming(self.root)
         if not isinstance(row, ShardRow):
             raise TypeError(f"a {type(row).__name__} is not a row read from shards")
-        position, files = unpack(self.stream[row.position])
+        position, files, decoded = unpack(self.stream[row.position], self.decoded)
         if position != row.position:
             raise ValueError(f"the shards at {self.root} are out of order (sample {row.position} holds {position})")
-        return StoredRoot.holding(self.root, dict(files))
+        return StoredRoot.holding(self.root, dict(files), decoded)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "stream": None}  # each loader worker opens its own

@@ -39,6 +39,17 @@ class AudioProcessor(Processor):
             return None  # no sound track: a missing modality for this row
         return self._features(resample(found[0], found[1], self.sample_rate), train)
 
+    def decoded(self, value: Any, root: Path) -> dict[str, Tensor]:
+        """The whole clip's log-mel frames, before the crop, normalisation and masking (random in training) that
+        ``from_decoded`` applies; empty for a file with no sound track."""
+        found = read_audio(resolve(value, root))
+        if found is None:
+            return {}
+        return {"mel": log_mel(resample(found[0], found[1], self.sample_rate), self.filters, self.n_fft, self.hop)}
+
+    def from_decoded(self, decoded: dict[str, Tensor], train: bool) -> dict[str, Tensor] | None:
+        return self._finish(decoded["mel"], train) if "mel" in decoded else None
+
     def corruptions(self) -> tuple[str, ...]:
         return ("noise",)
 
@@ -60,7 +71,9 @@ class AudioProcessor(Processor):
         return self._features(waveform, train=False)
 
     def _features(self, waveform: Tensor, train: bool) -> dict[str, Tensor]:
-        mel = log_mel(waveform, self.filters, self.n_fft, self.hop)  # (T, n_mels)
+        return self._finish(log_mel(waveform, self.filters, self.n_fft, self.hop), train)  # (T, n_mels)
+
+    def _finish(self, mel: Tensor, train: bool) -> dict[str, Tensor]:
         if mel.shape[0] > self.max_frames:
             start = int(torch.randint(0, mel.shape[0] - self.max_frames + 1, ())) if train else 0
             mel = mel[start : start + self.max_frames]

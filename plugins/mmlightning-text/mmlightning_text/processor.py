@@ -68,6 +68,13 @@ class TextProcessor(Processor):
             out["case"] = torch.tensor(case_classes(value, words, encoding.offsets), dtype=torch.long)
         return out
 
+    def decoded(self, value: Any, root: Path) -> dict[str, Tensor] | None:
+        """The token ids (all of ``__call__``'s output: nothing is random); none before the tokenizer is learnt."""
+        return None if self.tokenizer is None else self(value, root, train=False)
+
+    def from_decoded(self, decoded: dict[str, Tensor], train: bool) -> dict[str, Tensor]:
+        return dict(decoded)
+
     def truncates(self, value: Any) -> bool:
         if not isinstance(value, str):
             return False

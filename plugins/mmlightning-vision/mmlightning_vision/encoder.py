@@ -108,7 +108,11 @@ class TimmEncoder(Encoder):
         values = []
         for i in range(count):
             name = f"example_{i}.png"
-            Image.new("RGB", (size + 7 * i, size), color=(40 * i % 255, 90, 160)).save(Path(root) / name)
+            width = size + 7 * i  # a left-to-right ramp: a flip or a crop changes the pixels
+            ramp = [(40 * i % 255, 255 * x // width, 160) for _ in range(size) for x in range(width)]
+            picture = Image.new("RGB", (width, size))
+            picture.putdata(ramp)
+            picture.save(Path(root) / name)
             values.append(name)
         return values
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
@@ -83,14 +84,25 @@ class ImageProcessor(Processor):
             raise ValueError(f"unreadable image {path}: {err}") from err
 
     def __call__(self, value: Any, root: Path, train: bool) -> dict[str, Tensor]:
+        return {"pixels": self.transform(train)(self._rgb(value, root))}  # (3, H, W)
+
+    def _rgb(self, value: Any, root: Path) -> Image.Image:
         path = resolve(value, root)
         needed = math.ceil(max(self.data_config["input_size"][1:]) / self.data_config.get("crop_pct", 1.0))
         try:
             with opened(path, self.max_pixels, needed) as image:
-                rgb = image.convert("RGB")
+                return image.convert("RGB")
         except (UnidentifiedImageError, OSError) as err:
             raise ValueError(f"unreadable image {path}: {err}") from err
-        return {"pixels": self.transform(train)(rgb)}  # (3, H, W)
+
+    def decoded(self, value: Any, root: Path) -> dict[str, Tensor]:
+        """The decoded picture, ``(H, W, 3)`` uint8, before any transform: the transforms (random in training) run
+        on it as on a picture read from its file. A JPEG far larger than the model's input is kept at the reduced
+        scale ``__call__`` decodes it at; a small picture (CIFAR-10's 32 px) takes 3 KB."""
+        return {"rgb": torch.from_numpy(numpy.asarray(self._rgb(value, root)).copy())}
+
+    def from_decoded(self, decoded: dict[str, Tensor], train: bool) -> dict[str, Tensor]:
+        return {"pixels": self.transform(train)(Image.fromarray(decoded["rgb"].numpy()))}
 
     def corruptions(self) -> tuple[str, ...]:
         return ("noise", "blur")
