@@ -198,7 +198,8 @@ def usable_decoded(manifest: ShardManifest, bundle: Any) -> tuple[str, ...]:
         processor = bundle.processors.get(key)
         if processor is None:
             continue
-        if processor.fingerprint() == made:
+        now = processor.fingerprint()
+        if now == made:
             usable.append(key)
         else:
             log.warning(
@@ -208,7 +209,7 @@ def usable_decoded(manifest: ShardManifest, bundle: Any) -> tuple[str, ...]:
                 manifest.folder,
                 key,
                 made,
-                processor.fingerprint(),
+                now,
             )
     return tuple(usable)
 

@@ -34,10 +34,7 @@ class AudioProcessor(Processor):
             raise ValueError(f"{value}: the clip is silent (all samples are zero)")
 
     def __call__(self, value: Any, root: Path, train: bool) -> dict[str, Tensor] | None:
-        found = read_audio(resolve(value, root))
-        if found is None:
-            return None  # no sound track: a missing modality for this row
-        return self._features(resample(found[0], found[1], self.sample_rate), train)
+        return self.from_decoded(self.decoded(value, root), train)  # None: no sound track, a missing modality
 
     def decoded(self, value: Any, root: Path) -> dict[str, Tensor]:
         """The whole clip's log-mel frames, before the crop, normalisation and masking (random in training) that
