@@ -65,7 +65,10 @@ class SamplePredictions(Callback):
         from mmlightning.wandb import attention_maps, sample_rows
 
         datamodule: Any = trainer.datamodule
-        maps = attention_maps(pl_module.model, batch) if self.attention else {}
+        maps = {}
+        if self.attention:
+            with trainer.precision_plugin.val_step_context():  # as the step ran: cached features may be bf16
+                maps = attention_maps(pl_module.model, batch)
         self.columns, rows = sample_rows(datamodule.bundle, batch, outputs, self.count - len(self.rows), maps)
         self.rows.extend(rows)
 

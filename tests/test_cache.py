@@ -179,3 +179,38 @@ def test_a_planted_or_corrupted_cache_file_is_set_aside_and_recomputed_and_never
 
     back = unpack(pack(entry))
     assert back["grid"] == (1, 2) and back["present"] is False and torch.equal(back["tokens"], entry["tokens"])
+
+
+def test_sample_attention_maps_run_in_the_trainers_precision_with_cached_bf16_features(shapes_data, tmp_path):
+    """The samples table's attention maps take a second forward pass outside the validation step: with bf16 and a
+    frozen encoder, the cached features are bf16 while the fusion's weights are fp32, so that pass must run in the
+    trainer's precision context as the step does."""
+    from mmlightning.callbacks import SamplePredictions
+    from mmlightning_fusions import CrossAttentionFusion
+
+    pl.seed_everything(0)
+    model = MultimodalModule(
+        {
+            "text": TextEncoder(dim=16, layers=1, heads=2, vocab_size=80),
+            "image": TimmEncoder("test_resnet", image_size=32, augment=False),
+        },
+        functools.partial(CrossAttentionFusion, dim=16, heads=2, query="text"),
+        {"label": ClassificationHead},
+        freeze=["image"],
+        cache_frozen=True,
+    )
+    dm = MultimodalDataModule(train=str(shapes_data / "train.jsonl"), val=str(shapes_data / "val.jsonl"), batch_size=16)
+    samples = SamplePredictions(count=4)
+    trainer = pl.Trainer(
+        max_epochs=2,
+        precision="bf16-mixed",
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        default_root_dir=tmp_path,
+        callbacks=[samples],
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(model, dm)
+    assert model.cache is not None and model.cache.hits > 0  # the second epoch's features came from the cache
+    assert len(samples.rows) == 4 and samples.columns[-1] == "image (attention)"
