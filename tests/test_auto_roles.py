@@ -159,3 +159,47 @@ def test_an_ensemble_predicts_unless_clearly_worse_on_the_tuning_rows():
     assert within(0.7514, 0.7541, "max", 361)  # 0.3 points apart on 361 rows: within one standard error (2.3)
     assert not within(0.70, 0.7541, "max", 361)
     assert within(0.465, 0.462, "min", 1000) and not within(0.48, 0.462, "min", 1000)  # RMSE: 1%
+
+
+def test_best_trains_the_fine_tuned_model_the_five_frozen_then_more_fine_tuned_ones(tmp_path, monkeypatch):
+    import mmlightning_text.roles
+    from mmlightning.auto.presets import plans
+
+    monkeypatch.setattr(mmlightning_text.roles, "has_minilm", lambda: True)  # the review is read by MiniLM
+    found = infer_roles(table(), "label", tmp_path)
+    built = plans(found, "best", "t.jsonl", "v.jsonl", str(tmp_path), tmp_path)
+    assert [(p.name, p.kind) for p in built] == [
+        ("concat, text fine-tuned", "fine-tuned"),
+        ("concat", "frozen"),
+        ("late", "frozen"),
+        ("concat, seed 1", "frozen"),
+        ("late, seed 1", "frozen"),
+        ("concat, seed 2", "frozen"),
+        ("late, text fine-tuned", "fine-tuned"),
+        ("concat, text fine-tuned, seed 1", "fine-tuned"),
+        ("late, text fine-tuned, seed 1", "fine-tuned"),
+        ("concat, text fine-tuned, seed 2", "fine-tuned"),
+        ("late, text fine-tuned, seed 2", "fine-tuned"),
+    ]
+    for plan in built:
+        model = plan.config["model"]
+        assert ("review" in model.get("freeze", [])) == (plan.kind == "frozen")
+        assert model["optimizer"]["init_args"]["lr"] == (5e-5 if plan.kind == "fine-tuned" else 1e-3)
+        assert model["fusion"]["class_path"] == ("LateFusion" if plan.name.startswith("late") else "ConcatFusion")
+    assert [p.config["seed_everything"] for p in built[6:]] == [0, 1, 1, 2, 2]
+    balanced = plans(found, "balanced", "t.jsonl", "v.jsonl", str(tmp_path), tmp_path)
+    assert [p.name for p in balanced] == ["concat, text fine-tuned"]
+
+
+def test_a_model_starts_only_if_half_the_time_its_kind_took_is_left(tmp_path):
+    import time
+
+    from mmlightning.auto.presets import Plan
+    from mmlightning.auto.runner import train_one
+
+    plan = Plan("late, text fine-tuned", {"trainer": {}}, "val/label/acc", "max", "fine-tuned")
+    done = [{"seconds": 20.0, "kind": "frozen"}, {"seconds": 250.0, "kind": "fine-tuned"}]
+    now = time.monotonic()
+    entry = train_one(plan, 6, tmp_path, done, now + 100, now - 1000, cache=None)
+    assert entry["note"].startswith("not started: ") and entry["kind"] == "fine-tuned"
+    assert (tmp_path / "configs" / "7-late__text_fine_tuned.yaml").is_file()  # written, to read or re-run by hand

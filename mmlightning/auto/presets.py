@@ -4,7 +4,8 @@
   small fusions (concatenation and late fusion, each with two or three seeds) as the time limit lets start,
   ensembled where that scores better;
 - ``balanced``: one model with the text encoder fine-tuned, the image encoder frozen;
-- ``best``: the ``balanced`` model and the ``fast`` ones, ensembled within the time limit;
+- ``best``: the ``balanced`` model, the ``fast`` ones, then five more fine-tuned ones (late fusion, other seeds) as the
+  time limit lets start, all ensembled;
 - ``fewshot``: for a few labelled rows per class (``fit(k=...)``): the ``fast`` encoders frozen, their features
   concatenated as they are, and one linear classifier on them (logistic regression, trained full-batch).
 
@@ -35,6 +36,7 @@ class Plan:
     config: dict[str, Any]
     metric: str  # the validation metric that ranks it, e.g. val/label/acc
     mode: str
+    kind: str = ""  # "fine-tuned" or "frozen": the time limit judges whether one can start by its kind's time
 
 
 def key_of(column: str) -> str:
@@ -90,7 +92,8 @@ def plans(
     """The models ``preset`` trains, in order, as many as the time limit lets start: ``fast`` five small fusions
     over the frozen encoders' cached features (concatenation, late fusion, concatenation with another seed, late
     fusion with another seed, concatenation with a third); ``balanced`` one model with the text encoder fine-tuned;
-    ``best`` that one and the five of ``fast``.
+    ``best`` that one, the five of ``fast``, then five more fine-tuned (late fusion and concatenation, other seeds).
+    A model starts only while the time limit leaves half of what the quickest model of its kind took.
     Where there are several, their ensemble predicts when it scores better on the tuning rows."""
     encoders, columns, head = components(roles, preset)
     target = key_of(roles.label)
@@ -144,9 +147,8 @@ def plans(
                 }
             ],
         }
-        return Plan(
-            name, {"seed_everything": run_seed, "trainer": trainer, "model": model, "data": data}, metric, head.mode
-        )
+        config = {"seed_everything": run_seed, "trainer": trainer, "model": model, "data": data}
+        return Plan(name, config, metric, head.mode, "fine-tuned" if fine_tune else "frozen")
 
     concat = {"class_path": "ConcatFusion", "init_args": {"dim": 256, "dropout": 0.3}}
     late = {"class_path": "LateFusion", "init_args": {"dim": 256, "dropout": 0.3}}
@@ -159,6 +161,17 @@ def plans(
     tuned = [config(f"{name}, text fine-tuned", concat, seed, fine_tune=True)] if trains_pretrained else []
     if preset == "balanced" and tuned:
         return tuned
+    again = [  # best: more fine-tuned models, after the quick frozen ones, while the time limit lets them start
+        config(f"{kind}, text fine-tuned{f', seed {offset}' if offset else ''}", fusion, seed + offset, fine_tune=True)
+        for kind, fusion, offset in (
+            ("late", late, 0),
+            (name, concat, 1),
+            ("late", late, 1),
+            (name, concat, 2),
+            ("late", late, 2),
+        )
+        if tuned
+    ]
     if trains_pretrained:  # the frozen models: each pretrained encoder kept as it is, its features computed once
         encoders = {
             k: Choice(c.component, frozen=True, key=c.key) if "model_path" in c.component.get("init_args", {}) else c
@@ -175,7 +188,7 @@ def plans(
     ]
     if preset == "fast":
         return small + more
-    return tuned + small + more
+    return tuned + small + more + again
 
 
 def fewshot(plan: Plan, roles: Roles, frozen: list[str]) -> Plan:
@@ -205,4 +218,6 @@ def fewshot(plan: Plan, roles: Roles, frozen: list[str]) -> Plan:
     trainer["callbacks"] = [
         {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {"filename": "final"}}
     ]
-    return Plan(plan.name, {**config, "model": model, "data": data, "trainer": trainer}, plan.metric, plan.mode)
+    return Plan(
+        plan.name, {**config, "model": model, "data": data, "trainer": trainer}, plan.metric, plan.mode, plan.kind
+    )

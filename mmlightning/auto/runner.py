@@ -21,7 +21,7 @@ def train_one(
     plan: Plan, number: int, folder: Path, done: Sequence[dict[str, Any]], deadline: float, start: float, cache: Any
 ) -> dict[str, Any]:
     """Write ``plan``'s config to ``folder/configs`` and train it, unless less than half of the quickest model in
-    ``done`` is left before ``deadline``. Returns its leaderboard entry: score, best epoch, seconds, checkpoint
+    ``done`` of the plan's kind (of any kind, when none has run) is left before ``deadline``. Returns its leaderboard entry: score, best epoch, seconds, checkpoint
     (relative to ``folder``), or a note saying why it has none."""
     from mmlightning.auto.deadline import Deadline, SharedFeatures
     from mmlightning.training import fit as fit_config
@@ -38,9 +38,11 @@ def train_one(
         "metric": plan.metric,
         "mode": plan.mode,
         "config": f"configs/{name}.yaml",
+        "kind": plan.kind,
     }
     left = deadline - time.monotonic()
     timed = [m["seconds"] for m in done if m.get("seconds")]
+    timed = [m["seconds"] for m in done if m.get("seconds") and m.get("kind") == plan.kind] or timed
     if timed and left < 0.5 * min(timed):
         entry["note"] = f"not started: {max(0, left):.0f} s left of the time limit"
         log.info("%s: %s", plan.name, entry["note"])
