@@ -158,37 +158,38 @@ def plans(
     if tagger:
         concat = late = head.fusion  # type: ignore[assignment]
     name = "tagger" if tagger else "concat"
-    tuned = [config(f"{name}, text fine-tuned", concat, seed, fine_tune=True)] if trains_pretrained else []
-    if preset == "balanced" and tuned:
-        return tuned
-    again = [  # best: more fine-tuned models, after the quick frozen ones, while the time limit lets them start
-        config(f"{kind}, text fine-tuned{f', seed {offset}' if offset else ''}", fusion, seed + offset, fine_tune=True)
-        for kind, fusion, offset in (
-            ("late", late, 0),
-            (name, concat, 1),
-            ("late", late, 1),
-            (name, concat, 2),
-            ("late", late, 2),
-        )
-        if tuned
+    order = [  # fusion, seed offset
+        (name, concat, 0),
+        ("late", late, 0),
+        (name, concat, 1),
+        ("late", late, 1),
+        (name, concat, 2),
+        ("late", late, 2),
     ]
+
+    def series(fine_tune: bool) -> list[Plan]:
+        """The fusions of ``order`` in turn, each with its seed (the encoders as they are when called)."""
+        tag = ", text fine-tuned" if fine_tune else ""
+        return [
+            config(f"{kind}{tag}{f', seed {n}' if n else ''}", fusion, seed + n, fine_tune) for kind, fusion, n in order
+        ]
+
+    tuned = series(fine_tune=True) if trains_pretrained else []
+    if preset == "balanced" and tuned:
+        return tuned[:1]
     if trains_pretrained:  # the frozen models: each pretrained encoder kept as it is, its features computed once
         encoders = {
             k: Choice(c.component, frozen=True, key=c.key) if "model_path" in c.component.get("init_args", {}) else c
             for k, c in encoders.items()
         }
         frozen = [k for k, c in encoders.items() if c.frozen]
-    small = [config(name, concat, seed, fine_tune=False)]
+    quick = series(fine_tune=False)[:5]
     if preset == "balanced" or tagger:  # a tagger's outputs are not averaged: no ensemble to build
-        return tuned + small if preset == "best" else small
-    small += [config("late", late, seed, fine_tune=False), config("concat, seed 1", concat, seed + 1, fine_tune=False)]
-    more = [
-        config("late, seed 1", late, seed + 1, fine_tune=False),
-        config("concat, seed 2", concat, seed + 2, fine_tune=False),
-    ]
+        return tuned[:1] + quick[:1] if preset == "best" else quick[:1]
     if preset == "fast":
-        return small + more
-    return tuned + small + more + again
+        return quick
+    # best: the first fine-tuned model, the quick frozen ones, then the other fine-tuned ones while time lets them start
+    return tuned[:1] + quick + tuned[1:]
 
 
 def fewshot(plan: Plan, roles: Roles, frozen: list[str]) -> Plan:

@@ -21,8 +21,9 @@ def train_one(
     plan: Plan, number: int, folder: Path, done: Sequence[dict[str, Any]], deadline: float, start: float, cache: Any
 ) -> dict[str, Any]:
     """Write ``plan``'s config to ``folder/configs`` and train it, unless less than half of the quickest model in
-    ``done`` of the plan's kind (of any kind, when none has run) is left before ``deadline``. Returns its leaderboard entry: score, best epoch, seconds, checkpoint
-    (relative to ``folder``), or a note saying why it has none."""
+    ``done`` of the plan's kind (of any kind, when none has run) is left before ``deadline``. Returns its
+    leaderboard entry: score, best epoch, seconds, checkpoint (relative to ``folder``), or a note saying why it has
+    none."""
     from mmlightning.auto.deadline import Deadline, SharedFeatures
     from mmlightning.training import fit as fit_config
     from mmlightning.wandb import default_logger_config
