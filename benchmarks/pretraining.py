@@ -256,8 +256,8 @@ def tables(results: dict[str, Any]) -> str:
                 f"{e['f1_macro']:.4f} | {e['fit_seconds']:.0f} | {e['total_seconds']:.0f} |"
             )
         parts.append(
-            "**Few-shot** (`mmlightning fewshot --k K`, frozen pretrained features, logistic regression):\n\n"
-            + "\n".join(lines)
+            "**Few-shot** (`mmlightning fewshot --k K`: a linear probe on frozen pretrained features, then the image "
+            "encoder's top levels fine-tuned; the fine-tuned model scored):\n\n" + "\n".join(lines)
         )
     if "rtd" in results:
         r = results["rtd"]

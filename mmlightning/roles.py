@@ -106,7 +106,11 @@ class Choice:
     """What a role builds for its columns under a preset: a component (``{"class_path": ..., "init_args": ...}``),
     whether it stays frozen (an encoder), the metric that ranks models (a head: ``val/KEY/NAME`` with ``mode``),
     the ``key`` to build it under (an encoder: default the column's name), and for a head that needs one, the
-    ``fusion`` every model of the preset then uses."""
+    ``fusion`` every model of the preset then uses.
+
+    A frozen pretrained encoder may also say how to fine-tune it from a few rows (the ``fewshot`` preset's second
+    model, which starts from the linear probe): ``tuned``, the component to train (its random training
+    augmentation on, say), and ``tuned_levels``, how many of its top blocks train (the rest stays frozen)."""
 
     component: dict[str, Any]
     frozen: bool = False
@@ -114,6 +118,8 @@ class Choice:
     mode: str = "max"
     key: str = ""
     fusion: dict[str, Any] | None = None  # a head that needs a fusion of its own (a tagger: the tokens themselves)
+    tuned: dict[str, Any] | None = None
+    tuned_levels: int = 0
 
 
 class Role:

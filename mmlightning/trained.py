@@ -210,16 +210,18 @@ def load_run(path: str | Path) -> TrainedRun:
 
 
 def example_rows(trained: TrainedRun, rows: str | None, count: int = 16) -> tuple[list[dict[str, Any]], Path]:
-    """Real rows for the parity check: ``rows`` (a manifest), or the run's validation (else training) manifest."""
+    """Real rows for the parity check: ``rows`` (a manifest; media relative to its folder), or the run's validation
+    (else training) manifest, its media under the run's ``data_root`` where it has one."""
     from mmlightning.data.manifest import read_manifest
 
+    data_root = (trained.config.get("data") or {}).get("data_root") if rows is None else None
     rows = rows or trained.manifest()
     if rows is None:
         raise ConfigError("No manifest to check the export on: give --rows MANIFEST (rows like the training data)")
     manifest = read_manifest(rows)
     if not manifest.rows:
         raise ConfigError(f"{rows} has no readable rows to check the export on")
-    return [row.values for row in manifest.rows[:count]], Path(manifest.root)
+    return [row.values for row in manifest.rows[:count]], Path(data_root or manifest.root)
 
 
 def as_rows(rows: Any, root: str | Path) -> tuple[list[dict[str, Any]], str | Path]:

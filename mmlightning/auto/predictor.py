@@ -25,7 +25,7 @@ import yaml
 from mmlightning.auto import board
 from mmlightning.auto.infer import Roles, infer_roles, present
 from mmlightning.auto.presets import Plan, key_of, plans
-from mmlightning.auto.runner import combines, score_ensemble, train_one
+from mmlightning.auto.runner import combines, ranked, score_ensemble, train_one
 from mmlightning.auto.splits import HOLDOUT, absolute, holdout, load_split, per_class, series, write_jsonl
 from mmlightning.errors import ConfigError, MissingFileError
 from mmlightning.files import write_text
@@ -136,10 +136,10 @@ class Predictor:
                 f"no model finished its first validation within time_limit={time_limit} s "
                 f"({', '.join(m['name'] + ': ' + m.get('note', '') for m in self.models)}); give a longer time_limit"
             )
-        finished.sort(key=lambda m: m["score"], reverse=finished[0]["mode"] == "max")
+        finished = ranked(finished, self.preset)
         self.chosen = [finished[0]["name"]]
         self._cache = None  # the features are not needed to predict
-        if len(finished) > 1 and combines(self.path, finished[0], key_of(self.label)):
+        if len(finished) > 1 and self.preset != "fewshot" and combines(self.path, finished[0], key_of(self.label)):
             entry, better = score_ensemble(self.path, finished, data / "tuning.jsonl", train_root, key_of(self.label))
             self.models.append(entry)
             if better:

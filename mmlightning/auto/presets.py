@@ -7,7 +7,9 @@
 - ``best``: the ``balanced`` model, the ``fast`` ones, then five more fine-tuned ones (late fusion, other seeds) as the
   time limit lets start, all ensembled;
 - ``fewshot``: for a few labelled rows per class (``fit(k=...)``): the ``fast`` encoders frozen, their features
-  concatenated as they are, and one linear classifier on them (logistic regression, trained full-batch).
+  concatenated as they are, and one linear classifier on them (logistic regression, trained full-batch); then, where
+  a role says how (``Choice.tuned``), the top levels of the pretrained encoders fine-tuned with random augmentation
+  and a new head. The fine-tuned model predicts when it finishes.
 
 Every choice lands in the config (written to the run folder), so it can be read, edited and re-run with
 ``mmlightning fit --config``. The figures each preset reaches are in ``docs/auto.md``.
@@ -37,6 +39,7 @@ class Plan:
     metric: str  # the validation metric that ranks it, e.g. val/label/acc
     mode: str
     kind: str = ""  # "fine-tuned" or "frozen": the time limit judges whether one can start by its kind's time
+    starts_from: str = ""  # the name of an earlier plan whose checkpoint this one starts from (InitFrom)
 
 
 def key_of(column: str) -> str:
@@ -154,7 +157,9 @@ def plans(
     late = {"class_path": "LateFusion", "init_args": {"dim": 256, "dropout": 0.3}}
     tagger = head.fusion is not None  # the head brings its own fusion (a tagger reads the tokens themselves)
     if preset == "fewshot":
-        return [fewshot(config("linear probe", concat, seed, fine_tune=False), roles, frozen)]
+        probe = fewshot(config("linear probe", concat, seed, fine_tune=False), roles, frozen)
+        tunable = {k: c for k, c in encoders.items() if c.frozen and c.tuned}
+        return [probe, fewshot_tuned(probe, tunable)] if tunable else [probe]
     if tagger:
         concat = late = head.fusion  # type: ignore[assignment]
     name = "tagger" if tagger else "concat"
@@ -221,4 +226,45 @@ def fewshot(plan: Plan, roles: Roles, frozen: list[str]) -> Plan:
     ]
     return Plan(
         plan.name, {**config, "model": model, "data": data, "trainer": trainer}, plan.metric, plan.mode, plan.kind
+    )
+
+
+def fewshot_tuned(probe: Plan, tunable: dict[str, Choice], epochs: int = 20) -> Plan:
+    """The pretrained encoders fine-tuned on the k-shot rows, after the linear probe: it starts from ``probe``'s
+    encoders (one trained from scratch there goes on from where it got) with a new head, and each encoder in
+    ``tunable`` trains its top ``tuned_levels`` levels (``GradualUnfreeze``: the top one from the first epoch, one
+    more each epoch) as its role's ``tuned`` component, with that component's augmentation; the other encoders stay
+    as they were. Batch-norm statistics are kept and the head starts fresh: on CIFAR-10 with k = 20, letting the
+    statistics move with 50 rows a batch cost 12 points, and starting from the probe's head (trained to a loss near
+    zero, so its logits are large) 5. AdamW at 6e-4 with warm-up and cosine decay, label smoothing 0.1, batches of
+    50, ``epochs`` epochs, validated once at the end (the tuning rows are the k-shot rows themselves).
+    docs/results.md has the figures."""
+    config = probe.config
+    model, data, trainer = dict(config["model"]), dict(config["data"]), dict(config["trainer"])
+    model["encoders"] = {k: dict(tunable[k].tuned or {}) if k in tunable else c for k, c in model["encoders"].items()}
+    still = [k for k in model.get("freeze", []) if k not in tunable]
+    model.pop("freeze", None)
+    if still:
+        model["freeze"] = still
+    target = next(iter(model["heads"]))
+    head = dict(model["heads"][target])
+    model["heads"] = {target: {**head, "init_args": {**head.get("init_args", {}), "label_smoothing": 0.1}}}
+    model["tuning"] = [
+        {
+            "class_path": "GradualUnfreeze",
+            "init_args": {"parts": [key], "start": 0, "every": 1, "most": choice.tuned_levels, "keep_norm_stats": True},
+        }
+        for key, choice in tunable.items()
+    ]
+    model["optimizer"] = {"class_path": "torch.optim.AdamW", "init_args": {"lr": 6e-4, "weight_decay": 0.01}}
+    model["lr_scheduler"] = {"class_path": "mmlightning.optim.WarmupCosine", "init_args": {"warmup": 0.1}}
+    data["batch_size"] = 50
+    trainer.update(max_epochs=epochs, check_val_every_n_epoch=epochs, log_every_n_steps=1, num_sanity_val_steps=0)
+    return Plan(
+        "fine-tuned",
+        {**config, "model": model, "data": data, "trainer": trainer},
+        probe.metric,
+        probe.mode,
+        "fine-tuned",
+        starts_from=probe.name,
     )

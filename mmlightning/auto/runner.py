@@ -21,7 +21,8 @@ def train_one(
     plan: Plan, number: int, folder: Path, done: Sequence[dict[str, Any]], deadline: float, start: float, cache: Any
 ) -> dict[str, Any]:
     """Write ``plan``'s config to ``folder/configs`` and train it, unless less than half of the quickest model in
-    ``done`` of the plan's kind (of any kind, when none has run) is left before ``deadline``. Returns its
+    ``done`` of the plan's kind (of any kind, when none has run) is left before ``deadline``, or the model it
+    starts from (``plan.starts_from``, loaded with ``InitFrom``) has no checkpoint. Returns its
     leaderboard entry: score, best epoch, seconds, checkpoint (relative to ``folder``), or a note saying why it has
     none."""
     from mmlightning.auto.deadline import Deadline, SharedFeatures
@@ -30,6 +31,11 @@ def train_one(
 
     config = dict(plan.config)
     config["trainer"] = {**config["trainer"], "logger": default_logger_config(str(folder.resolve() / "models"))}
+    source = next((m for m in done if m.get("name") == plan.starts_from), {}) if plan.starts_from else {}
+    if source.get("checkpoint"):  # the encoders as the earlier model left them (one trained there goes on); new heads
+        start_from = {"checkpoint": str(folder.resolve() / source["checkpoint"]), "parts": ["encoders", "fusion"]}
+        tuning = [*config["model"].get("tuning", []), {"class_path": "InitFrom", "init_args": start_from}]
+        config["model"] = {**config["model"], "tuning": tuning}
     configs = folder / "configs"
     configs.mkdir(exist_ok=True)
     name = f"{number + 1}-{key_of(plan.name)}"
@@ -41,6 +47,10 @@ def train_one(
         "config": f"configs/{name}.yaml",
         "kind": plan.kind,
     }
+    if plan.starts_from and not source.get("checkpoint"):
+        entry["note"] = f"not started: '{plan.starts_from}', which it starts from, has no checkpoint"
+        log.info("%s: %s", plan.name, entry["note"])
+        return entry
     left = deadline - time.monotonic()
     timed = [m["seconds"] for m in done if m.get("seconds")]
     timed = [m["seconds"] for m in done if m.get("seconds") and m.get("kind") == plan.kind] or timed
@@ -66,6 +76,14 @@ def train_one(
     if watch.best is None:
         entry["checkpoint"], entry["note"] = "", "stopped by the time limit before its first validation"
     return entry
+
+
+def ranked(finished: list[dict[str, Any]], preset: str) -> list[dict[str, Any]]:
+    """The finished models, best first on the tuning rows; for ``fewshot``, the last one trained first (the
+    fine-tuned model, where it finished): its tuning rows are its training rows, which rank nothing."""
+    if preset == "fewshot":
+        return finished[::-1]
+    return sorted(finished, key=lambda m: m["score"], reverse=finished[0]["mode"] == "max")
 
 
 def combines(folder: Path, model: dict[str, Any], head: str) -> bool:

@@ -11,8 +11,9 @@ from mmlightning.parser import CommandParser
 from mmlightning.roles import PRESETS
 
 FEWSHOT = """`mmlightning fewshot`: a classifier from k labelled rows a class. The columns' roles are inferred as `mmlightning
-auto` does; pretrained encoders stay frozen (their features computed once), and one linear layer (logistic
-regression) learns from their features. The result is an ordinary run: predict, export and serve take it."""
+auto` does; one linear layer (logistic regression) learns from the frozen pretrained encoders' features (computed
+once), then a pretrained image encoder's top levels are fine-tuned from the same rows with random crops and mirrors,
+and that model predicts. The result is an ordinary run: predict, export and serve take it."""
 
 
 def fewshot_main(argv: Sequence[str]) -> int:
@@ -37,7 +38,7 @@ def auto_main(argv: Sequence[str], fewshot: bool = False) -> int:
             default="fast",
             choices=PRESETS,
             help="fast (frozen pretrained encoders), balanced (text fine-tuned), best (an ensemble), "
-            "fewshot (a linear classifier on frozen features; with --k)",
+            "fewshot (a linear probe on frozen features, then the image encoder's top fine-tuned; with --k)",
         )
     parser.add_argument(
         "--k",

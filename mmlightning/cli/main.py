@@ -26,7 +26,7 @@ training (LightningCLI: YAML configs, --print_config, every Trainer flag; `mmlig
   test         evaluate on the test manifest
   predict      write one prediction per input row (--predictions_path, default predictions.jsonl)
   auto         no config: point it at a table and a label; roles inferred, a preset trained in a time limit
-  fewshot      a classifier from k labelled rows a class: frozen pretrained features, logistic regression
+  fewshot      a classifier from k labelled rows a class: a linear probe, then the image encoder's top fine-tuned
   zeroshot     classify into labels never trained on, with a contrastive run (CLIP's prompts): --labels a,b,c
   generate     draw from prompts with a generation run (text to image): PNGs, a grid; --rerank_with a CLIP run
 

@@ -58,18 +58,33 @@ class Freeze(Tuning):
 class GradualUnfreeze(Tuning):
     """Unfreeze parts from the top block down: all frozen until epoch ``start``, then one more level every
     ``every`` epochs: the top block with what sits above the stack first, then each block below, the embeddings
-    last.
+    last. ``most`` caps how many levels ever unfreeze (``start: 0, every: 1, most: 3``: the top three levels train,
+    the top one from the first epoch, the rest stays frozen throughout). ``keep_norm_stats``: every batch norm of
+    the parts keeps its running statistics, in unfrozen levels too (with a few rows a batch, fine-tuning from few
+    examples, their statistics would drift from the pretrained ones; its weights still train).
 
     Blocks are found from the part's structure (a transformer's layers, a CNN's stages). Every parameter of the
     part is in the optimizer from the start with its rate (so a ``LayerwiseLRDecay`` on the same part holds, and a
-    resumed run matches), and gets gradients only once unfrozen; frozen blocks keep their batch-norm statistics.
+    resumed run matches), and gets gradients only once unfrozen; frozen blocks (and a frozen stem) keep their
+    batch-norm statistics.
     """
 
-    def __init__(self, parts: Sequence[str] | str, start: int = 1, every: int = 1) -> None:
+    def __init__(
+        self,
+        parts: Sequence[str] | str,
+        start: int = 1,
+        every: int = 1,
+        most: int | None = None,
+        keep_norm_stats: bool = False,
+    ) -> None:
         super().__init__(parts)
-        if start < 0 or every < 1:
-            raise TuningError(f"GradualUnfreeze: start must be >= 0 and every >= 1, got start={start}, every={every}")
-        self.start, self.every = start, every
+        self.keep_norm_stats = keep_norm_stats
+        if start < 0 or every < 1 or (most is not None and most < 1):
+            raise TuningError(
+                f"GradualUnfreeze: start must be >= 0, every >= 1 and most >= 1 (or unset), got start={start}, "
+                f"every={every}, most={most}"
+            )
+        self.start, self.every, self.most = start, every, most
         self.levels = 0  # unfrozen levels, counting from the top
 
     def _stacks(self, model: MultimodalModel) -> dict[str, tuple[nn.Module, Stack]]:
@@ -77,7 +92,8 @@ class GradualUnfreeze(Tuning):
         return {canonical(model, part): stacked(model, part, self.kind, why) for part in self.parts}
 
     def levels_at(self, epoch: int) -> int:
-        return 0 if epoch < self.start else (epoch - self.start) // self.every + 1
+        levels = 0 if epoch < self.start else (epoch - self.start) // self.every + 1
+        return levels if self.most is None else min(levels, self.most)
 
     def adapt(self, model: MultimodalModel) -> None:
         self._set(model, self.levels)
@@ -97,13 +113,19 @@ class GradualUnfreeze(Tuning):
 
     def eval_modules(self, model: MultimodalModel) -> list[nn.Module]:
         out: list[nn.Module] = []
-        for _, stack in self._stacks(model).values():
+        for module, stack in self._stacks(model).values():
             out += [b for b in stack.blocks if not any(p.requires_grad for p in b.parameters())]
+            out += [  # batch norms below or above the stack (a CNN's stem) whose weights are frozen
+                m
+                for m in module.modules()
+                if isinstance(m, _BatchNorm)
+                and (self.keep_norm_stats or not any(p.requires_grad for p in m.parameters()))
+            ]
         return out
 
     def describe(self, model: MultimodalModel) -> str:
         sizes = ", ".join(f"{part} ({len(stack)} blocks)" for part, (_, stack) in self._stacks(model).items())
-        return f"GradualUnfreeze on {sizes}: frozen until epoch {self.start}, then a level every {self.every} epoch(s) from the top; {self.levels} level(s) unfrozen now"
+        return f"GradualUnfreeze on {sizes}: frozen until epoch {self.start}, then a level every {self.every} epoch(s) from the top{f', at most {self.most}' if self.most else ''}; {self.levels} level(s) unfrozen now"
 
 
 class LayerwiseLRDecay(Tuning):

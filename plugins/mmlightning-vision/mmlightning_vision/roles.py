@@ -43,17 +43,22 @@ class ImageRole(MediaRole):
         if importlib.util.find_spec(LITE0) is not None:
             # a pretrained network sees small pictures better enlarged: at least 128 px, at most 224 (ImageNet's)
             size = min(224, max(128, 32 * round(side / 32)))
+            lite0 = {"model_name": "tf_efficientnet_lite0", "checkpoint_path": f"pkg:{LITE0}"}
             return Choice(
-                {
+                {"class_path": "TimmEncoder", "init_args": {**lite0, "image_size": size, "augment": False}},
+                frozen=True,
+                # few-shot fine-tuning: its top three levels (the last two stages and the head convolution), at
+                # least 160 px, the whole picture at evaluation, random crops of half the picture or more and mirrors
+                tuned={
                     "class_path": "TimmEncoder",
                     "init_args": {
-                        "model_name": "tf_efficientnet_lite0",
-                        "checkpoint_path": f"pkg:{LITE0}",
-                        "image_size": size,
-                        "augment": False,
+                        **lite0,
+                        "image_size": max(160, size),
+                        "data_args": {"crop_pct": 1.0},
+                        "augment_args": {"scale": [0.5, 1.0], "hflip": 0.5, "color_jitter": None},
                     },
                 },
-                frozen=True,
+                tuned_levels=3,
             )
         size = min(128, max(32, 16 * round(side / 16)))
         return Choice({"class_path": "TimmEncoder", "init_args": {"model_name": "resnet18", "image_size": size}})
