@@ -115,7 +115,7 @@ class GradualUnfreeze(Tuning):
         out: list[nn.Module] = []
         for module, stack in self._stacks(model).values():
             out += [b for b in stack.blocks if not any(p.requires_grad for p in b.parameters())]
-            out += [  # batch norms below or above the stack (a CNN's stem) whose weights are frozen
+            out += [  # batch norms outside the frozen blocks too (a CNN's stem): those frozen, or all kept
                 m
                 for m in module.modules()
                 if isinstance(m, _BatchNorm)
