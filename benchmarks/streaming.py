@@ -1,6 +1,6 @@
 """Loose files against LitData shards: samples per second out of the training loader (2 workers), cold and warm.
 
-    python benchmarks/streaming.py [--batches 60] [--only cifar10_32,cifar10_160,mvsa_single]
+    python benchmarks/streaming.py [--batches 60] [--repeats 3] [--only cifar10_32,cifar10_160,mvsa_single]
 
 For each case the model and datamodule are built as `mmlightning fit --config` builds them, the training split is
 written as shards with `mmlightning optimize` (into a temporary folder, removed afterwards), and the same training
@@ -9,7 +9,8 @@ loader (order, augmentation, collation) is timed reading the loose files and rea
 - cold: after every file the loader reads (the images, or the chunk files) is dropped from the page cache
   (``posix_fadvise(DONTNEED)``, which needs no root; the disk's own cache may still hold them).
 Shards are written twice: with the files only, and with `--decoded` (each encoder's decoded form too: pictures as
-pixels, token ids). The first batch (worker start-up) is not timed. Cases: CIFAR-10 at its own 32 px (where reading
+pixels, token ids). The first batch (worker start-up) is not timed; each rate is the median of --repeats
+timings (cold: the cache dropped before each). Cases: CIFAR-10 at its own 32 px (where reading
 the small files is most of a sample's cost), CIFAR-10 at the shipped config's 160 px (where the resize and
 augmentation are), and MVSA-Single (JPEG photos with tweets). Also the size of the shards beside the files they hold. Needs ../shared/data
 beside the repository; writes benchmarks/results/streaming.json.
@@ -21,6 +22,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -57,8 +59,15 @@ def evict(paths: list[Path]) -> None:
             os.close(fd)
 
 
-def rate(data, batches: int) -> float:
-    return loader_rate(data, 2, batches)  # samples per second, the first batch (worker start-up) not timed
+def rate(data, batches: int, repeats: int, drop: list[Path] | None = None) -> float:
+    """Samples per second (the first batch, worker start-up, not timed): the median of ``repeats`` timings, the
+    files in ``drop`` dropped from the page cache before each."""
+    found = []
+    for _ in range(repeats):
+        if drop is not None:
+            evict(drop)
+        found.append(loader_rate(data, 2, batches))
+    return statistics.median(found)
 
 
 def files_of(data) -> list[Path]:
@@ -67,7 +76,7 @@ def files_of(data) -> list[Path]:
     return [Path(dataset.root) / row.values[c] for row in dataset.rows for c in columns if row.values.get(c)]
 
 
-def case(name: str, batches: int, scratch: Path) -> dict:
+def case(name: str, batches: int, repeats: int, scratch: Path) -> dict:
     from mmlightning.cli.optimize import optimize
 
     config, extra = CASES[name]
@@ -88,11 +97,9 @@ def case(name: str, batches: int, scratch: Path) -> dict:
         kinds.append((kind, module, chunks))
     for cache in ("cold", "warm"):
         for kind, module, paths in kinds:
-            if cache == "cold":
-                evict(paths)
-            else:
-                rate(module, batches)  # one pass to warm the cache
-            found[f"{kind}_{cache}"] = rate(module, batches)
+            if cache == "warm":
+                rate(module, batches, 1)  # one pass to warm the cache
+            found[f"{kind}_{cache}"] = rate(module, batches, repeats, paths if cache == "cold" else None)
         for kind in ("shards", "decoded"):
             found[f"{kind}_ratio_{cache}"] = found[f"{kind}_{cache}"] / found[f"loose_{cache}"]
     return found
@@ -101,6 +108,7 @@ def case(name: str, batches: int, scratch: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batches", type=int, default=60)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--only", default=",".join(CASES))
     args = parser.parse_args()
     if not DATA.is_dir():
@@ -112,10 +120,12 @@ def main() -> None:
     results = {}
     try:
         for name in args.only.split(","):
-            results[name] = case(name, args.batches, scratch)
+            results[name] = case(name, args.batches, args.repeats, scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    print(f"\n{machine().line()}; loader with 2 workers, samples per second (ratio: against loose files)")
+    print(
+        f"\n{machine().line()}; loader with 2 workers, samples per second (median of {args.repeats}) (ratio: against loose files)"
+    )
     head = f"{'case':<13}{'rows':>7}{'MB loose/shards/decoded':>25}{'cache':>7}{'loose':>8}{'shards':>8}{'ratio':>7}"
     print(f"{head}{'decoded':>9}{'ratio':>7}")
     for name, found in results.items():
@@ -127,7 +137,12 @@ def main() -> None:
                 f"{found[f'decoded_{cache}']:>9.0f}{found[f'decoded_ratio_{cache}']:>6.2f}x"
             )
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps({"machine": machine().line(), "batches": args.batches, "results": results}, indent=2))
+    OUT.write_text(
+        json.dumps(
+            {"machine": machine().line(), "batches": args.batches, "repeats": args.repeats, "results": results},
+            indent=2,
+        )
+    )
     print(f"written to {OUT}")
 
 
