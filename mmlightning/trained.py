@@ -224,6 +224,17 @@ def example_rows(trained: TrainedRun, rows: str | None, count: int = 16) -> tupl
     return [row.values for row in manifest.rows[:count]], Path(data_root or manifest.root)
 
 
+def check_examples(
+    bundle: ProcessorBundle, rows: list[dict[str, Any]], root: Path, manifest: str, whose: str = ""
+) -> None:
+    """Every row readable by ``bundle`` (its targets checked where present), or a ``ConfigError`` naming the row."""
+    for i, row in enumerate(rows):
+        targets = [k for k in bundle.targets if row.get(bundle.target_column(k)) is not None]
+        problems = bundle.check(row, Path(root), targets=targets)
+        if problems:
+            raise ConfigError(f"{manifest}, row {i + 1}: {'; '.join(problems)}{whose}; fix it or leave it out")
+
+
 def as_rows(rows: Any, root: str | Path) -> tuple[list[dict[str, Any]], str | Path]:
     """Rows as dicts, from dicts, a pandas DataFrame or a manifest path (whose folder becomes the root)."""
     if isinstance(rows, (str, Path)):

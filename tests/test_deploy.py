@@ -92,6 +92,32 @@ def test_export_cli_errors_are_one_line(tmp_path):
     assert main(["export", "--ckpt_path", str(tmp_path / "none.ckpt"), "--out", str(tmp_path)]) == 2
 
 
+def test_export_on_an_unreadable_row_says_which_in_one_line_and_writes_nothing(trained, shapes_data, tmp_path, capsys):
+    from mmlightning.cli.main import main
+
+    rows = val_rows(shapes_data, 5)
+    for row in rows:
+        (tmp_path / row["image"]).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / row["image"]).write_bytes((shapes_data / row["image"]).read_bytes())
+    (tmp_path / "broken.png").write_bytes(b"not a picture")
+    rows[3] = {**rows[3], "image": "broken.png"}
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    code = main(
+        [
+            "export",
+            "--ckpt_path",
+            trained.checkpoint,
+            "--out",
+            str(tmp_path / "out"),
+            "--rows",
+            str(tmp_path / "rows.jsonl"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and not (tmp_path / "out").exists()
+    assert "rows.jsonl, row 4: field 'image': unreadable image" in err and "broken.png" in err
+
+
 def test_server_answers_good_and_bad_requests(trained, shapes_data, tmp_path):
     with served("--ckpt_path", trained.checkpoint, "--max_payload_size", "1MB") as url:
         row = val_rows(shapes_data, 1)[0]

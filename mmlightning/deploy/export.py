@@ -27,7 +27,7 @@ from mmlightning.errors import ConfigError, MMLightningError
 from mmlightning.files import staged
 from mmlightning.model import MultimodalModel
 from mmlightning.parts import merge_all
-from mmlightning.trained import example_rows, load_run
+from mmlightning.trained import check_examples, example_rows, load_run
 
 log = logging.getLogger(__name__)
 FORMATS = {"onnx": "model.onnx", "torchscript": "model.ts", "pt2": "model.pt2"}
@@ -89,6 +89,7 @@ def export(
     ``export.json``; returns its content."""
     trained = load_run(ckpt_path)
     examples, root = example_rows(trained, rows)
+    check_examples(trained.bundle, examples, root, rows or str(trained.manifest()))  # one message, before any work
     with staged(out) as folder:  # every file reaches ``out`` once the export passed its parity check, or none
         report = export_model(trained.model, trained.bundle, examples, root, folder, format, quantize, tolerance)
         report["checkpoint"] = str(Path(ckpt_path).resolve())

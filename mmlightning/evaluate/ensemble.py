@@ -14,9 +14,9 @@ import torch
 from tqdm import tqdm
 
 from mmlightning.errors import ConfigError
-from mmlightning.evaluate.scoring import Scores, check_rows, headline
+from mmlightning.evaluate.scoring import Scores, headline
 from mmlightning.files import write_text
-from mmlightning.trained import example_rows, load_run
+from mmlightning.trained import check_examples, example_rows, load_run
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def ensemble(
     root = Path(root) if root is not None else manifest_root
     manifest = rows or "the first run's val manifest"
     for (_, bundle), path in zip(members, ckpt_paths):
-        check_rows(bundle, found, root, manifest, f" (for the model of {path})")
+        check_examples(bundle, found, root, manifest, f" (for the model of {path})")
     check_targets(members[0][1], heads, found, manifest)
     chosen = precision if precision is not None else run_precision(runs[0].config)
     if chosen == "auto":

@@ -14,9 +14,9 @@ import torch
 from tqdm import tqdm
 
 from mmlightning.errors import ConfigError
-from mmlightning.evaluate.scoring import Scores, check_rows
+from mmlightning.evaluate.scoring import Scores
 from mmlightning.files import write_text
-from mmlightning.trained import example_rows, load_run, run_folder
+from mmlightning.trained import check_examples, example_rows, load_run, run_folder
 
 if TYPE_CHECKING:
     from mmlightning.bundle import ProcessorBundle
@@ -58,7 +58,7 @@ def robustness(
     found, root = example_rows(trained, rows, count=10**9)
     if any(not 0 < s <= 1 for s in severities):
         raise ConfigError(f"severities must be in (0, 1] (0 is the clean input, always scored), got {list(severities)}")
-    check_rows(bundle, found, Path(root), rows or "the run's val manifest")
+    check_examples(bundle, found, Path(root), rows or "the run's val manifest")
     clean = [bundle.item(row, Path(root), ident=str(i)) for i, row in enumerate(found)]
     conditions: list[dict[str, Any]] = []
 

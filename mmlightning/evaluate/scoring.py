@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from mmlightning.contracts import Batch, Head, HeadOutput
-from mmlightning.errors import ConfigError
 
 
 class Scores:
@@ -39,12 +37,3 @@ class Scores:
 def headline(values: Mapping[str, float]) -> dict[str, float]:
     """The scores worth a table column: those without a per-class or per-cell part (``f1/cat``, ``confusion/...``)."""
     return {name: value for name, value in values.items() if "/" not in name}
-
-
-def check_rows(bundle: Any, rows: list[dict[str, Any]], root: Path, manifest: str, whose: str = "") -> None:
-    """Every row readable by ``bundle`` (its targets checked where present), or a ``ConfigError`` naming the row."""
-    for i, row in enumerate(rows):
-        targets = [k for k in bundle.targets if row.get(bundle.target_column(k)) is not None]
-        problems = bundle.check(row, Path(root), targets=targets)
-        if problems:
-            raise ConfigError(f"{manifest}, row {i + 1}: {'; '.join(problems)}{whose}; fix it or leave it out")
